@@ -1,0 +1,4 @@
+"""personahub: the Persona Hub pipeline (text-to-persona, persona-to-persona, dedup, a persona
+store), persona-driven synthesis, and the one LLM gateway everything uses."""
+
+__version__ = "0.1.0"

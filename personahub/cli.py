@@ -1,0 +1,117 @@
+"""The ``personahub`` command: the LLM gateway check, the persona store and the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import typer
+from pydantic import BaseModel, Field
+from rich.table import Table
+
+from personahub import prompts
+from personahub.cli_common import console, fail
+from personahub.llm import ConfigError, LLMClient, LLMRequest, load_settings
+from personahub.llm import cli_options as opt
+from personahub.llm.backends.local import ModelUnavailableError
+
+app = typer.Typer(
+    help="Persona Hub pipeline: build, store and use personas. Every model call goes through "
+    "one gateway (`personahub llm check` shows which).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+llm_app = typer.Typer(help="The LLM gateway.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
+
+
+class CheckPersona(BaseModel):
+    """The structured answer `llm check` asks for."""
+
+    persona: str = Field(max_length=160, description="One sentence describing the person.")
+    occupation: str = Field(max_length=60)
+    age: int = Field(ge=16, le=90)
+
+
+@llm_app.command("check")
+def llm_check(
+    backend: opt.Backend = None,
+    base_url: opt.BaseUrl = None,
+    model: opt.Model = None,
+    model_path: opt.ModelPath = None,
+    config: opt.Config = None,
+) -> None:
+    """Say which backend and model are configured, then send one chat and one structured
+    request and print latency and tokens/s."""
+    try:
+        settings = load_settings(
+            config,
+            cache=False,
+            max_retries=1,
+            **opt.llm_overrides(backend, base_url, model, model_path),
+        )
+        client = LLMClient(settings)
+    except (ConfigError, ModelUnavailableError) as exc:
+        fail(str(exc))
+
+    table = Table(title="LLM gateway", show_header=False)
+    for key, value in settings.describe().items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    console.print(table)
+    asyncio.run(_check(client))
+
+
+async def _check(client: LLMClient) -> None:
+    async with client:
+        if hasattr(client.backend, "warm_up"):
+            with console.status("loading the embedded model"):
+                client.backend.warm_up()
+        checks = [
+            (
+                "chat",
+                LLMRequest(
+                    [{"role": "user", "content": prompts.render("llm/check_chat")}],
+                    max_tokens=64,
+                    temperature=0.0,
+                ),
+            ),
+            (
+                "structured",
+                LLMRequest(
+                    [{"role": "user", "content": prompts.render("llm/check_structured")}],
+                    schema=CheckPersona,
+                    max_tokens=160,
+                    temperature=0.0,
+                ),
+            ),
+        ]
+        results = Table(title="check")
+        for column in ("request", "ok", "latency s", "tokens in/out", "tokens/s", "answer"):
+            results.add_column(column)
+        for name, request in checks:
+            started = time.perf_counter()
+            result = await client.complete(request)
+            elapsed = time.perf_counter() - started
+            if result.error is not None:
+                fail(f"{name} request failed: {result.error.message}")
+            answer = result.parsed.model_dump_json() if result.parsed else result.text.strip()
+            results.add_row(
+                name,
+                "yes",
+                f"{elapsed:.2f}",
+                f"{result.usage.prompt_tokens}/{result.usage.completion_tokens}",
+                f"{result.usage.completion_tokens / elapsed:.1f}" if elapsed > 0 else "-",
+                answer[:100],
+            )
+        console.print(results)
+        if hasattr(client.backend, "modes"):
+            console.print(f"structured-output mode per endpoint: {client.backend.modes()}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

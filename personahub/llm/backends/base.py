@@ -1,0 +1,66 @@
+"""The backend interface: one transport call, no retries, no parsing.
+
+A backend sends one chat request and returns the raw text and token usage, or raises
+:class:`~personahub.llm.retry.TransportError` with the failure classified. Everything else
+(cache, retries, repair, metering) lives in the client, once, for every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from personahub.llm.types import Message, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class BackendCall:
+    """What a backend is asked to do.
+
+    Attributes:
+        messages: Chat messages.
+        schema: JSON schema the reply must follow, or None for free text.
+        schema_name: A short name for the schema (some servers require one).
+        temperature: Sampling temperature.
+        max_tokens: Completion budget.
+        seed: Sampling seed, where supported.
+    """
+
+    messages: list[Message]
+    schema: dict[str, Any] | None
+    schema_name: str
+    temperature: float
+    max_tokens: int
+    seed: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendReply:
+    """A backend's answer.
+
+    Attributes:
+        text: The assistant message content.
+        usage: Token counts reported (or estimated) for this call.
+        endpoint: Which endpoint answered ("local" for the embedded model).
+        messages: The messages actually sent, when the backend added schema instructions.
+    """
+
+    text: str
+    usage: Usage
+    endpoint: str
+    messages: tuple[Message, ...] = ()
+
+
+class Backend(Protocol):
+    """A language-model transport: ``complete`` one call, and ``aclose`` at the end."""
+
+    name: str
+    model: str
+
+    async def complete(self, call: BackendCall) -> BackendReply:
+        """Send one request. Raises TransportError on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections or threads."""
+        ...

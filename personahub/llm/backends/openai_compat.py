@@ -1,0 +1,197 @@
+"""The ``openai`` backend: any OpenAI-compatible server through the official SDK.
+
+Structured output prefers ``response_format: json_schema``. Servers that refuse it (llama.cpp's
+server answers HTTP 500 naming the field) fall back to ``json_object`` with the schema, then to
+prompt-and-parse; the choice is remembered per endpoint. Several endpoints share the load,
+least-in-flight first, and an endpoint that stops answering is rested while the others work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from personahub import prompts
+from personahub.llm.backends.base import BackendCall, BackendReply
+from personahub.llm.retry import TransportError, parse_retry_after
+from personahub.llm.settings import LLMSettings
+from personahub.llm.types import ErrorKind, Message, Usage
+
+STRUCTURED_MODES = ("json_schema", "json_object", "prompt")
+_REFUSAL_HINTS = ("response_format", "json_schema", "json_object", "schema")
+
+
+@dataclass
+class Endpoint:
+    """One base URL, its SDK client and its live state."""
+
+    url: str
+    client: openai.AsyncOpenAI
+    mode: str = "json_schema"
+    in_flight: int = 0
+    down_until: float = 0.0
+    failures: int = 0
+    calls: int = 0
+    mode_changes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.url
+
+
+def _is_format_refusal(exc: openai.APIStatusError) -> bool:
+    if exc.status_code not in (400, 422, 500, 501):
+        return False
+    text = f"{exc.message} {getattr(exc, 'body', '')}".lower()
+    return any(hint in text for hint in _REFUSAL_HINTS)
+
+
+def _classify(exc: Exception, endpoint: str) -> TransportError:
+    if isinstance(exc, openai.APITimeoutError):
+        return TransportError(ErrorKind.TIMEOUT, f"request to {endpoint} timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc
+        return TransportError(ErrorKind.CONNECTION, f"cannot reach {endpoint}: {cause}")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        headers = exc.response.headers
+        retry_after = None
+        if "retry-after-ms" in headers:
+            retry_after = (parse_retry_after(headers["retry-after-ms"]) or 0) / 1000.0
+        elif "retry-after" in headers:
+            retry_after = parse_retry_after(headers["retry-after"])
+        message = f"HTTP {status} from {endpoint}: {exc.message}"
+        if status == 429:
+            return TransportError(ErrorKind.RATE_LIMITED, message, retry_after)
+        if status in (401, 403):
+            return TransportError(ErrorKind.AUTH, message)
+        if status == 408:
+            return TransportError(ErrorKind.TIMEOUT, message, retry_after)
+        if status >= 500:
+            return TransportError(ErrorKind.SERVER_ERROR, message, retry_after)
+        return TransportError(ErrorKind.BAD_REQUEST, message)
+    return TransportError(ErrorKind.INTERNAL, f"{type(exc).__name__} from {endpoint}: {exc}")
+
+
+class OpenAIBackend:
+    """Chat completions against one or more OpenAI-compatible endpoints.
+
+    Args:
+        settings: Gateway settings; ``endpoints`` empty means the SDK's default (OpenAI).
+    """
+
+    name = "openai"
+
+    def __init__(self, settings: LLMSettings):
+        self.settings = settings
+        self.model = settings.model_name
+        key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
+        urls = settings.endpoints or [None]
+        forced = settings.structured_mode if settings.structured_mode != "auto" else None
+        self.endpoints = [
+            Endpoint(
+                url=url or "https://api.openai.com/v1",
+                client=openai.AsyncOpenAI(
+                    base_url=url, api_key=key, timeout=settings.timeout_s, max_retries=0
+                ),
+                mode=forced or "json_schema",
+            )
+            for url in urls
+        ]
+        self._rotation = itertools.count()
+        self.failovers = 0
+
+    def _pick(self) -> Endpoint:
+        now = time.monotonic()
+        healthy = [e for e in self.endpoints if e.down_until <= now] or self.endpoints
+        start = next(self._rotation) % len(healthy)
+        ordered = healthy[start:] + healthy[:start]
+        return min(ordered, key=lambda e: e.in_flight)
+
+    def _rest(self, endpoint: Endpoint) -> None:
+        endpoint.failures += 1
+        endpoint.down_until = time.monotonic() + min(30.0, 0.5 * 2 ** min(endpoint.failures, 6))
+        if len(self.endpoints) > 1:
+            self.failovers += 1
+
+    def _request(self, call: BackendCall, mode: str) -> tuple[dict[str, Any], list[Message]]:
+        messages = call.messages
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "temperature": call.temperature,
+            "max_tokens": call.max_tokens,
+        }
+        if call.seed is not None:
+            kwargs["seed"] = call.seed
+        if call.schema is not None:
+            if mode == "json_schema":
+                kwargs["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": call.schema_name, "schema": call.schema},
+                }
+            else:
+                note = prompts.render("llm/json_instructions", schema=call.schema)
+                messages = _with_system_note(messages, note)
+                if mode == "json_object":
+                    kwargs["response_format"] = {"type": "json_object", "schema": call.schema}
+        kwargs["messages"] = messages
+        return kwargs, messages
+
+    async def complete(self, call: BackendCall) -> BackendReply:
+        endpoint = self._pick()
+        endpoint.in_flight += 1
+        try:
+            while True:
+                kwargs, sent = self._request(call, endpoint.mode)
+                try:
+                    response = await endpoint.client.chat.completions.create(**kwargs)
+                    break
+                except openai.APIStatusError as exc:
+                    if call.schema is not None and _is_format_refusal(exc):
+                        nxt = STRUCTURED_MODES.index(endpoint.mode) + 1
+                        if nxt < len(STRUCTURED_MODES):
+                            endpoint.mode = STRUCTURED_MODES[nxt]
+                            endpoint.mode_changes.append(endpoint.mode)
+                            continue
+                    raise _classify(exc, endpoint.label) from None
+                except openai.APIConnectionError as exc:  # timeouts included
+                    self._rest(endpoint)
+                    raise _classify(exc, endpoint.label) from None
+                except openai.OpenAIError as exc:
+                    raise _classify(exc, endpoint.label) from None
+        finally:
+            endpoint.in_flight -= 1
+        endpoint.calls += 1
+        endpoint.failures = 0
+        text = response.choices[0].message.content or "" if response.choices else ""
+        usage = response.usage
+        reported = (
+            Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+            if usage is not None
+            else Usage(0, max(1, len(text) // 4))
+        )
+        return BackendReply(
+            text=text,
+            usage=reported,
+            endpoint=endpoint.label,
+            messages=tuple(sent) if sent is not call.messages else (),
+        )
+
+    def modes(self) -> dict[str, str]:
+        """The structured-output mode currently used per endpoint."""
+        return {e.label: e.mode for e in self.endpoints}
+
+    async def aclose(self) -> None:
+        for endpoint in self.endpoints:
+            await endpoint.client.close()
+
+
+def _with_system_note(messages: list[Message], note: str) -> list[Message]:
+    if messages and messages[0].get("role") == "system":
+        first = {"role": "system", "content": f"{messages[0]['content']}\n\n{note}"}
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": note}, *messages]

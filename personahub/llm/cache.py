@@ -1,0 +1,124 @@
+"""Response cache: SQLite, keyed by a stable hash of everything that determines a reply.
+
+A rerun with the same seed replays from here without model calls. Writes are buffered and
+flushed in batches so the cache costs microseconds, not a disk sync, per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+
+def cache_key(
+    *,
+    backend: str,
+    model: str,
+    messages: Any,
+    params: dict[str, Any],
+    schema: dict[str, Any] | None,
+    sample_index: int,
+) -> str:
+    """A stable SHA-256 over the request's defining parts (never the API key or endpoint)."""
+    payload = json.dumps(
+        [backend, model, messages, params, schema, sample_index],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CachedReply:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+
+
+class ResponseCache:
+    """A SQLite response cache with buffered writes.
+
+    Args:
+        path: The SQLite file; parent folders are created.
+        flush_every: Pending writes that trigger a flush.
+    """
+
+    def __init__(self, path: Path, flush_every: int = 256):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(_SCHEMA)
+        self._pending: dict[str, CachedReply] = {}
+        self._lock = threading.Lock()
+        self._flush_every = flush_every
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> CachedReply | None:
+        with self._lock:
+            reply = self._pending.get(key)
+            if reply is None:
+                row = self._conn.execute(
+                    "SELECT text, prompt_tokens, completion_tokens, model FROM responses"
+                    " WHERE key = ?",
+                    (key,),
+                ).fetchone()
+                reply = CachedReply(*row) if row else None
+        if reply is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return reply
+
+    def put(self, key: str, reply: CachedReply) -> None:
+        with self._lock:
+            self._pending[key] = reply
+            if len(self._pending) >= self._flush_every:
+                self._flush_locked()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._pending:
+            return
+        now = time.time()
+        rows = [
+            (k, r.text, r.prompt_tokens, r.completion_tokens, r.model, now)
+            for k, r in self._pending.items()
+        ]
+        self._conn.execute("BEGIN")
+        self._conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._conn.execute("COMMIT")
+        self._pending.clear()
+
+    def __len__(self) -> int:
+        self.flush()
+        return self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        self.flush()
+        self._conn.close()

@@ -1,0 +1,102 @@
+"""Usage metering and the per-run budget.
+
+The meter counts what the gateway spent (tokens, calls, latency, retries, cache hits, errors,
+per endpoint and per tag). The budget turns the counts into a hard stop for new calls.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from personahub.llm.types import ErrorKind, LLMError, Usage
+
+
+@dataclass
+class Meter:
+    """Running totals of one gateway client. Cheap: plain integer additions."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    retries: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    per_endpoint: dict[str, dict[str, float]] = field(
+        default_factory=lambda: defaultdict(lambda: {"calls": 0, "tokens": 0, "latency_s": 0.0})
+    )
+    per_tag: Counter[str] = field(default_factory=Counter)
+    price_per_1k_prompt: float = 0.0
+    price_per_1k_completion: float = 0.0
+
+    def record_call(self, endpoint: str, usage: Usage, latency_s: float, tag: str = "") -> None:
+        """One model call that reached a backend (not a cache hit)."""
+        self.calls += 1
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.latency_s += latency_s
+        ep = self.per_endpoint[endpoint]
+        ep["calls"] += 1
+        ep["tokens"] += usage.total_tokens
+        ep["latency_s"] += latency_s
+        if tag:
+            self.per_tag[tag] += 1
+
+    def record_error(self, error: LLMError) -> None:
+        self.errors[error.kind.value] += 1
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cost(self) -> float:
+        return (
+            self.prompt_tokens * self.price_per_1k_prompt
+            + self.completion_tokens * self.price_per_1k_completion
+        ) / 1000.0
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for reports and run databases."""
+        return {
+            "calls": self.calls,
+            "cache_hits": self.cache_hits,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "latency_s": round(self.latency_s, 3),
+            "mean_latency_s": round(self.latency_s / self.calls, 4) if self.calls else 0.0,
+            "retries": self.retries,
+            "errors": dict(self.errors),
+            "per_endpoint": {k: dict(v) for k, v in self.per_endpoint.items()},
+            "cost": round(self.cost, 6),
+        }
+
+
+@dataclass
+class Budget:
+    """Limits on model calls and tokens for one run; None means unlimited."""
+
+    max_calls: int | None = None
+    max_total_tokens: int | None = None
+
+    def check(self, meter: Meter) -> LLMError | None:
+        """An error value when no new call may start, else None."""
+        if self.max_calls is not None and meter.calls >= self.max_calls:
+            return LLMError(
+                ErrorKind.BUDGET_EXHAUSTED,
+                f"call budget reached: {meter.calls} of max_calls={self.max_calls} used;"
+                " raise it with --max-calls or PERSONAHUB_MAX_CALLS",
+                attempts=0,
+            )
+        if self.max_total_tokens is not None and meter.total_tokens >= self.max_total_tokens:
+            return LLMError(
+                ErrorKind.BUDGET_EXHAUSTED,
+                f"token budget reached: {meter.total_tokens} of"
+                f" max_total_tokens={self.max_total_tokens} used;"
+                " raise it with --max-tokens-total or PERSONAHUB_MAX_TOTAL_TOKENS",
+                attempts=0,
+            )
+        return None

@@ -1,0 +1,112 @@
+"""Turn a model's reply into a validated pydantic instance, repairing trivial damage.
+
+Trivial repairs: code fences, prose around the object, trailing commas, and a reply cut off
+before its closing brackets. Anything else is a re-ask, decided by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from personahub.llm.types import ErrorKind
+
+T = TypeVar("T", bound=BaseModel)
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+
+
+class ParseFailure(Exception):
+    """The reply could not be turned into the schema; ``kind`` says how it failed."""
+
+    def __init__(self, kind: ErrorKind, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def _close_truncated(text: str) -> str:
+    """Close strings and brackets left open by a reply that ran out of tokens."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+    tail = '"' if in_string else ""
+    body = (text + tail).rstrip()
+    body = body.rstrip(",").rstrip(":")
+    return body + "".join(reversed(stack))
+
+
+def _candidates(text: str) -> list[str]:
+    out = [text.strip()]
+    fenced = _FENCE.search(text)
+    if fenced:
+        out.append(fenced.group(1).strip())
+    start = text.find("{")
+    if start >= 0:
+        end = text.rfind("}")
+        if end > start:
+            out.append(text[start : end + 1])
+        out.append(_close_truncated(text[start:]))
+    return out
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON object found in ``text`` after trivial repairs.
+
+    Raises:
+        ParseFailure: kind ``invalid_json`` when nothing parses.
+    """
+    for candidate in _candidates(text):
+        for attempt in (candidate, _TRAILING_COMMA.sub(r"\1", candidate)):
+            try:
+                return json.loads(attempt)
+            except json.JSONDecodeError:
+                continue
+    snippet = text.strip().replace("\n", " ")[:120]
+    raise ParseFailure(ErrorKind.INVALID_JSON, f"reply is not JSON: {snippet!r}")
+
+
+def parse_structured(text: str, schema: type[T]) -> T:
+    """Validate ``text`` against ``schema``, after trivial repairs.
+
+    Raises:
+        ParseFailure: ``invalid_json`` or ``schema_violation`` with a short cause.
+    """
+    try:
+        return schema.model_validate_json(text)
+    except ValidationError:
+        pass
+    data = extract_json(text)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise ParseFailure(ErrorKind.SCHEMA_VIOLATION, summarize_errors(exc)) from None
+
+
+def summarize_errors(exc: ValidationError, limit: int = 4) -> str:
+    """A compact description of validation errors, for re-ask prompts and error values."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)

@@ -1,0 +1,180 @@
+"""Configuration of the LLM gateway: one pydantic settings object.
+
+Sources, highest priority first: explicit values (CLI flags), environment variables
+(``PERSONAHUB_*``, plus ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``), a TOML config file
+(``--config``, ``$PERSONAHUB_CONFIG`` or ``./persona-sandbox.toml``, table ``[llm]``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_FILE = "persona-sandbox.toml"
+LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "persona-sandbox" / "llm-cache.sqlite"
+
+
+class ConfigError(ValueError):
+    """Bad configuration, explained in one line."""
+
+
+class LLMSettings(BaseSettings):
+    """Everything the gateway needs to know. Secrets are ``SecretStr`` and never printed."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PERSONAHUB_",
+        populate_by_name=True,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    backend: Literal["local", "openai"] = Field(
+        "local", description="`local` (embedded GGUF model) or `openai` (any compatible server)."
+    )
+    model: str | None = Field(None, description="Model name; defaults depend on the backend.")
+    base_urls: list[str] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("base_urls", "PERSONAHUB_BASE_URLS"),
+        description="OpenAI-compatible endpoints sharing the load (least in flight first).",
+    )
+    base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("base_url", "PERSONAHUB_BASE_URL", "OPENAI_BASE_URL"),
+    )
+    api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("api_key", "PERSONAHUB_API_KEY", "OPENAI_API_KEY")
+    )
+    model_path: Path | None = Field(None, description="GGUF file for the local backend.")
+    local_threads: int | None = Field(None, ge=1, description="CPU threads per local instance.")
+    local_instances: int = Field(1, ge=1, le=16, description="Local model copies decoding at once.")
+    local_ctx: int = Field(4096, ge=256)
+    structured_mode: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(512, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    max_reasks: int = Field(2, ge=0)
+    concurrency: int = Field(16, ge=1)
+    cache: bool = True
+    cache_path: Path = Field(default_factory=default_cache_path)
+    max_calls: int | None = Field(None, ge=1, description="Budget: model calls per run.")
+    max_total_tokens: int | None = Field(None, ge=1, description="Budget: tokens per run.")
+    price_per_1k_prompt: float = 0.0
+    price_per_1k_completion: float = 0.0
+
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
+    @property
+    def endpoints(self) -> list[str]:
+        """All configured base URLs, deduplicated, in order."""
+        urls = list(self.base_urls)
+        if self.base_url and self.base_url not in urls:
+            urls.insert(0, self.base_url)
+        return urls
+
+    @property
+    def model_name(self) -> str:
+        if self.model:
+            return self.model
+        return LOCAL_MODEL_NAME if self.backend == "local" else "gpt-4o-mini"
+
+    def secrets(self) -> list[str]:
+        """Secret strings that must be scrubbed from anything we record."""
+        key = self.api_key.get_secret_value() if self.api_key else ""
+        return [key] if len(key) >= 4 else []
+
+    def describe(self) -> dict[str, Any]:
+        """A safe, printable summary (no secrets)."""
+        out: dict[str, Any] = {"backend": self.backend, "model": self.model_name}
+        if self.backend == "openai":
+            out["endpoints"] = self.endpoints
+            out["api_key"] = "set" if self.api_key else "not set"
+        else:
+            out["model_path"] = str(self.model_path) if self.model_path else "(packaged)"
+            out["instances"] = self.local_instances
+        out["cache"] = str(self.cache_path) if self.cache else "off"
+        return out
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the ``[llm]`` table of the config file named by ``_config_file`` context."""
+
+    path: Path | None = None
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = _TomlSource.path
+        if path is None:
+            env = os.environ.get("PERSONAHUB_CONFIG")
+            path = Path(env) if env else Path(DEFAULT_CONFIG_FILE)
+            if not env and not path.exists():
+                return {}
+        if not path.exists():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        table = data.get("llm", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [llm] must be a table")
+        return table
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> LLMSettings:
+    """Build settings from overrides (None values ignored), env and the config file.
+
+    Raises:
+        ConfigError: with one readable line naming the offending field.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    _TomlSource.path = config_file
+    try:
+        return LLMSettings(**clean)
+    except ValidationError as exc:
+        raise ConfigError(explain_validation_error(exc)) from None
+    finally:
+        _TomlSource.path = None
+
+
+def explain_validation_error(exc: ValidationError) -> str:
+    """One line per problem: field, what was expected, what was found."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        found = err.get("input")
+        found_text = "" if isinstance(found, dict) else f" (found {found!r})"
+        if loc == "api_key":
+            found_text = ""
+        parts.append(f"{loc}: {err['msg']}{found_text}")
+    return "; ".join(parts)

@@ -1,0 +1,137 @@
+"""Value types of the LLM gateway: requests, results, usage and error values.
+
+Everything that crosses the gateway boundary is an immutable value, so results can be cached,
+logged and compared without surprises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+T = TypeVar("T", bound=BaseModel)
+
+Message = dict[str, str]
+"""One chat message: ``{"role": "system" | "user" | "assistant", "content": "..."}``."""
+
+
+class ErrorKind(StrEnum):
+    """Why a request finally failed. Transient kinds are retried before they are reported."""
+
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    BAD_REQUEST = "bad_request"
+    AUTH = "auth"
+    INVALID_JSON = "invalid_json"
+    SCHEMA_VIOLATION = "schema_violation"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    INTERNAL = "internal"
+
+
+TRANSIENT_KINDS = frozenset(
+    {ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.RATE_LIMITED, ErrorKind.SERVER_ERROR}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LLMError:
+    """A failed request, as a value. ``message`` is already free of secrets."""
+
+    kind: ErrorKind
+    message: str
+    attempts: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.message}"
+
+
+class LLMCallError(RuntimeError):
+    """Raised by the single-call helpers (``chat``/``structured``) when a request fails."""
+
+    def __init__(self, error: LLMError):
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one request (or of the sum of its attempts)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LLMRequest:
+    """One chat request.
+
+    Attributes:
+        messages: The chat messages, oldest first.
+        schema: A pydantic model the reply must validate against, or None for free text.
+        temperature: Sampling temperature; None uses the configured default.
+        max_tokens: Completion budget; None uses the configured default.
+        seed: Sampling seed passed to the backend where it supports one.
+        sample_index: Distinguishes repeated samples of the same prompt (in the cache key too).
+        tag: A free label (e.g. ``"t2p"``) used for metering by purpose.
+    """
+
+    messages: tuple[Message, ...] | list[Message]
+    schema: type[BaseModel] | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    sample_index: int = 0
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LLMResult(Generic[T]):
+    """The outcome of one request: text and parsed value, or an error value.
+
+    Attributes:
+        text: The final raw reply text ("" on failure).
+        parsed: The validated pydantic instance for structured requests, else None.
+        usage: Tokens spent, summed over retries and re-asks.
+        latency_s: Wall time of the whole request, retries included.
+        retries: Transport retries plus re-asks.
+        cached: True when served from the response cache.
+        model: The model that answered.
+        endpoint: The endpoint that answered ("local" for the embedded model).
+        error: None on success.
+        messages: The messages actually sent (after any schema instructions were added).
+    """
+
+    text: str = ""
+    parsed: T | None = None
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    retries: int = 0
+    cached: bool = False
+    model: str = ""
+    endpoint: str = ""
+    error: LLMError | None = None
+    messages: tuple[Message, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def raw_json(self) -> dict[str, Any] | None:
+        """The parsed value as plain JSON data, or None."""
+        return self.parsed.model_dump(mode="json") if self.parsed is not None else None
