@@ -1,4 +1,4 @@
-"""Backends of the gateway: ``local`` (embedded GGUF model) and ``openai`` (any compatible server)."""
+"""Gateway backends: ``local`` (embedded GGUF model) and ``openai`` (compatible servers)."""
 
 from __future__ import annotations
 

@@ -71,7 +71,9 @@ def _load_instances(path: Path, n_ctx: int, n_threads: int, count: int) -> list[
             try:
                 from llama_cpp import Llama
             except ImportError as exc:
-                raise ModelUnavailableError(f"llama-cpp-python is missing ({exc}); {INSTALL_HINT}")
+                raise ModelUnavailableError(
+                    f"llama-cpp-python is missing ({exc}); {INSTALL_HINT}"
+                ) from None
             _LOADED[key] = [
                 Llama(
                     model_path=str(path),
@@ -171,7 +173,9 @@ class LocalBackend:
             )
         except ValueError as exc:
             # llama-cpp raises ValueError for prompts longer than the context window.
-            raise TransportError(ErrorKind.BAD_REQUEST, f"local model refused the request: {exc}")
+            raise TransportError(
+                ErrorKind.BAD_REQUEST, f"local model refused the request: {exc}"
+            ) from None
         finally:
             pool.put((index, llama))
         usage = out.get("usage") or {}
