@@ -1,17 +1,189 @@
-"""The ``sandbox`` command (placeholder until the simulation lands)."""
+"""The ``sandbox`` command: run, resume, report on, list and validate scenario runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.table import Table
 
-app = typer.Typer(help="Persona simulation sandbox.", no_args_is_help=True)
+from personahub.cli_common import console, err_console, fail
+from personahub.db import DatabaseError
+from personahub.llm import ConfigError
+from personahub.llm import cli_options as opt
+from personahub.llm.backends.local import ModelUnavailableError
+from sandbox.population import PopulationError
+from sandbox.recorder import RunDatabase
+from sandbox.runner import RUN_DB, RunError, RunOptions, locate_run, resume_run, start_run
+from sandbox.scenario import ScenarioError, load_scenario
+
+app = typer.Typer(
+    help="Persona simulation sandbox: personas become agents on a relationship graph, react to "
+    "a scenario step by step, and every interaction is logged to runs/<run-id>/run.db. "
+    "Start with `sandbox run scenarios/product_launch.yaml`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+INPUT_ERRORS = (
+    ScenarioError,
+    PopulationError,
+    ConfigError,
+    DatabaseError,
+    ModelUnavailableError,
+    RunError,
+)
+
+Out = Annotated[Path, typer.Option("--out", help="Folder holding run folders.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+
+
+def _fail_input(exc: Exception) -> None:
+    problems = exc.problems if isinstance(exc, ScenarioError) else [str(exc)]
+    for problem in problems[:-1]:
+        err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    fail(problems[-1])
+
+
+def _finish(database: str, run_id: str, run_dir: Path) -> None:
+    from sandbox.report import print_summary, write_report
+
+    path = write_report(database, run_id, run_dir)
+    print_summary(database, run_id, console=console)
+    console.print(f"report: [bold]{path}[/]")
 
 
 @app.command()
-def version() -> None:
-    """Print the version."""
-    from sandbox import __version__
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    agents: Annotated[
+        int | None, typer.Option("--agents", help="Number of agents (overrides sample).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Number of steps.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Run seed.")] = None,
+    out: Out = Path("runs"),
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="SQLAlchemy URL for the run database (default: run.db)."),
+    ] = None,
+    backend: opt.Backend = None,
+    base_url: opt.BaseUrl = None,
+    model: opt.Model = None,
+    model_path: opt.ModelPath = None,
+    config: opt.Config = None,
+    concurrency: opt.Concurrency = None,
+    no_cache: opt.NoCache = False,
+    max_calls: opt.MaxCalls = None,
+    max_tokens_total: opt.MaxTokensTotal = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run a scenario to the end, then write runs/<run-id>/report.html and print a summary."""
+    llm = opt.llm_overrides(
+        backend, base_url, model, model_path, concurrency, no_cache, max_calls, max_tokens_total
+    )
+    options = RunOptions(agents=agents, steps=steps, seed=seed, out=out, database=database)
+    try:
+        outcome = start_run(scenario, options, llm, config, show_progress=not quiet)
+    except INPUT_ERRORS as exc:
+        _fail_input(exc)
+    except KeyboardInterrupt:
+        fail("interrupted; continue with `sandbox resume <run folder>` (see `sandbox list`)", 130)
+    _finish(outcome.database, outcome.run_id, outcome.run_dir)
 
-    print(__version__)
+
+@app.command()
+def resume(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run folder, run.db or run id.")],
+    out: Out = Path("runs"),
+    backend: opt.Backend = None,
+    base_url: opt.BaseUrl = None,
+    model: opt.Model = None,
+    config: opt.Config = None,
+    concurrency: opt.Concurrency = None,
+    quiet: Quiet = False,
+) -> None:
+    """Continue a killed or interrupted run from its last committed step."""
+    llm = opt.llm_overrides(backend, base_url, model, None, concurrency)
+    try:
+        path = locate_run(run_ref, out)
+        outcome = resume_run(path, llm, config, show_progress=not quiet)
+    except INPUT_ERRORS as exc:
+        _fail_input(exc)
+    except KeyboardInterrupt:
+        fail(f"interrupted again; continue with `sandbox resume {run_ref}`", 130)
+    _finish(outcome.database, outcome.run_id, outcome.run_dir)
+
+
+@app.command()
+def report(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run folder, run.db or run id.")],
+    out: Out = Path("runs"),
+) -> None:
+    """(Re)write a run's report.html from its database and print the summary."""
+    try:
+        path = locate_run(run_ref, out)
+        run_row = RunDatabase(path).run()
+    except INPUT_ERRORS as exc:
+        _fail_input(exc)
+    if run_row is None:
+        fail(f"{path} holds no run")
+    _finish(str(path), run_row.id, path.parent)
+
+
+@app.command("list")
+def list_runs(out: Out = Path("runs")) -> None:
+    """List the runs under --out with their status and progress."""
+    table = Table(title=f"runs in {out}")
+    for column in ("run", "status", "steps", "agents", "model", "created"):
+        table.add_column(column)
+    found = sorted(out.glob(f"*/{RUN_DB}")) if out.is_dir() else []
+    for path in found:
+        try:
+            database = RunDatabase(path)
+            row = database.run()
+            n_agents = len(database.agents(row.id)) if row else 0
+        except DatabaseError as exc:
+            table.add_row(path.parent.name, f"unreadable: {exc}", "", "", "", "")
+            continue
+        if row is None:
+            continue
+        table.add_row(
+            path.parent.name,
+            row.status,
+            f"{row.last_step + 1}/{row.steps_total}",
+            str(n_agents),
+            f"{row.backend}:{row.model}",
+            f"{row.created:%Y-%m-%d %H:%M}",
+        )
+        database.close()
+    if not found:
+        console.print(f"no runs in {out}")
+        return
+    console.print(table)
+
+
+@app.command()
+def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
+    """Check a scenario file and describe it, without running anything."""
+    try:
+        loaded = load_scenario(scenario)
+    except ScenarioError as exc:
+        _fail_input(exc)
+    table = Table(title=f"{scenario}: ok", show_header=False)
+    table.add_row("name", loaded.name)
+    table.add_row("population", f"{loaded.population.source} (sample {loaded.population.sample})")
+    table.add_row("graph", loaded.graph.type)
+    table.add_row("steps", str(loaded.steps))
+    table.add_row("events", str(len(loaded.timeline)))
+    table.add_row("questions", ", ".join(f"{q.id} ({q.type})" for q in loaded.questions))
+    table.add_row("segments", ", ".join(loaded.segments) or "-")
+    console.print(table)
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,13 +7,20 @@ Sources, highest priority first: explicit values (CLI flags), environment variab
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 DEFAULT_CONFIG_FILE = "persona-sandbox.toml"
 LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -42,22 +49,25 @@ class LLMSettings(BaseSettings):
         "local", description="`local` (embedded GGUF model) or `openai` (any compatible server)."
     )
     model: str | None = Field(None, description="Model name; defaults depend on the backend.")
-    base_urls: list[str] = Field(
+    base_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        validation_alias=AliasChoices("base_urls", "PERSONAHUB_BASE_URLS"),
+        validation_alias=AliasChoices("PERSONAHUB_BASE_URLS"),
         description="OpenAI-compatible endpoints sharing the load (least in flight first).",
     )
     base_url: str | None = Field(
         None,
-        validation_alias=AliasChoices("base_url", "PERSONAHUB_BASE_URL", "OPENAI_BASE_URL"),
+        validation_alias=AliasChoices("PERSONAHUB_BASE_URL", "OPENAI_BASE_URL"),
     )
     api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("api_key", "PERSONAHUB_API_KEY", "OPENAI_API_KEY")
+        None, validation_alias=AliasChoices("PERSONAHUB_API_KEY", "OPENAI_API_KEY")
     )
     model_path: Path | None = Field(None, description="GGUF file for the local backend.")
     local_threads: int | None = Field(None, ge=1, description="CPU threads per local instance.")
     local_instances: int = Field(1, ge=1, le=16, description="Local model copies decoding at once.")
     local_ctx: int = Field(4096, ge=256)
+    local_repeat_penalty: float = Field(
+        1.1, ge=1.0, le=2.0, description="Discourages the small model's greedy repetition loops."
+    )
     structured_mode: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(512, ge=1)
@@ -78,6 +88,11 @@ class LLMSettings(BaseSettings):
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                try:
+                    return json.loads(value)
+                except json.JSONDecodeError:
+                    pass
             return [u.strip() for u in value.split(",") if u.strip()]
         return value
 
@@ -148,7 +163,15 @@ class _TomlSource(PydanticBaseSettingsSource):
         table = data.get("llm", {})
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [llm] must be a table")
-        return table
+        # Other sources key aliased fields by their first alias; use the same key, or the
+        # merged values would hold the field twice.
+        return {_source_key(self.settings_cls, key): value for key, value in table.items()}
+
+
+def _source_key(settings_cls: type[BaseSettings], key: str) -> str:
+    field = settings_cls.model_fields.get(key)
+    alias = field.validation_alias if field is not None else None
+    return str(alias.choices[0]) if isinstance(alias, AliasChoices) else key
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> LLMSettings:
@@ -163,6 +186,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> LLMSetti
         return LLMSettings(**clean)
     except ValidationError as exc:
         raise ConfigError(explain_validation_error(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
     finally:
         _TomlSource.path = None
 

@@ -170,6 +170,7 @@ class LocalBackend:
                 max_tokens=call.max_tokens,
                 seed=call.seed,
                 grammar=grammar,
+                repeat_penalty=self.settings.local_repeat_penalty,
             )
         except ValueError as exc:
             # llama-cpp raises ValueError for prompts longer than the context window.

@@ -144,18 +144,24 @@ class OpenAIBackend:
     async def complete(self, call: BackendCall) -> BackendReply:
         endpoint = self._pick()
         endpoint.in_flight += 1
+        mode = endpoint.mode
         try:
             while True:
-                kwargs, sent = self._request(call, endpoint.mode)
+                kwargs, sent = self._request(call, mode)
                 try:
                     response = await endpoint.client.chat.completions.create(**kwargs)
                     break
                 except openai.APIStatusError as exc:
                     if call.schema is not None and _is_format_refusal(exc):
-                        nxt = STRUCTURED_MODES.index(endpoint.mode) + 1
+                        # Step on from the mode this request used; concurrent requests may
+                        # have moved the endpoint on already, and must not skip a mode.
+                        remembered = STRUCTURED_MODES.index(endpoint.mode)
+                        nxt = max(STRUCTURED_MODES.index(mode) + 1, remembered)
                         if nxt < len(STRUCTURED_MODES):
-                            endpoint.mode = STRUCTURED_MODES[nxt]
-                            endpoint.mode_changes.append(endpoint.mode)
+                            mode = STRUCTURED_MODES[nxt]
+                            if nxt > remembered:
+                                endpoint.mode = mode
+                                endpoint.mode_changes.append(mode)
                             continue
                     raise _classify(exc, endpoint.label) from None
                 except openai.APIConnectionError as exc:  # timeouts included

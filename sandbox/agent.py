@@ -1,0 +1,197 @@
+"""PersonaAgent: a persona as a Mesa agent, with bounded memory and answers per question.
+
+This is where an agent decides. Each step an active agent turns what it observed into one
+structured request (:meth:`PersonaAgent.build_request`) and applies the validated answer
+(:meth:`PersonaAgent.apply`). The agent never calls the model itself: the model batches every
+agent's request through the gateway at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from mesa.discrete_space import FixedAgent
+from pydantic import BaseModel
+
+from personahub import prompts
+from personahub.llm import LLMRequest, LLMResult
+from sandbox.population import PersonaRecord
+from sandbox.responses import answers_of
+from sandbox.scenario import ChoiceQuestion, LikertQuestion, NumberQuestion, Question, Scenario
+
+if TYPE_CHECKING:
+    from sandbox.model import SandboxModel
+
+SUMMARY_EVENTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Something an agent saw: an event, or a post by a neighbour.
+
+    Attributes:
+        step: When it arrived.
+        kind: ``"event"`` or ``"post"``.
+        source: Who it came from, as the agent is told (``"the news"``, ``"your neighbour"``).
+        content: What was said.
+        strength: Tie strength for posts (1.0 for events); stronger ties are shown first.
+        sender: The posting agent's id, for posts.
+    """
+
+    step: int
+    kind: str
+    source: str
+    content: str
+    strength: float = 1.0
+    sender: int | None = None
+
+
+def question_hint(question: Question) -> str:
+    """How the answer to ``question`` must look, in words for the prompt."""
+    if isinstance(question, ChoiceQuestion):
+        return "Answer with exactly one of: " + ", ".join(f'"{o}"' for o in question.options) + "."
+    if isinstance(question, LikertQuestion):
+        return f"A whole number from 1 ({question.low}) to {question.scale} ({question.high})."
+    if isinstance(question, NumberQuestion):
+        unit = f" {question.unit}" if question.unit else ""
+        return f"A number from {question.min:g} to {question.max:g}{unit}."
+    return "A short answer in your own words."
+
+
+def request_seed(run_seed: int, step: int, agent_id: int) -> int:
+    """A sampling seed fixed by (run seed, step, agent): reruns ask the very same question."""
+    digest = hashlib.blake2b(f"{run_seed}:{step}:{agent_id}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+class PersonaAgent(FixedAgent):
+    """An agent that plays one persona.
+
+    Args:
+        model: The sandbox model.
+        persona: The persona it plays.
+        memory_size: Observations kept verbatim; older ones roll into the summary.
+
+    Attributes:
+        inbox: Observations not yet acted on.
+        memory: The last ``memory_size`` observations acted on.
+        answers: Current answer per question id (absent until first answered).
+        reaction: The agent's latest reaction, in its own words.
+        aware: Whether it has heard anything about the scenario yet.
+    """
+
+    model: SandboxModel
+
+    def __init__(self, model: SandboxModel, persona: PersonaRecord, memory_size: int):
+        super().__init__(model)
+        self.persona = persona
+        self.inbox: list[Observation] = []
+        self.memory: deque[Observation] = deque(maxlen=memory_size)
+        self.answers: dict[str, Any] = {}
+        self.reaction = ""
+        self.aware = False
+        self.acted = 0
+        self.forgotten = 0
+        self.headlines: list[str] = []
+        self.dirty = True
+
+    def observe(self, observation: Observation) -> None:
+        self.inbox.append(observation)
+        self.aware = True
+        self.dirty = True
+
+    def summary(self) -> str:
+        """A short rolling summary of what fell out of memory and where the agent stands."""
+        parts = []
+        if self.headlines:
+            parts.append("you heard that " + "; ".join(self.headlines))
+        if self.forgotten:
+            parts.append(f"{self.forgotten} older messages you only vaguely recall")
+        if self.reaction:
+            parts.append(f'last time you said: "{self.reaction}"')
+        if self.answers:
+            stance = ", ".join(f"{k} = {v}" for k, v in self.answers.items())
+            parts.append(f"your answers then were {stance}")
+        return "; ".join(parts)
+
+    def build_request(
+        self, scenario: Scenario, schema: type[BaseModel], step: int, run_seed: int
+    ) -> LLMRequest:
+        """The agent's request for this step, from its persona, memory and inbox."""
+        events = [o for o in self.inbox if o.kind == "event"]
+        posts = sorted(
+            (o for o in self.inbox if o.kind == "post"), key=lambda o: (-o.strength, o.sender or 0)
+        )[: scenario.interaction.posts_seen]
+        new = events + posts
+        questions = [
+            {"id": q.id, "ask": q.ask, "hint": question_hint(q)} for q in scenario.questions
+        ]
+        system = prompts.render("agent_system", package="sandbox", persona=self.persona.text)
+        user = prompts.render(
+            "agent_step",
+            package="sandbox",
+            summary=self.summary(),
+            memory=list(self.memory),
+            new=new,
+            questions=questions,
+        )
+        return LLMRequest(
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            schema=schema,
+            temperature=scenario.llm.temperature,
+            max_tokens=scenario.llm.max_tokens,
+            seed=request_seed(run_seed, step, self.unique_id),
+            tag="agent_step",
+        )
+
+    def _remember(self) -> None:
+        for observation in self.inbox:
+            if len(self.memory) == self.memory.maxlen:
+                old = self.memory[0]
+                self.forgotten += 1
+                if old.kind == "event" and len(self.headlines) < SUMMARY_EVENTS:
+                    self.headlines.append(old.content[:80])
+            self.memory.append(observation)
+        self.inbox = []
+
+    def apply(self, result: LLMResult, scenario: Scenario) -> str:
+        """Take in the model's answer; returns the post to share ("" for none).
+
+        A failed request leaves the agent's answers as they were; what it saw stays in memory.
+        """
+        self._remember()
+        self.acted += 1
+        self.dirty = True
+        if result.parsed is None:
+            return ""
+        self.reaction = result.parsed.reaction.strip()  # type: ignore[attr-defined]
+        self.answers.update(answers_of(result.parsed, scenario))
+        return result.parsed.post.strip()  # type: ignore[attr-defined]
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to restore this agent on resume (plain JSON data)."""
+        return {
+            "inbox": [asdict(o) for o in self.inbox],
+            "memory": [asdict(o) for o in self.memory],
+            "answers": self.answers,
+            "reaction": self.reaction,
+            "aware": self.aware,
+            "acted": self.acted,
+            "forgotten": self.forgotten,
+            "headlines": self.headlines,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.inbox = [Observation(**o) for o in state["inbox"]]
+        self.memory.clear()
+        self.memory.extend(Observation(**o) for o in state["memory"])
+        self.answers = dict(state["answers"])
+        self.reaction = state["reaction"]
+        self.aware = state["aware"]
+        self.acted = state["acted"]
+        self.forgotten = state["forgotten"]
+        self.headlines = list(state["headlines"])
+        self.dirty = False

@@ -1,0 +1,271 @@
+"""SandboxModel: the Mesa model that runs a scenario over persona agents on a graph.
+
+One step: deliver the step's events -> pick the active agents -> send all their requests as
+one concurrent batch through the gateway -> apply the validated answers -> spread posts along
+graph edges -> collect metrics -> record the step (one transaction). Everything random comes
+from the model's seeded ``random``, and every request carries a seed fixed by (run, step,
+agent), so the same seed with the response cache replays a run exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from statistics import fmean
+from typing import Any
+
+import mesa
+import networkx as nx
+from mesa.discrete_space import Network
+
+from personahub.llm import LLMClient, LLMResult
+from sandbox.agent import Observation, PersonaAgent
+from sandbox.population import PersonaRecord
+from sandbox.recorder import RunDatabase
+from sandbox.responses import response_model
+from sandbox.scenario import ChoiceQuestion, Event, Scenario
+
+ResultCallback = Callable[[int, LLMResult], None]
+
+
+def relation_source(relation: str) -> str:
+    """How a neighbour is introduced to the agent who reads their post."""
+    return f"someone you know ({relation})" if relation else "someone you know"
+
+
+class SandboxModel(mesa.Model):
+    """A scenario run.
+
+    Args:
+        scenario: The validated scenario.
+        personas: One persona per agent; agent ``i`` sits on graph node ``i``.
+        graph: Relationship graph over nodes ``0..n-1`` with ``relation``/``strength``.
+        llm: The gateway client.
+        seed: Seed of everything random in the run.
+        run_id: The run's id in ``database``.
+        database: Where steps are recorded; None runs without recording.
+        loop: The event loop that drives the gateway (the caller owns it).
+        on_result: Called as each agent's answer arrives (for progress bars).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        personas: list[PersonaRecord],
+        graph: nx.Graph,
+        llm: LLMClient,
+        *,
+        seed: int,
+        run_id: str = "",
+        database: RunDatabase | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        on_result: ResultCallback | None = None,
+    ):
+        super().__init__(seed=seed)
+        self.scenario = scenario
+        self.run_seed = seed
+        self.llm = llm
+        self.graph = graph
+        self.run_id = run_id
+        self.database = database
+        self.loop = loop or asyncio.new_event_loop()
+        self.on_result = on_result
+        self.on_step_start: Callable[[int, int], None] | None = None
+        self.schema = response_model(scenario)
+        self.space = Network(graph, capacity=1, random=self.random)
+        cells = {cell.coordinate: cell for cell in self.space.all_cells}
+        memory = scenario.interaction.memory_size
+        self.by_node: list[PersonaAgent] = []
+        for node, persona in enumerate(personas):
+            agent = PersonaAgent(self, persona, memory)
+            agent.cell = cells[node]
+            self.by_node.append(agent)
+        self.node_of = {agent.unique_id: node for node, agent in enumerate(self.by_node)}
+        self.last_active = 0
+        self.last_posts = 0
+        self.last_errors = 0
+        self.datacollector = mesa.DataCollector(model_reporters=self._reporters())
+
+    @property
+    def current_step(self) -> int:
+        """Index of the step being run (0-based); Mesa counts ``steps`` from 1."""
+        return self.steps - 1
+
+    def _reporters(self) -> dict[str, Callable[[SandboxModel], Any]]:
+        reporters: dict[str, Callable[[SandboxModel], Any]] = {
+            "aware": lambda m: sum(a.aware for a in m.by_node) / max(1, len(m.by_node)),
+            "active": lambda m: m.last_active,
+            "posts": lambda m: m.last_posts,
+            "errors": lambda m: m.last_errors,
+        }
+        for qid in self.scenario.metric_ids:
+            question = self.scenario.question(qid)
+            if isinstance(question, ChoiceQuestion):
+                for option in question.options:
+                    reporters[f"{qid}={option}"] = lambda m, q=qid, o=option: m.share(q, o)
+            else:
+                reporters[f"{qid}:mean"] = lambda m, q=qid: m.mean(q)
+        return reporters
+
+    def answered(self, qid: str) -> list[Any]:
+        return [a.answers[qid] for a in self.by_node if qid in a.answers]
+
+    def share(self, qid: str, option: str) -> float | None:
+        values = self.answered(qid)
+        return sum(v == option for v in values) / len(values) if values else None
+
+    def mean(self, qid: str) -> float | None:
+        values = [float(v) for v in self.answered(qid)]
+        return fmean(values) if values else None
+
+    def _deliver(self, event: Event, step: int) -> list[dict[str, Any]]:
+        observation = Observation(step, "event", event.source, event.content)
+        if event.channel == "broadcast":
+            targets = list(self.by_node)
+        elif event.channel == "targeted":
+            assert event.target is not None
+            targets = [
+                a
+                for a in self.by_node
+                if event.target.matches(a.persona.text, a.persona.attributes)
+            ]
+        else:
+            assert event.k is not None
+            targets = self.random.sample(self.by_node, min(event.k, len(self.by_node)))
+        for agent in targets:
+            agent.observe(observation)
+        if event.channel == "broadcast":  # one row stands for everyone
+            return [self._message(step, "event", None, -1, "", event.content)]
+        return [self._message(step, "event", None, a.unique_id, "", event.content) for a in targets]
+
+    def _message(
+        self, step: int, kind: str, src: int | None, dst: int, relation: str, content: str
+    ) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "step": step,
+            "kind": kind,
+            "src_agent": src,
+            "dst_agent": dst,
+            "relation": relation,
+            "content": content,
+        }
+
+    def step(self) -> None:
+        step = self.current_step
+        messages: list[dict[str, Any]] = []
+        for event in self.scenario.timeline:
+            if event.step == step:
+                messages.extend(self._deliver(event, step))
+        activation = self.scenario.interaction.activation
+        # Only agents with something new to react to act; the rest keep their answers.
+        active = [a for a in self.by_node if a.inbox and self.random.random() < activation]
+        requests = [
+            a.build_request(self.scenario, self.schema, step, self.run_seed) for a in active
+        ]
+        results = self.loop.run_until_complete(self.llm.batch(requests, on_result=self.on_result))
+
+        interactions = []
+        posts: list[tuple[PersonaAgent, str]] = []
+        for agent, result in zip(active, results, strict=True):
+            post = agent.apply(result, self.scenario)
+            interactions.append(self._interaction_row(step, agent, result, post))
+            if post:
+                posts.append((agent, post))
+        if self.scenario.interaction.word_of_mouth:
+            for agent, post in posts:
+                node = self.node_of[agent.unique_id]
+                for other in sorted(self.graph.neighbors(node)):
+                    edge = self.graph.edges[node, other]
+                    relation = edge.get("relation", "")
+                    neighbour = self.by_node[other]
+                    neighbour.observe(
+                        Observation(
+                            step,
+                            "post",
+                            relation_source(relation),
+                            post,
+                            float(edge.get("strength", 1.0)),
+                            agent.unique_id,
+                        )
+                    )
+                    messages.append(
+                        self._message(
+                            step, "post", agent.unique_id, neighbour.unique_id, relation, post
+                        )
+                    )
+        self.last_active = len(active)
+        self.last_posts = len(posts)
+        self.last_errors = sum(r.error is not None for r in results)
+        self.datacollector.collect(self)
+        metrics = {k: v[-1] for k, v in self.datacollector.model_vars.items()}
+        self.llm.flush()
+        changed = [a for a in self.by_node if a.dirty]
+        for agent in changed:
+            agent.dirty = False
+        if self.database is not None:
+            self.database.commit_step(
+                self.run_id,
+                step,
+                interactions=interactions,
+                messages=messages,
+                states=[
+                    {
+                        "run_id": self.run_id,
+                        "agent_id": a.unique_id,
+                        "step": step,
+                        "state": a.state(),
+                    }
+                    for a in changed
+                ],
+                metrics=metrics,
+                rng_state=self.rng_state(),
+                usage=self.llm.usage(),
+            )
+        if self.steps >= self.scenario.steps:
+            self.running = False
+
+    def _interaction_row(
+        self, step: int, agent: PersonaAgent, result: LLMResult, post: str
+    ) -> dict[str, Any]:
+        parsed = result.raw_json()
+        return {
+            "run_id": self.run_id,
+            "step": step,
+            "agent_id": agent.unique_id,
+            "messages": list(result.messages),
+            "raw_response": result.text,
+            "parsed": parsed,
+            "reaction": agent.reaction if parsed else "",
+            "post": post,
+            "prompt_tokens": result.usage.prompt_tokens,
+            "completion_tokens": result.usage.completion_tokens,
+            "latency_s": round(result.latency_s, 4),
+            "retries": result.retries,
+            "cached": result.cached,
+            "error_kind": result.error.kind.value if result.error else None,
+            "error_message": result.error.message if result.error else None,
+        }
+
+    def rng_state(self) -> list[Any]:
+        version, internal, gauss = self.random.getstate()
+        return [version, list(internal), gauss]
+
+    def restore(
+        self,
+        last_step: int,
+        rng_state: list[Any],
+        states: dict[int, dict[str, Any]],
+        metrics: list[dict[str, Any]],
+    ) -> None:
+        """Continue after ``last_step``: agent states, random state and metric history."""
+        version, internal, gauss = rng_state
+        self.random.setstate((version, tuple(internal), gauss))
+        for agent in self.by_node:
+            if agent.unique_id in states:
+                agent.restore(states[agent.unique_id])
+        for row in metrics:
+            for key, value in row.items():
+                self.datacollector.model_vars.setdefault(key, []).append(value)
+        self.steps = last_step + 1
+        self.running = self.steps < self.scenario.steps

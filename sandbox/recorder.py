@@ -1,0 +1,245 @@
+"""The run database: every run, agent, interaction and message, committed once per step.
+
+One SQLModel schema on any SQLAlchemy URL; by default ``runs/<run-id>/run.db``. A step's
+interactions, messages, agent states, metrics and the random state are written in one
+transaction, so a killed run resumes from its last committed step with nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, delete, insert, select, update
+from sqlmodel import Field, Session, SQLModel
+
+from personahub.db import make_engine
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunRow(SQLModel, table=True):
+    """One simulation run."""
+
+    __tablename__ = "runs"
+    id: str = Field(primary_key=True)
+    name: str
+    scenario_path: str = ""
+    scenario_yaml: str = Field(sa_column=Column(Text))
+    scenario_hash: str
+    config_hash: str
+    seed: int
+    backend: str
+    model: str
+    llm_config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    status: str = "running"
+    steps_total: int
+    last_step: int = -1
+    rng_state: list[Any] | None = Field(default=None, sa_column=Column(JSON))
+    usage: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created: datetime = Field(default_factory=_now)
+    updated: datetime = Field(default_factory=_now)
+
+
+class AgentRow(SQLModel, table=True):
+    """An agent and the persona it plays."""
+
+    __tablename__ = "agents"
+    run_id: str = Field(primary_key=True, foreign_key="runs.id")
+    agent_id: int = Field(primary_key=True)
+    persona_id: str
+    persona: str = Field(sa_column=Column(Text))
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    community: int = 0
+    degree: int = 0
+
+
+class AgentStateRow(SQLModel, table=True):
+    """An agent's state as of the last committed step (upserted per step)."""
+
+    __tablename__ = "agent_state"
+    run_id: str = Field(primary_key=True, foreign_key="runs.id")
+    agent_id: int = Field(primary_key=True)
+    step: int
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class InteractionRow(SQLModel, table=True):
+    """One agent decision: the prompt, the raw reply, what was parsed, and its cost."""
+
+    __tablename__ = "interactions"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", index=True)
+    step: int = Field(index=True)
+    agent_id: int
+    messages: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON))
+    raw_response: str = Field(default="", sa_column=Column(Text))
+    parsed: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    reaction: str = Field(default="", sa_column=Column(Text))
+    post: str = Field(default="", sa_column=Column(Text))
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    retries: int = 0
+    cached: bool = False
+    error_kind: str | None = None
+    error_message: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class MessageRow(SQLModel, table=True):
+    """Something delivered to an agent: an event, or a neighbour's post along an edge."""
+
+    __tablename__ = "messages"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", index=True)
+    step: int
+    kind: str  # "event" | "post"
+    src_agent: int | None = None
+    dst_agent: int
+    relation: str = ""
+    content: str = Field(sa_column=Column(Text))
+
+
+class EdgeRow(SQLModel, table=True):
+    """An edge of the run's relationship graph."""
+
+    __tablename__ = "edges"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", index=True)
+    src: int
+    dst: int
+    relation: str
+    strength: float = 1.0
+
+
+class StepMetricRow(SQLModel, table=True):
+    """The per-step metrics gathered by Mesa's DataCollector."""
+
+    __tablename__ = "step_metrics"
+    run_id: str = Field(primary_key=True, foreign_key="runs.id")
+    step: int = Field(primary_key=True)
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+RUN_TABLES = [RunRow, AgentRow, AgentStateRow, InteractionRow, MessageRow, EdgeRow, StepMetricRow]
+
+
+class RunDatabase:
+    """Reads and writes one run database.
+
+    Args:
+        target: A path (SQLite) or SQLAlchemy URL.
+    """
+
+    def __init__(self, target: str | Path):
+        self.target = str(target)
+        self.engine = make_engine(target)
+        SQLModel.metadata.create_all(self.engine, tables=[t.__table__ for t in RUN_TABLES])
+
+    def create_run(self, run: RunRow, agents: list[dict[str, Any]], edges: list[dict[str, Any]]):
+        """Store a new run with its agents and graph, in one transaction."""
+        with Session(self.engine) as session:
+            session.add(run)
+            session.flush()
+            if agents:
+                session.execute(insert(AgentRow), agents)
+            if edges:
+                session.execute(insert(EdgeRow), edges)
+            session.commit()
+
+    def commit_step(
+        self,
+        run_id: str,
+        step: int,
+        *,
+        interactions: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+        states: list[dict[str, Any]],
+        metrics: dict[str, Any],
+        rng_state: list[Any],
+        usage: dict[str, Any],
+    ) -> None:
+        """Write everything a step produced, atomically, and advance ``last_step``."""
+        with Session(self.engine) as session:
+            if interactions:
+                session.execute(insert(InteractionRow), interactions)
+            if messages:
+                session.execute(insert(MessageRow), messages)
+            if states:
+                ids = [s["agent_id"] for s in states]
+                for start in range(0, len(ids), 900):
+                    session.execute(
+                        delete(AgentStateRow).where(
+                            AgentStateRow.run_id == run_id,
+                            AgentStateRow.agent_id.in_(ids[start : start + 900]),
+                        )
+                    )
+                session.execute(insert(AgentStateRow), states)
+            session.execute(
+                insert(StepMetricRow), [{"run_id": run_id, "step": step, "metrics": metrics}]
+            )
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id)
+                .values(last_step=step, rng_state=rng_state, usage=usage, updated=_now())
+            )
+            session.commit()
+
+    def set_status(self, run_id: str, status: str, usage: dict[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "updated": _now()}
+        if usage is not None:
+            values["usage"] = usage
+        with Session(self.engine) as session:
+            session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+            session.commit()
+
+    def run(self, run_id: str | None = None) -> RunRow | None:
+        """The run with ``run_id``, or the only/latest run when None."""
+        with Session(self.engine) as session:
+            query = select(RunRow)
+            query = (
+                query.where(RunRow.id == run_id)
+                if run_id
+                else query.order_by(RunRow.created.desc())
+            )
+            return session.execute(query).scalars().first()
+
+    def runs(self) -> list[RunRow]:
+        with Session(self.engine) as session:
+            return list(session.execute(select(RunRow).order_by(RunRow.created)).scalars())
+
+    def _rows(self, table: type[SQLModel], run_id: str, *order: Any) -> list[Any]:
+        with Session(self.engine) as session:
+            query = select(table).where(table.run_id == run_id)  # type: ignore[attr-defined]
+            if order:
+                query = query.order_by(*order)
+            return list(session.execute(query).scalars())
+
+    def agents(self, run_id: str) -> list[AgentRow]:
+        return self._rows(AgentRow, run_id, AgentRow.agent_id)
+
+    def edges(self, run_id: str) -> list[EdgeRow]:
+        return self._rows(EdgeRow, run_id, EdgeRow.id)
+
+    def states(self, run_id: str) -> dict[int, dict[str, Any]]:
+        return {r.agent_id: r.state for r in self._rows(AgentStateRow, run_id)}
+
+    def interactions(self, run_id: str) -> list[InteractionRow]:
+        return self._rows(InteractionRow, run_id, InteractionRow.step, InteractionRow.agent_id)
+
+    def messages(self, run_id: str) -> list[MessageRow]:
+        return self._rows(MessageRow, run_id, MessageRow.id)
+
+    def step_metrics(self, run_id: str) -> list[StepMetricRow]:
+        return self._rows(StepMetricRow, run_id, StepMetricRow.step)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,73 @@
+"""The structured answer an agent gives each step, generated from the scenario's questions.
+
+Field order is the order the model writes in: first its reaction in its own words, then the
+answers, then what (if anything) it tells its contacts. Every string and list is bounded, so a
+small model under a grammar cannot loop until max_tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from sandbox.scenario import (
+    ChoiceQuestion,
+    LikertQuestion,
+    NumberQuestion,
+    Question,
+    Scenario,
+    TextQuestion,
+)
+
+REACTION_MAX = 240
+POST_MAX = 160
+
+
+def _answer_field(question: Question) -> tuple[Any, Any]:
+    if isinstance(question, ChoiceQuestion):
+        return Literal[tuple(question.options)], Field(description=question.ask)  # type: ignore[valid-type]
+    if isinstance(question, LikertQuestion):
+        return int, Field(
+            ge=1,
+            le=question.scale,
+            description=f"{question.ask} 1 = {question.low}, {question.scale} = {question.high}",
+        )
+    if isinstance(question, NumberQuestion):
+        # Whole-number bounds give an integer field, which grammar-constrained decoding can
+        # keep inside the range; a float range can only be checked afterwards.
+        whole = question.min.is_integer() and question.max.is_integer()
+        low, high = (
+            (int(question.min), int(question.max)) if whole else (question.min, question.max)
+        )
+        return (int if whole else float), Field(ge=low, le=high, description=question.ask)
+    if isinstance(question, TextQuestion):
+        return str, Field(max_length=question.max_length, description=question.ask)
+    raise TypeError(f"unknown question type {question!r}")  # pragma: no cover
+
+
+def response_model(scenario: Scenario) -> type[BaseModel]:
+    """A pydantic model for one agent step of ``scenario``."""
+    fields: dict[str, Any] = {
+        "reaction": (
+            str,
+            Field(
+                max_length=REACTION_MAX, description="Your reaction, first person, 1-2 sentences."
+            ),
+        )
+    }
+    for question in scenario.questions:
+        fields[question.id] = _answer_field(question)
+    fields["post"] = (
+        str,
+        Field(
+            max_length=POST_MAX,
+            description="What you tell your contacts about it, or an empty string.",
+        ),
+    )
+    return create_model("AgentResponse", __config__=ConfigDict(extra="ignore"), **fields)
+
+
+def answers_of(parsed: BaseModel, scenario: Scenario) -> dict[str, Any]:
+    """The question answers of a validated response."""
+    return {q.id: getattr(parsed, q.id) for q in scenario.questions}

@@ -1,0 +1,299 @@
+"""Start, resume and finish runs: scenario + population + graph -> model -> run database.
+
+A run lives in ``runs/<run-id>/`` (``run.db``, ``report.html``). Its database holds the
+effective scenario (CLI overrides applied), the agents, the graph and the LLM settings (never
+the key), so ``resume`` needs nothing but the run folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from personahub.llm import LLMClient, load_settings
+from sandbox.graph import build_graph, communities
+from sandbox.model import SandboxModel
+from sandbox.population import PersonaRecord, load_cast
+from sandbox.recorder import RunDatabase, RunRow
+from sandbox.scenario import Scenario, load_scenario, parse_scenario
+
+RUN_DB = "run.db"
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or resume; one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Command-line overrides of a scenario.
+
+    Attributes:
+        agents: Number of agents (overrides ``population.sample``).
+        steps: Number of steps.
+        seed: Run seed.
+        out: Folder that holds run folders.
+        database: A SQLAlchemy URL for the run database instead of ``<run>/run.db``.
+    """
+
+    agents: int | None = None
+    steps: int | None = None
+    seed: int | None = None
+    out: Path = Path("runs")
+    database: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    run_id: str
+    run_dir: Path
+    database: str
+    status: str
+
+
+def new_run_id(name: str) -> str:
+    return f"{name}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def effective_scenario(scenario: Scenario, options: RunOptions) -> Scenario:
+    """The scenario with ``--agents/--steps/--seed`` applied."""
+    update: dict[str, Any] = {}
+    if options.steps is not None:
+        update["steps"] = options.steps
+    if options.seed is not None:
+        update["seed"] = options.seed
+    if options.agents is not None:
+        update["population"] = scenario.population.model_copy(update={"sample": options.agents})
+    return scenario.model_copy(update=update) if update else scenario
+
+
+def _llm_overrides(scenario: Scenario, cli: dict[str, Any]) -> dict[str, Any]:
+    merged = {"backend": scenario.llm.backend, "model": scenario.llm.model}
+    merged.update({k: v for k, v in cli.items() if v is not None})
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def _safe_llm_config(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if k != "api_key"
+    }
+
+
+@contextmanager
+def _progress(enabled: bool, total_steps: int, first_step: int) -> Iterator[Callable[..., Any]]:
+    """Yields ``advance(step, n_requests)`` and an ``on_result`` hook, driving a progress bar."""
+    if not enabled:
+        yield lambda *a, **k: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    ) as bar:
+        steps = bar.add_task("steps", total=total_steps, completed=first_step, info="")
+        agents = bar.add_task("agents", total=0, info="")
+
+        def update(kind: str, *args: Any) -> None:
+            if kind == "step_start":
+                step, n = args
+                bar.reset(agents, total=n, description=f"step {step} agents", info="")
+            elif kind == "result":
+                _index, result = args
+                failed = " (failed)" if result.error else ""
+                bar.advance(agents)
+                bar.update(agents, info=f"{result.latency_s:.1f}s{failed}")
+            elif kind == "step_done":
+                bar.advance(steps)
+
+        yield update
+
+
+def execute(model: SandboxModel, database: RunDatabase, show_progress: bool = True) -> str:
+    """Run the model's remaining steps, recording each; returns the final status."""
+    run_id = model.run_id
+    with _progress(show_progress, model.scenario.steps, model.steps) as update:
+        model.on_result = lambda i, r: update("result", i, r)
+        model.on_step_start = lambda step, n: update("step_start", step, n)
+        try:
+            while model.running:
+                model.step()
+                update("step_done")
+        except KeyboardInterrupt:
+            database.set_status(run_id, "interrupted", model.llm.usage())
+            raise
+        except Exception:
+            database.set_status(run_id, "failed", model.llm.usage())
+            raise
+    database.set_status(run_id, "completed", model.llm.usage())
+    return "completed"
+
+
+def start_run(
+    scenario_path: Path,
+    options: RunOptions,
+    llm_cli: dict[str, Any],
+    config_file: Path | None = None,
+    show_progress: bool = True,
+    llm: LLMClient | None = None,
+) -> RunOutcome:
+    """Create a run from a scenario file and run it to the end.
+
+    Raises:
+        ScenarioError, PopulationError, ConfigError, DatabaseError: bad input, one line each.
+    """
+    scenario = effective_scenario(load_scenario(scenario_path), options)
+    cast = load_cast(scenario.population, scenario.seed, scenario_path.parent.resolve())
+    graph = build_graph(scenario.graph, cast, scenario.seed)
+    overrides = _llm_overrides(scenario, llm_cli)
+    client = llm or LLMClient(load_settings(config_file, **overrides))
+
+    run_id = new_run_id(scenario.name)
+    run_dir = options.out / run_id
+    target = options.database or str(run_dir / RUN_DB)
+    database = RunDatabase(target)
+    scenario_yaml = yaml.safe_dump(
+        scenario.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
+    )
+    loop = asyncio.new_event_loop()
+    model = SandboxModel(
+        scenario,
+        cast.personas,
+        graph,
+        client,
+        seed=scenario.seed,
+        run_id=run_id,
+        database=database,
+        loop=loop,
+    )
+    run = RunRow(
+        id=run_id,
+        name=scenario.name,
+        scenario_path=str(scenario_path.resolve()),
+        scenario_yaml=scenario_yaml,
+        scenario_hash=hashlib.sha256(scenario_yaml.encode()).hexdigest()[:16],
+        config_hash=hashlib.sha256(
+            json.dumps([scenario_yaml, client.describe()], sort_keys=True).encode()
+        ).hexdigest()[:16],
+        seed=scenario.seed,
+        backend=client.backend.name,
+        model=client.model,
+        llm_config=_safe_llm_config(overrides),
+        steps_total=scenario.steps,
+    )
+    database.create_run(run, _agent_rows(model, graph, run_id), _edge_rows(model, graph, run_id))
+    try:
+        status = execute(model, database, show_progress)
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    return RunOutcome(run_id, run_dir, target, status)
+
+
+def _agent_rows(model: SandboxModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
+    community = communities(graph, model.run_seed)
+    return [
+        {
+            "run_id": run_id,
+            "agent_id": agent.unique_id,
+            "persona_id": agent.persona.persona_id,
+            "persona": agent.persona.text,
+            "attributes": agent.persona.attributes,
+            "community": community.get(node, 0),
+            "degree": graph.degree(node),
+        }
+        for node, agent in enumerate(model.by_node)
+    ]
+
+
+def _edge_rows(model: SandboxModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
+    ids = [a.unique_id for a in model.by_node]
+    return [
+        {
+            "run_id": run_id,
+            "src": ids[u],
+            "dst": ids[v],
+            "relation": d.get("relation", ""),
+            "strength": float(d.get("strength", 1.0)),
+        }
+        for u, v, d in graph.edges(data=True)
+    ]
+
+
+def locate_run(ref: str | Path, out: Path = Path("runs")) -> Path:
+    """The run database for a run folder, a ``run.db`` path or a run id under ``out``."""
+    for candidate in (Path(ref), out / str(ref)):
+        if candidate.is_file():
+            return candidate
+        if (candidate / RUN_DB).is_file():
+            return candidate / RUN_DB
+    raise RunError(f"no run found at {ref} (looked for {Path(ref) / RUN_DB} and {out / str(ref)})")
+
+
+def resume_run(
+    db_path: Path,
+    llm_cli: dict[str, Any],
+    config_file: Path | None = None,
+    show_progress: bool = True,
+    llm: LLMClient | None = None,
+) -> RunOutcome:
+    """Continue a run from its last committed step."""
+    database = RunDatabase(db_path)
+    run = database.run()
+    if run is None:
+        raise RunError(f"{db_path} holds no run")
+    if run.status == "completed":
+        return RunOutcome(run.id, db_path.parent, str(db_path), "completed")
+    scenario = parse_scenario(run.scenario_yaml, Path(run.scenario_path or db_path))
+    agents = database.agents(run.id)
+    node_of = {row.agent_id: node for node, row in enumerate(agents)}
+    personas = [PersonaRecord(r.persona_id, r.persona, dict(r.attributes)) for r in agents]
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(agents)))
+    for edge in database.edges(run.id):
+        graph.add_edge(
+            node_of[edge.src], node_of[edge.dst], relation=edge.relation, strength=edge.strength
+        )
+    overrides = dict(run.llm_config)
+    overrides.update({k: v for k, v in llm_cli.items() if v is not None})
+    client = llm or LLMClient(load_settings(config_file, **overrides))
+    loop = asyncio.new_event_loop()
+    model = SandboxModel(
+        scenario,
+        personas,
+        graph,
+        client,
+        seed=run.seed,
+        run_id=run.id,
+        database=database,
+        loop=loop,
+    )
+    if [a.unique_id for a in model.by_node] != [r.agent_id for r in agents]:
+        raise RunError("agent ids in the run database do not match a rebuilt model")
+    if run.last_step >= 0:
+        model.restore(
+            run.last_step,
+            run.rng_state or [],
+            database.states(run.id),
+            [row.metrics for row in database.step_metrics(run.id)],
+        )
+    database.set_status(run.id, "running")
+    try:
+        status = execute(model, database, show_progress)
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    return RunOutcome(run.id, db_path.parent, str(db_path), status)
