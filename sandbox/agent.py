@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mesa.discrete_space import FixedAgent
@@ -47,6 +47,17 @@ class Observation:
     content: str
     strength: float = 1.0
     sender: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        # dataclasses.asdict deep-copies recursively: 20x slower at 100k agents
+        return {
+            "step": self.step,
+            "kind": self.kind,
+            "source": self.source,
+            "content": self.content,
+            "strength": self.strength,
+            "sender": self.sender,
+        }
 
 
 def question_hint(question: Question) -> str:
@@ -174,8 +185,8 @@ class PersonaAgent(FixedAgent):
     def state(self) -> dict[str, Any]:
         """Everything needed to restore this agent on resume (plain JSON data)."""
         return {
-            "inbox": [asdict(o) for o in self.inbox],
-            "memory": [asdict(o) for o in self.memory],
+            "inbox": [o.to_json() for o in self.inbox],
+            "memory": [o.to_json() for o in self.memory],
             "answers": self.answers,
             "reaction": self.reaction,
             "aware": self.aware,

@@ -96,6 +96,7 @@ def grouped_bars(
     ylabel: str,
     intervals: dict[str, Sequence[tuple[float | None, float | None]]] | None = None,
     xlabel: str = "",
+    width: float | None = None,
 ) -> str:
     """Bars grouped by category, one bar per key of ``bars``, optionally with interval whiskers.
 
@@ -106,8 +107,9 @@ def grouped_bars(
         ylabel: Y axis label.
         intervals: Label -> (low, high) per category, drawn as error bars.
         xlabel: X axis label.
+        width: Figure width in inches; by default it grows with the number of bars.
     """
-    width_in = min(9.0, max(5.0, 0.35 * len(categories) * max(1, len(bars)) + 2.5))
+    width_in = width or min(9.0, max(5.0, 0.35 * len(categories) * max(1, len(bars)) + 2.5))
     fig, ax = _figure(width_in, 2.9)
     x = np.arange(len(categories))
     width = 0.8 / max(1, len(bars))

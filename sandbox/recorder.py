@@ -128,6 +128,10 @@ class StepMetricRow(SQLModel, table=True):
 RUN_TABLES = [RunRow, AgentRow, AgentStateRow, InteractionRow, MessageRow, EdgeRow, StepMetricRow]
 
 
+def _table(model: type[SQLModel]) -> Any:
+    return model.__table__  # type: ignore[attr-defined]
+
+
 class RunDatabase:
     """Reads and writes one run database.
 
@@ -146,9 +150,9 @@ class RunDatabase:
             session.add(run)
             session.flush()
             if agents:
-                session.execute(insert(AgentRow), agents)
+                session.execute(insert(_table(AgentRow)), agents)
             if edges:
-                session.execute(insert(EdgeRow), edges)
+                session.execute(insert(_table(EdgeRow)), edges)
             session.commit()
 
     def commit_step(
@@ -166,9 +170,9 @@ class RunDatabase:
         """Write everything a step produced, atomically, and advance ``last_step``."""
         with Session(self.engine) as session:
             if interactions:
-                session.execute(insert(InteractionRow), interactions)
+                session.execute(insert(_table(InteractionRow)), interactions)
             if messages:
-                session.execute(insert(MessageRow), messages)
+                session.execute(insert(_table(MessageRow)), messages)
             if states:
                 ids = [s["agent_id"] for s in states]
                 for start in range(0, len(ids), 900):
@@ -178,9 +182,10 @@ class RunDatabase:
                             AgentStateRow.agent_id.in_(ids[start : start + 900]),
                         )
                     )
-                session.execute(insert(AgentStateRow), states)
+                session.execute(insert(_table(AgentStateRow)), states)
             session.execute(
-                insert(StepMetricRow), [{"run_id": run_id, "step": step, "metrics": metrics}]
+                insert(_table(StepMetricRow)),
+                [{"run_id": run_id, "step": step, "metrics": metrics}],
             )
             session.execute(
                 update(RunRow)

@@ -154,7 +154,7 @@ def charts(forecast: Forecast) -> dict[str, str]:
             scale = [str(i + 1) for i in range(len(q.ssr.ssr))]
             bars = {"SSR (reactions)": list(q.ssr.ssr), "direct answers": list(q.ssr.direct)}
             out[f"plot-ssr-{q.id}"] = plots.grouped_bars(
-                scale, bars, percent=True, ylabel="share", xlabel="scale point"
+                scale, bars, percent=True, ylabel="share", xlabel="scale point", width=4.9
             )
     first_choice = next((q for q in forecast.questions if q.type == "choice"), None)
     if first_choice is not None:

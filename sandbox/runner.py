@@ -142,15 +142,28 @@ def execute(model: SandboxModel, database: RunDatabase, show_progress: bool = Tr
     return "completed"
 
 
-def start_run(
+@dataclass
+class PreparedRun:
+    """A created run, ready to execute. The caller closes it with :meth:`close`."""
+
+    model: SandboxModel
+    database: RunDatabase
+    target: str
+    run_dir: Path
+
+    def close(self) -> None:
+        self.model.loop.run_until_complete(self.model.llm.aclose())
+        self.model.loop.close()
+
+
+def prepare_run(
     scenario_path: Path,
     options: RunOptions,
     llm_cli: dict[str, Any],
     config_file: Path | None = None,
-    show_progress: bool = True,
     llm: LLMClient | None = None,
-) -> RunOutcome:
-    """Create a run from a scenario file and run it to the end.
+) -> PreparedRun:
+    """Load the scenario, select the population, build the graph and record the new run.
 
     Raises:
         ScenarioError, PopulationError, ConfigError, DatabaseError: bad input, one line each.
@@ -168,7 +181,6 @@ def start_run(
     scenario_yaml = yaml.safe_dump(
         scenario.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
     )
-    loop = asyncio.new_event_loop()
     model = SandboxModel(
         scenario,
         cast.personas,
@@ -177,7 +189,7 @@ def start_run(
         seed=scenario.seed,
         run_id=run_id,
         database=database,
-        loop=loop,
+        loop=asyncio.new_event_loop(),
     )
     run = RunRow(
         id=run_id,
@@ -195,16 +207,33 @@ def start_run(
         steps_total=scenario.steps,
     )
     database.create_run(run, _agent_rows(model, graph, run_id), _edge_rows(model, graph, run_id))
+    return PreparedRun(model, database, target, run_dir)
+
+
+def start_run(
+    scenario_path: Path,
+    options: RunOptions,
+    llm_cli: dict[str, Any],
+    config_file: Path | None = None,
+    show_progress: bool = True,
+    llm: LLMClient | None = None,
+) -> RunOutcome:
+    """Create a run from a scenario file and run it to the end."""
+    prepared = prepare_run(scenario_path, options, llm_cli, config_file, llm)
     try:
-        status = execute(model, database, show_progress)
+        status = execute(prepared.model, prepared.database, show_progress)
     finally:
-        loop.run_until_complete(client.aclose())
-        loop.close()
-    return RunOutcome(run_id, run_dir, target, status)
+        prepared.close()
+    return RunOutcome(prepared.model.run_id, prepared.run_dir, prepared.target, status)
+
+
+COMMUNITY_LIMIT = 5000
 
 
 def _agent_rows(model: SandboxModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
-    community = communities(graph, model.run_seed)
+    # Louvain takes seconds per 10k nodes: on big graphs only when a segment asks for it.
+    wanted = "community" in model.scenario.segments or graph.number_of_nodes() <= COMMUNITY_LIMIT
+    community = communities(graph, model.run_seed) if wanted else {}
     return [
         {
             "run_id": run_id,
