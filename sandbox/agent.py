@@ -109,10 +109,13 @@ class PersonaAgent(FixedAgent):
         self.headlines: list[str] = []
         self.dirty = True
 
-    def observe(self, observation: Observation) -> None:
+    def observe(self, observation: Observation, persist: bool = True) -> None:
+        """Add to the inbox. ``persist=False`` for events: the run database records event
+        deliveries anyway, so resume replays them instead of saving 100k agent states."""
         self.inbox.append(observation)
         self.aware = True
-        self.dirty = True
+        if persist:
+            self.dirty = True
 
     def summary(self) -> str:
         """A short rolling summary of what fell out of memory and where the agent stands."""

@@ -49,9 +49,8 @@ def _fail_input(exc: Exception) -> None:
 def _finish(database: str, run_id: str, run_dir: Path) -> None:
     from sandbox.report import print_summary, write_report
 
-    path = write_report(database, run_id, run_dir)
-    print_summary(database, run_id, console=console)
-    console.print(f"report: [bold]{path}[/]")
+    write_report(database, run_id, run_dir)
+    print_summary(database, run_id, console=console)  # ends with the report's path
 
 
 @app.command()

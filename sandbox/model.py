@@ -21,7 +21,7 @@ from mesa.discrete_space import Network
 from personahub.llm import LLMClient, LLMResult
 from sandbox.agent import Observation, PersonaAgent
 from sandbox.population import PersonaRecord
-from sandbox.recorder import RunDatabase
+from sandbox.recorder import MessageRow, RunDatabase
 from sandbox.responses import response_model
 from sandbox.scenario import ChoiceQuestion, Event, Scenario
 
@@ -133,13 +133,23 @@ class SandboxModel(mesa.Model):
             assert event.k is not None
             targets = self.random.sample(self.by_node, min(event.k, len(self.by_node)))
         for agent in targets:
-            agent.observe(observation)
+            agent.observe(observation, persist=False)
         if event.channel == "broadcast":  # one row stands for everyone
-            return [self._message(step, "event", None, -1, "", event.content)]
-        return [self._message(step, "event", None, a.unique_id, "", event.content) for a in targets]
+            return [self._message(step, "event", None, -1, "", event.content, event.source)]
+        return [
+            self._message(step, "event", None, a.unique_id, "", event.content, event.source)
+            for a in targets
+        ]
 
     def _message(
-        self, step: int, kind: str, src: int | None, dst: int, relation: str, content: str
+        self,
+        step: int,
+        kind: str,
+        src: int | None,
+        dst: int,
+        relation: str,
+        content: str,
+        source: str = "",
     ) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -148,6 +158,7 @@ class SandboxModel(mesa.Model):
             "src_agent": src,
             "dst_agent": dst,
             "relation": relation,
+            "source": source,
             "content": content,
         }
 
@@ -255,15 +266,32 @@ class SandboxModel(mesa.Model):
         self,
         last_step: int,
         rng_state: list[Any],
-        states: dict[int, dict[str, Any]],
+        states: dict[int, tuple[int, dict[str, Any]]],
+        events: list[MessageRow],
         metrics: list[dict[str, Any]],
     ) -> None:
-        """Continue after ``last_step``: agent states, random state and metric history."""
+        """Continue after ``last_step``: agent states, random state and metric history.
+
+        Agents are saved only when they act or receive posts; events that reached an agent
+        after its last save are replayed from the recorded event deliveries, in order.
+        """
         version, internal, gauss = rng_state
         self.random.setstate((version, tuple(internal), gauss))
+        saved_at: dict[int, int] = {}
         for agent in self.by_node:
             if agent.unique_id in states:
-                agent.restore(states[agent.unique_id])
+                saved_at[agent.unique_id], state = states[agent.unique_id]
+                agent.restore(state)
+        for row in events:
+            if row.kind != "event" or row.step > last_step:
+                continue
+            observation = Observation(row.step, "event", row.source, row.content)
+            targets = (
+                self.by_node if row.dst_agent == -1 else [self.by_node[self.node_of[row.dst_agent]]]
+            )
+            for agent in targets:
+                if row.step > saved_at.get(agent.unique_id, -1):
+                    agent.observe(observation, persist=False)
         for row in metrics:
             for key, value in row.items():
                 self.datacollector.model_vars.setdefault(key, []).append(value)

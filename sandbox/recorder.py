@@ -101,6 +101,7 @@ class MessageRow(SQLModel, table=True):
     src_agent: int | None = None
     dst_agent: int
     relation: str = ""
+    source: str = ""
     content: str = Field(sa_column=Column(Text))
 
 
@@ -230,14 +231,17 @@ class RunDatabase:
     def edges(self, run_id: str) -> list[EdgeRow]:
         return self._rows(EdgeRow, run_id, EdgeRow.id)
 
-    def states(self, run_id: str) -> dict[int, dict[str, Any]]:
-        return {r.agent_id: r.state for r in self._rows(AgentStateRow, run_id)}
+    def states(self, run_id: str) -> dict[int, tuple[int, dict[str, Any]]]:
+        """Each saved agent's (step saved, state)."""
+        return {r.agent_id: (r.step, r.state) for r in self._rows(AgentStateRow, run_id)}
 
     def interactions(self, run_id: str) -> list[InteractionRow]:
         return self._rows(InteractionRow, run_id, InteractionRow.step, InteractionRow.agent_id)
 
-    def messages(self, run_id: str) -> list[MessageRow]:
-        return self._rows(MessageRow, run_id, MessageRow.id)
+    def messages(self, run_id: str, kind: str | None = None) -> list[MessageRow]:
+        """Deliveries in the order they happened, optionally only ``event`` or ``post``."""
+        rows = self._rows(MessageRow, run_id, MessageRow.id)
+        return [r for r in rows if kind is None or r.kind == kind]
 
     def step_metrics(self, run_id: str) -> list[StepMetricRow]:
         return self._rows(StepMetricRow, run_id, StepMetricRow.step)

@@ -317,6 +317,7 @@ def resume_run(
             run.last_step,
             run.rng_state or [],
             database.states(run.id),
+            database.messages(run.id, kind="event"),
             [row.metrics for row in database.step_metrics(run.id)],
         )
     database.set_status(run.id, "running")

