@@ -2,69 +2,39 @@
 
 The state of the population at step ``t`` is each agent's latest successful answer at or before
 ``t`` (answers persist until an agent answers again); agents that have never answered do not
-count. Intervals are percentile bootstraps over agents: one seeded ``(n_boot, n_agents)`` matrix
-of resampled agent indices, turned into per-resample weights, so every share and mean at every
-step comes out of a single matrix product instead of a loop over resamples.
+count. Intervals are percentile bootstraps over agents (:mod:`sandbox.stats`): one seeded
+``(n_boot, n_agents)`` matrix of resampled agent indices, turned into per-resample weights, so
+every share and mean at every step comes out of a single matrix product instead of a loop over
+resamples.
 
-For likert questions the agents' own reactions are also rated by semantic similarity (SSR; Maier
-et al. 2025, arXiv 2510.08338) against one anchor statement per scale point, and the resulting
+For likert questions the agents' own reactions are also rated by semantic similarity
+(:mod:`sandbox.ssr`) against one anchor statement per scale point, and the resulting
 distribution is set beside the direct answers.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from sandbox.recorder import InteractionRow, RunDatabase
-from sandbox.scenario import ChoiceQuestion, LikertQuestion, NumberQuestion, Question, Scenario
-from sandbox.scenario import parse_scenario as _parse_scenario
+from sandbox.scenario import (
+    ChoiceQuestion,
+    LikertQuestion,
+    NumberQuestion,
+    Question,
+    Scenario,
+    parse_scenario,
+)
+from sandbox.ssr import Encoder, SSRComparison, ssr_comparisons
+from sandbox.stats import Estimate, bootstrap_means, resample_weights
 
 TEXT_SAMPLES = 5
 ERROR_SAMPLES = 10
-_INTENSIFIERS = {"strongly", "very", "extremely", "completely", "totally", "fully", "highly"}
-_VERBS = {"agree", "disagree", "oppose", "support", "like", "dislike", "approve", "disapprove",
-          "accept", "reject", "trust", "distrust", "want", "love", "hate", "recommend"}  # fmt: skip
-_GRADES = ("slightly", "somewhat", "moderately", "fairly")  # weakest first
-
-
-class Encoder(Protocol):
-    """Anything with ``encode(texts) -> L2-normalised (n, dim) array`` (the embedder)."""
-
-    def encode(self, texts: list[str]) -> np.ndarray: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    """A point estimate and its 95% bootstrap interval; ``value`` is None when nobody answered."""
-
-    value: float | None
-    low: float | None
-    high: float | None
-    n: int
-
-    def text(self, percent: bool = False) -> str:
-        """The point estimate as the report prints it (``41.7%`` or ``3.25``)."""
-        return _fmt(self.value, percent)
-
-    def interval(self, percent: bool = False) -> str:
-        """The interval as printed (``25.0–58.3%``), or "" when there is none."""
-        if self.low is None or self.high is None:
-            return ""
-        if percent:
-            return f"{100 * self.low:.1f}–{100 * self.high:.1f}%"
-        return f"{self.low:.2f}–{self.high:.2f}"
-
-
-def _fmt(value: float | None, percent: bool) -> str:
-    if value is None:
-        return "n/a"
-    return f"{100 * value:.1f}%" if percent else f"{value:.2f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,21 +43,6 @@ class Series:
 
     label: str
     points: tuple[Estimate, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SSRComparison:
-    """Semantic-similarity rating of the reactions beside the direct answers (final step)."""
-
-    anchors: tuple[str, ...]
-    temperature: float
-    n: int
-    ssr: tuple[float, ...]
-    direct: tuple[float, ...]
-    ssr_mean: float | None
-    direct_mean: float | None
-    mean_abs_diff: float | None
-    ks: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,103 +198,6 @@ class Forecast:
         return next(k for k in self.key_figures if k.id == fid)
 
 
-# --------------------------------------------------------------------------- statistics
-
-
-def resample_weights(rng: np.random.Generator, n_boot: int, n: int) -> np.ndarray:
-    """How often each of ``n`` agents is drawn in each of ``n_boot`` resamples, ``(n_boot, n)``.
-
-    Built from one ``(n_boot, n)`` index matrix; offsetting each row's indices lets a single
-    ``bincount`` count all rows at once.
-    """
-    if n == 0:
-        return np.zeros((n_boot, 0))
-    idx = rng.integers(0, n, size=(n_boot, n))
-    flat = (idx + np.arange(n_boot)[:, None] * n).ravel()
-    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(float)
-
-
-def bootstrap_means(values: np.ndarray, weights: np.ndarray) -> list[Estimate]:
-    """Mean of each row of ``values`` (NaN = no answer) with a 95% percentile interval.
-
-    Args:
-        values: ``(m, n)``: m quantities over n agents; shares are means of 0/1 indicators.
-        weights: ``(n_boot, n)`` from :func:`resample_weights`.
-    """
-    values = np.atleast_2d(np.asarray(values, dtype=float))
-    valid = ~np.isnan(values)
-    x = np.where(valid, values, 0.0)
-    counts = valid.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        point = x.sum(axis=1) / counts
-        boots = (weights @ x.T) / (weights @ valid.T.astype(float))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: nobody answered
-        low, high = np.nanpercentile(boots, [2.5, 97.5], axis=0) if len(weights) else (point,) * 2
-    out = []
-    for p, lo, hi, n in zip(point, low, high, counts, strict=True):
-        if n == 0:
-            out.append(Estimate(None, None, None, 0))
-        else:
-            # A degenerate resample set, or float rounding, must not put the point outside.
-            lo, hi = (p, p) if np.isnan(lo) else (min(lo, p), max(hi, p))
-            out.append(Estimate(float(p), float(lo), float(hi), int(n)))
-    return out
-
-
-def generic_anchors(question: LikertQuestion) -> list[str]:
-    """First-person anchor statements, one per scale point, from ``low`` and ``high``.
-
-    The extremes use the labels as written; inner points drop a leading intensifier ("strongly")
-    and add a weaker grade, and an odd scale gets a neutral midpoint.
-    """
-    k = question.scale
-
-    def core(label: str) -> str:
-        words = label.split()
-        return (
-            " ".join(words[1:]) if len(words) > 1 and words[0].lower() in _INTENSIFIERS else label
-        )
-
-    def say(phrase: str) -> str:
-        is_verb = any(w.lower() in _VERBS for w in phrase.split()[:3])
-        return f"I {phrase}." if is_verb else f"For me it is {phrase}."
-
-    inner = (k - 2) // 2  # points strictly between an extreme and the middle, per side
-
-    def side(label: str) -> list[str]:
-        # From the extreme towards the middle: the bare label (if the extreme had an
-        # intensifier to drop), then ever weaker grades.
-        bare = [""] if core(label) != label else []
-        grades = [*bare, *reversed(_GRADES[: max(0, inner - len(bare))])][:inner]
-        return [say(label)] + [say(f"{g} {core(label)}".strip()) for g in grades]
-
-    middle = [say(f"neither {core(question.low)} nor {core(question.high)}")] if k % 2 else []
-    return side(question.low) + middle + side(question.high)[::-1]
-
-
-def ssr_pmf(similarities: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Turn cosine similarities ``(n, k)`` to the k anchors into pmfs over the scale, ``(n, k)``.
-
-    Subtract each row's minimum and normalise. The temperature is applied as an exponent
-    ``p ** (1 / T)`` before renormalising, as in the paper; dividing by T before normalising
-    would cancel out. Rows whose similarities are all equal become uniform.
-    """
-    sims = np.atleast_2d(np.asarray(similarities, dtype=float))
-    shifted = sims - sims.min(axis=1, keepdims=True)
-    if temperature != 1.0:
-        shifted = shifted ** (1.0 / temperature)
-    totals = shifted.sum(axis=1, keepdims=True)
-    uniform = np.full_like(shifted, 1.0 / max(1, sims.shape[1]))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, shifted / totals, uniform)
-
-
-def compare_pmfs(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Mean absolute difference and KS distance (largest CDF gap) of two pmfs on one scale."""
-    return float(np.abs(a - b).mean()), float(np.abs(np.cumsum(a) - np.cumsum(b)).max())
-
-
 # --------------------------------------------------------------------------- build
 
 
@@ -431,7 +289,8 @@ def _question_forecast(
         series = (Series("mean", tuple(bootstrap_means(values, weights))),) if n_steps else ()
     final = _estimates(question, final_values, weights)
     if isinstance(question, LikertQuestion) and answered.size:
-        counts = np.bincount(answered.astype(int), minlength=question.scale + 1)[1:]
+        counts = np.bincount(answered.astype(int), minlength=question.scale + 1)
+        counts = counts[1 : question.scale + 1]  # the schema keeps answers on the scale
         distribution = {str(i + 1): float(c / answered.size) for i, c in enumerate(counts)}
     if isinstance(question, NumberQuestion) and answered.size:
         p10, median, p90 = np.percentile(answered, [10, 50, 90])
@@ -442,64 +301,6 @@ def _question_forecast(
     return QuestionForecast(
         question, series, final, distribution, stats, samples, None, int(answered.size)
     )
-
-
-def _ssr(
-    questions: list[QuestionForecast],
-    rows: list[InteractionRow],
-    final_idx: np.ndarray,
-    encoder: Encoder | None,
-    temperature: float,
-) -> list[QuestionForecast]:
-    """Attach the SSR comparison to each likert question (one encode call for everything)."""
-    likert = [q for q in questions if isinstance(q.question, LikertQuestion)]
-    reactions: list[str] = []
-    answers: dict[str, list[float]] = {q.id: [] for q in likert}
-    for k in final_idx:
-        if k < 0:
-            continue
-        parsed = rows[k].parsed or {}
-        reaction = str(parsed.get("reaction") or rows[k].reaction or "").strip()
-        if not reaction:
-            continue
-        reactions.append(reaction)
-        for q in likert:
-            value = parsed.get(q.id)
-            answers[q.id].append(float(value) if isinstance(value, int | float) else np.nan)
-    if not likert or not reactions:
-        return questions
-    if encoder is None:
-        from personahub.embeddings import get_embedder
-
-        encoder = get_embedder()
-    anchor_sets = [list(q.question.anchors or generic_anchors(q.question)) for q in likert]  # type: ignore[union-attr]
-    vectors = encoder.encode(reactions + [a for anchors in anchor_sets for a in anchors])
-    react_vecs, offset = vectors[: len(reactions)], len(reactions)
-    by_id = {}
-    for q, anchors in zip(likert, anchor_sets, strict=True):
-        scale = len(anchors)
-        sims = react_vecs @ vectors[offset : offset + scale].T
-        offset += scale
-        direct_values = np.asarray(answers[q.id])
-        keep = ~np.isnan(direct_values)
-        pmf = ssr_pmf(sims[keep], temperature).mean(axis=0) if keep.any() else np.zeros(scale)
-        direct = np.bincount(direct_values[keep].astype(int), minlength=scale + 1)[1 : scale + 1]
-        direct = direct / max(1, int(keep.sum()))
-        points = np.arange(1, scale + 1)
-        mad, ks = compare_pmfs(pmf, direct) if keep.any() else (None, None)
-        any_kept = bool(keep.any())
-        by_id[q.id] = SSRComparison(
-            anchors=tuple(anchors),
-            temperature=temperature,
-            n=int(keep.sum()),
-            ssr=tuple(map(float, pmf)),
-            direct=tuple(map(float, direct)),
-            ssr_mean=float(pmf @ points) if any_kept else None,
-            direct_mean=float(direct @ points) if any_kept else None,
-            mean_abs_diff=mad,
-            ks=ks,
-        )
-    return [replace(q, ssr=by_id.get(q.id)) for q in questions]
 
 
 def segment_value(agent: Any, key: str) -> str:
@@ -572,7 +373,7 @@ def build_forecast(
     run = db.run(run_id)
     if run is None:
         raise ValueError(f"no run {run_id!r} in {db.target}")
-    scenario = _parse_scenario(run.scenario_yaml, Path(run.scenario_path or "scenario.yaml"))
+    scenario = parse_scenario(run.scenario_yaml, Path(run.scenario_path or "scenario.yaml"))
     agents = db.agents(run.id)
     rows = db.interactions(run.id)
     n_steps = max([0, run.last_step + 1, *(r.step + 1 for r in rows)])
@@ -581,10 +382,14 @@ def build_forecast(
     latest = _latest(rows, {a.agent_id: i for i, a in enumerate(agents)}, n_steps)
     final_idx = latest[-1] if n_steps else np.full(len(agents), -1)
     questions = [_question_forecast(q, rows, latest, weights, rng) for q in scenario.questions]
-    questions = _ssr(questions, rows, final_idx, encoder, ssr_temperature)
+    likert = [q.question for q in questions if isinstance(q.question, LikertQuestion)]
+    comparisons = ssr_comparisons(likert, rows, final_idx, encoder, ssr_temperature)
+    if comparisons:
+        questions = [replace(q, ssr=comparisons.get(q.id)) for q in questions]
 
-    states = db.states(run.id)
-    aware = [float(states[a.agent_id]["aware"]) if a.agent_id in states else np.nan for a in agents]
+    # Aware = something reached the agent: a broadcast (dst -1) reaches everyone.
+    reached = {m.dst_agent for m in db.messages(run.id)}
+    aware = [float(-1 in reached or a.agent_id in reached) for a in agents]
     failed = [r for r in rows if not _ok(r)]
     edges = db.edges(run.id)
     graph = GraphSummary(

@@ -11,10 +11,12 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from sandbox.forecast import Estimate, Series
+from sandbox.forecast import Series
+from sandbox.stats import Estimate
 
 DPI = 110
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -24,14 +26,25 @@ TEXT = "#222222"
 GRID = "#e5e5e5"
 
 
-def _figure(width: float = 7.2, height: float = 3.0) -> tuple[Figure, object]:
+def _figure(width: float = 7.2, height: float = 3.0) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    ax = fig.add_subplot()
+    ax: Axes = fig.add_subplot()
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", color=GRID, linewidth=0.8)
     ax.set_axisbelow(True)
     ax.tick_params(colors=TEXT, labelsize=9)
     return fig, ax
+
+
+def _legend(ax: Axes, labels: Sequence[str]) -> None:
+    """Short labels go beside the axes; long ones below, where they do not squeeze the plot."""
+    if len(labels) < 2:
+        return
+    if max(len(label) for label in labels) <= 16:
+        ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    else:
+        ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22),
+                  ncol=min(3, len(labels)))  # fmt: skip
 
 
 def _data_uri(fig: Figure) -> str:
@@ -83,8 +96,7 @@ def time_series(
     if percent:
         ax.set_ylim(0, 1)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    if len(series) > 1:
-        ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _legend(ax, [line.label for line in series])
     return _data_uri(fig)
 
 
@@ -131,6 +143,5 @@ def grouped_bars(
     if percent:
         ax.set_ylim(0, 1)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    if len(bars) > 1:
-        ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _legend(ax, list(bars))
     return _data_uri(fig)

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from sandbox import plots
 from sandbox.forecast import Forecast, build_forecast, segment_value
-from sandbox.recorder import AgentRow, InteractionRow, RunDatabase
+from sandbox.recorder import AgentRow, InteractionRow, RunDatabase, RunRow
 
 REPORT_NAME = "report.html"
 RUN_DB = "run.db"  # the runner's name for it; not imported, to keep the runner's imports out
@@ -175,6 +175,22 @@ def charts(forecast: Forecast) -> dict[str, str]:
     return out
 
 
+def _no_run(where: str | Path, run_id: str | None) -> str:
+    return f"no run {run_id!r} in {where}" if run_id else f"no run in {where}"
+
+
+_last: dict[tuple[Any, ...], Forecast] = {}
+
+
+def _forecast(db: RunDatabase, run: RunRow) -> Forecast:
+    """The run's forecast, reused while the run is unchanged (the CLI reports, then prints)."""
+    key = (db.target, run.id, run.updated, run.last_step, run.status)
+    if key not in _last:
+        _last.clear()
+        _last[key] = build_forecast(db, run.id)
+    return _last[key]
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -226,8 +242,8 @@ def write_report(
     try:
         run = db.run(run_id)
         if run is None:
-            raise ValueError(f"no run {run_id or ''} in {db_path_or_url}".replace("  ", " "))
-        forecast = build_forecast(db, run.id)
+            raise ValueError(_no_run(db_path_or_url, run_id))
+        forecast = _forecast(db, run)
         html = render_report(db, forecast)
     finally:
         db.close()
@@ -250,9 +266,9 @@ def print_summary(
     try:
         run = db.run(run_id)
         if run is None:
-            console.print(f"[red]no run {run_id or ''} in {db_path_or_url}[/]")
+            console.print(f"[red]{_no_run(db_path_or_url, run_id)}[/]", highlight=False)
             return
-        forecast = build_forecast(db, run.id)
+        forecast = _forecast(db, run)
     finally:
         db.close()
     done = len(forecast.steps)

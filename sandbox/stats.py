@@ -1,0 +1,93 @@
+"""Bootstrap statistics: point estimates with 95% percentile intervals over agents.
+
+One seeded ``(n_boot, n_agents)`` matrix of resampled agent indices is turned into per-resample
+weights (:func:`resample_weights`), so every share and mean over every row of a value matrix comes
+out of a single matrix product (:func:`bootstrap_means`) instead of a loop over resamples.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A point estimate and its 95% bootstrap interval; ``value`` is None when nobody answered."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+    def text(self, percent: bool = False) -> str:
+        """The point estimate as the report prints it (``41.7%`` or ``3.25``)."""
+        return _fmt(self.value, percent)
+
+    def interval(self, percent: bool = False) -> str:
+        """The interval as printed (``25.0–58.3%``), or "" when there is none."""
+        if self.low is None or self.high is None:
+            return ""
+        if percent:
+            return f"{100 * self.low:.1f}–{100 * self.high:.1f}%"
+        return f"{self.low:.2f}–{self.high:.2f}"
+
+
+def _fmt(value: float | None, percent: bool) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.1f}%" if percent else f"{value:.2f}"
+
+
+def resample_weights(rng: np.random.Generator, n_boot: int, n: int) -> np.ndarray:
+    """How often each of ``n`` agents is drawn in each of ``n_boot`` resamples.
+
+    Built from one ``(n_boot, n)`` index matrix; offsetting each row's indices lets a single
+    ``bincount`` count all rows at once.
+
+    Args:
+        rng: The seeded generator to draw from.
+        n_boot: Number of bootstrap resamples.
+        n: Number of agents.
+
+    Returns:
+        ``(n_boot, n)`` float array of draw counts; each row sums to ``n``.
+    """
+    if n == 0:
+        return np.zeros((n_boot, 0))
+    idx = rng.integers(0, n, size=(n_boot, n))
+    flat = (idx + np.arange(n_boot)[:, None] * n).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+
+def bootstrap_means(values: np.ndarray, weights: np.ndarray) -> list[Estimate]:
+    """Mean of each row of ``values`` (NaN = no answer) with a 95% percentile interval.
+
+    Args:
+        values: ``(m, n)``: m quantities over n agents; shares are means of 0/1 indicators.
+        weights: ``(n_boot, n)`` from :func:`resample_weights`.
+
+    Returns:
+        One :class:`Estimate` per row; rows nobody answered give ``Estimate(None, None, None, 0)``.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    valid = ~np.isnan(values)
+    x = np.where(valid, values, 0.0)
+    counts = valid.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = x.sum(axis=1) / counts
+        boots = (weights @ x.T) / (weights @ valid.T.astype(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: nobody answered
+        low, high = np.nanpercentile(boots, [2.5, 97.5], axis=0) if len(weights) else (point,) * 2
+    out = []
+    for p, lo, hi, n in zip(point, low, high, counts, strict=True):
+        if n == 0:
+            out.append(Estimate(None, None, None, 0))
+        else:
+            # A degenerate resample set, or float rounding, must not put the point outside.
+            lo, hi = (p, p) if np.isnan(lo) else (min(lo, p), max(hi, p))
+            out.append(Estimate(float(p), float(lo), float(hi), int(n)))
+    return out
