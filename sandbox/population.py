@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,8 @@ class Cast:
 
 def packaged_sample() -> tuple[Path, Path]:
     """Paths of the packaged sample population and its edges."""
-    folder = resources.files("sandbox") / "data"
-    return Path(str(folder / "sample_population.jsonl")), Path(str(folder / "sample_edges.jsonl"))
+    folder = Path(__file__).resolve().parent / "data"
+    return folder / "sample_population.jsonl", folder / "sample_edges.jsonl"
 
 
 def _open_source(spec: Population, base_dir: Path, scratch: Path) -> PersonaStore:

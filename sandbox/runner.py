@@ -27,7 +27,13 @@ from sandbox.graph import build_graph, communities
 from sandbox.model import SandboxModel
 from sandbox.population import PersonaRecord, load_cast
 from sandbox.recorder import RunDatabase, RunRow
-from sandbox.scenario import Scenario, load_scenario, parse_scenario
+from sandbox.scenario import (
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    parse_scenario,
+    validate_scenario,
+)
 
 RUN_DB = "run.db"
 
@@ -68,15 +74,29 @@ def new_run_id(name: str) -> str:
 
 
 def effective_scenario(scenario: Scenario, options: RunOptions) -> Scenario:
-    """The scenario with ``--agents/--steps/--seed`` applied."""
-    update: dict[str, Any] = {}
+    """The scenario with ``--agents/--steps/--seed`` applied, validated again.
+
+    Events after a shortened horizon simply never happen: ``--steps 2`` is a shorter run.
+    """
+    data = scenario.model_dump(mode="json", exclude_none=True)
     if options.steps is not None:
-        update["steps"] = options.steps
+        data["steps"] = options.steps
+        data["timeline"] = [e for e in data["timeline"] if e["step"] < options.steps]
     if options.seed is not None:
-        update["seed"] = options.seed
+        data["seed"] = options.seed
     if options.agents is not None:
-        update["population"] = scenario.population.model_copy(update={"sample": options.agents})
-    return scenario.model_copy(update=update) if update else scenario
+        data["population"]["sample"] = options.agents
+    if data == scenario.model_dump(mode="json", exclude_none=True):
+        return scenario
+    if not data["timeline"]:
+        raise RunError(f"--steps {options.steps}: no event happens before that step")
+    flags = "--agents/--steps/--seed"
+    try:
+        return validate_scenario(data, Path(flags))
+    except ScenarioError as exc:
+        raise ScenarioError(
+            [p.replace(f"{flags}:1: ", f"{flags}: ") for p in exc.problems]
+        ) from None
 
 
 def _llm_overrides(scenario: Scenario, cli: dict[str, Any]) -> dict[str, Any]:

@@ -8,14 +8,20 @@ what was found, one line per problem, never a traceback.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from personahub.store.filters import PersonaFilter, matcher
 
 QUESTION_ID = r"^[a-z][a-z0-9_]{0,31}$"
+SCENARIO_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 RESERVED_IDS = frozenset({"reaction", "post", "aware"})
 
 
@@ -24,7 +30,7 @@ class _Strict(BaseModel):
 
 
 class PersonaSelector(_Strict):
-    """Which personas: all conditions must hold."""
+    """Which personas: all conditions must hold. Same semantics as the persona store's filter."""
 
     contains_any: list[str] = Field(default_factory=list, description="Any keyword (no case).")
     regex: str | None = Field(None, description="A regular expression on the persona text.")
@@ -32,18 +38,41 @@ class PersonaSelector(_Strict):
         default_factory=dict, description="Attribute equals a value (or is one of a list)."
     )
 
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: Any) -> Any:
+        # `{age: 20}` in YAML is an int; attributes compare as text
+        if isinstance(value, dict):
+            return {
+                k: [str(i) for i in v] if isinstance(v, list) else str(v) if v is not None else v
+                for k, v in value.items()
+            }
+        return value
+
+    def to_filter(self, **extra: Any) -> PersonaFilter:
+        return PersonaFilter(
+            contains_any=self.contains_any,
+            regex=self.regex,
+            attributes=dict(self.attributes),
+            **extra,
+        )
+
+    @functools.cached_property
+    def _predicate(self) -> Any:
+        return matcher(self.to_filter())
+
     def matches(self, text: str, attributes: dict[str, Any]) -> bool:
-        low = text.lower()
-        if self.contains_any and not any(k.lower() in low for k in self.contains_any):
-            return False
-        if self.regex and not re.search(self.regex, text, re.IGNORECASE):
-            return False
-        for key, wanted in self.attributes.items():
-            value = attributes.get(key)
-            options = wanted if isinstance(wanted, list) else [wanted]
-            if str(value) not in {str(o) for o in options}:
-                return False
-        return True
+        return self._predicate(types.SimpleNamespace(text=text, attributes=attributes))
 
 
 class Population(_Strict):
@@ -126,12 +155,6 @@ class ChoiceQuestion(_QuestionBase):
     type: Literal["choice"]
     options: list[str] = Field(min_length=2, max_length=12)
 
-    @model_validator(mode="after")
-    def _unique(self) -> ChoiceQuestion:
-        if len(set(self.options)) != len(self.options):
-            raise ValueError("options must be unique")
-        return self
-
 
 class LikertQuestion(_QuestionBase):
     type: Literal["likert"]
@@ -142,24 +165,12 @@ class LikertQuestion(_QuestionBase):
         None, description="One reference statement per scale point, for semantic-similarity rating."
     )
 
-    @model_validator(mode="after")
-    def _anchor_count(self) -> LikertQuestion:
-        if self.anchors is not None and len(self.anchors) != self.scale:
-            raise ValueError(f"anchors needs one statement per scale point ({self.scale})")
-        return self
-
 
 class NumberQuestion(_QuestionBase):
     type: Literal["number"]
     min: float
     max: float
     unit: str = ""
-
-    @model_validator(mode="after")
-    def _range(self) -> NumberQuestion:
-        if self.max <= self.min:
-            raise ValueError("max must be greater than min")
-        return self
 
 
 class TextQuestion(_QuestionBase):
@@ -190,10 +201,10 @@ class Report(_Strict):
 class Scenario(_Strict):
     """A scenario file."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = Field(pattern=SCENARIO_NAME)
     description: str = ""
     mode: Literal["forecast"] = "forecast"
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     population: Population = Field(default_factory=Population)
     graph: Graph = Field(default_factory=lambda: WattsStrogatz(type="watts_strogatz"))
     steps: int = Field(ge=1, le=1000)
@@ -233,9 +244,24 @@ def _semantic_problems(s: Scenario) -> list[tuple[tuple[Any, ...], str, Any]]:
             out.append((("questions", i, "id"), f"'{q.id}' is reserved; use another id", q.id))
         if ids.count(q.id) > 1:
             out.append((("questions", i, "id"), "question ids must be unique", q.id))
+        if isinstance(q, ChoiceQuestion) and len(set(q.options)) != len(q.options):
+            out.append((("questions", i, "options"), "options must be unique", None))
+        if isinstance(q, LikertQuestion) and q.anchors is not None and len(q.anchors) != q.scale:
+            out.append(
+                (
+                    ("questions", i, "anchors"),
+                    f"expected one statement per scale point ({q.scale}), found {len(q.anchors)}",
+                    None,
+                )
+            )
+        if isinstance(q, NumberQuestion) and q.max <= q.min:
+            out.append((("questions", i, "max"), f"expected more than min={q.min:g}", q.max))
+    chartable = [q.id for q in s.questions if q.type != "text"]
     for i, metric in enumerate(s.metrics or []):
         if metric not in ids:
             out.append((("metrics", i), f"expected a question id ({', '.join(ids)})", metric))
+        elif metric not in chartable:
+            out.append((("metrics", i), "a text question cannot be charted", metric))
     for i, event in enumerate(s.timeline):
         if event.step >= s.steps:
             out.append(
@@ -245,6 +271,18 @@ def _semantic_problems(s: Scenario) -> list[tuple[tuple[Any, ...], str, Any]]:
             out.append((("timeline", i), "a targeted event needs `target`", None))
         if event.channel == "seeded" and event.k is None:
             out.append((("timeline", i), "a seeded event needs `k`", None))
+        if event.channel != "seeded" and event.k is not None:
+            out.append(
+                (("timeline", i, "k"), f"`k` is only for seeded events, not {event.channel}", None)
+            )
+        if event.channel != "targeted" and event.target is not None:
+            out.append(
+                (
+                    ("timeline", i, "target"),
+                    f"`target` is only for targeted events, not {event.channel}",
+                    None,
+                )
+            )
     return out
 
 
@@ -259,6 +297,24 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+
+
+def _no_duplicate_keys(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key '{key}' (the later value would win)",
+                key_node.start_mark,
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
 
 
 def _node_at(
@@ -291,30 +347,47 @@ def _node_at(
     return node, tuple(path)
 
 
-_KNOWN_FIELDS: set[str] = set()
+def _members(annotation: Any) -> list[Any]:
+    """The concrete types inside Annotated / Optional / unions / lists."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list, dict):
+        args = typing.get_args(annotation)
+        if origin is dict:
+            args = args[1:]
+        return [m for arg in args for m in _members(arg)]
+    return [annotation]
 
 
-def _known_fields() -> set[str]:
-    if not _KNOWN_FIELDS:
-        for model in (
-            Scenario,
-            Population,
-            PersonaSelector,
-            StoredEdges,
-            WattsStrogatz,
-            BarabasiAlbert,
-            Homophily,
-            Event,
-            Interaction,
-            ChoiceQuestion,
-            LikertQuestion,
-            NumberQuestion,
-            TextQuestion,
-            LLMOverrides,
-            Report,
-        ):
-            _KNOWN_FIELDS.update(model.model_fields)
-    return _KNOWN_FIELDS
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class whose fields an error location points into."""
+    current: list[Any] = [Scenario]
+    for part in loc:
+        models = [m for m in current if isinstance(m, type) and issubclass(m, BaseModel)]
+        if isinstance(part, int):
+            continue
+        tagged = [
+            m
+            for m in models
+            if "type" in m.model_fields
+            and part in typing.get_args(m.model_fields["type"].annotation)
+        ]
+        if tagged:
+            current = tagged
+            continue
+        owners = [m for m in models if part in m.model_fields]
+        if not owners:
+            break
+        current = _members(owners[0].model_fields[part].annotation)
+    models = [m for m in current if isinstance(m, type) and issubclass(m, BaseModel)]
+    return models[0] if len(models) == 1 else None
+
+
+_PATTERNS = {
+    QUESTION_ID: "a lowercase id: a letter, then letters, digits or _ (at most 32)",
+    SCENARIO_NAME: "a name of letters, digits, '.', '_' or '-' (at most 64)",
+}
 
 
 def _describe(err: dict[str, Any]) -> tuple[tuple[Any, ...], str, Any]:
@@ -323,9 +396,18 @@ def _describe(err: dict[str, Any]) -> tuple[tuple[Any, ...], str, Any]:
     found = err.get("input")
     if kind == "extra_forbidden":
         name = str(loc[-1])
-        close = difflib.get_close_matches(name, sorted(_known_fields()), n=1)
+        model = _model_at(loc[:-1])
+        allowed = sorted(model.model_fields) if model else []
+        close = difflib.get_close_matches(name, allowed, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
+        if allowed:
+            hint += f" (allowed here: {', '.join(allowed)})"
         return loc, f"unknown field '{name}'{hint}", None
+    if kind == "string_pattern_mismatch":
+        pattern = err.get("ctx", {}).get("pattern", "")
+        return loc, f"expected {_PATTERNS.get(pattern, f'text matching {pattern}')}", found
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return loc, "expected a mapping of fields (key: value lines)", found
     if kind == "missing":
         return loc, "required field is missing", None
     if kind == "union_tag_invalid":
@@ -383,15 +465,32 @@ def parse_scenario(text: str, path: Path) -> Scenario:
     if not isinstance(data, dict):
         found = type(data).__name__ if data is not None else "an empty file"
         raise ScenarioError([f"{path}:1: expected a mapping of scenario fields, found {found}"])
+    return validate_scenario(data, path, root)
+
+
+def _by_line(problems: list[str]) -> list[str]:
+    def line_of(problem: str) -> int:
+        match = re.match(r".*?:(\d+): ", problem)
+        return int(match.group(1)) if match else 0
+
+    return sorted(problems, key=line_of)
+
+
+def validate_scenario(data: dict[str, Any], path: Path, root: yaml.Node | None = None) -> Scenario:
+    """Validate scenario data (from a file, or a file plus CLI overrides).
+
+    Raises:
+        ScenarioError: One line per problem, in file order.
+    """
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(
-            [_format(path, root, *_describe(e)) for e in exc.errors(include_url=False)]
+            _by_line([_format(path, root, *_describe(e)) for e in exc.errors(include_url=False)])
         ) from None
     problems = _semantic_problems(scenario)
     if problems:
-        raise ScenarioError([_format(path, root, *p) for p in problems])
+        raise ScenarioError(_by_line([_format(path, root, *p) for p in problems]))
     return scenario
 
 

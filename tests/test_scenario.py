@@ -226,13 +226,51 @@ MALFORMED = [
         "likert anchors count",
         BASE + '  - {id: fair, ask: "Is it fair?", type: likert, scale: 5, anchors: [a, b]}\n',
         11,
-        ["questions[1]", "one statement per scale point"],
+        ["questions[1].anchors", "one statement per scale point (5), found 2"],
     ),
     (
         "number range inverted",
         BASE + '  - {id: pay, ask: "How much?", type: number, min: 10, max: 5}\n',
         11,
-        ["questions[1]", "max must be greater than min"],
+        ["questions[1].max", "more than min=10", "found 5"],
+    ),
+    ("duplicate key", BASE + "steps: 5\n", 11, ["duplicate key 'steps'"]),
+    (
+        "field of another graph type",
+        BASE + "graph:\n  type: persona_edges\n  k: 4\n",
+        13,
+        ["graph.k", "unknown field 'k'", "allowed here: connect_isolated, relation, type"],
+    ),
+    (
+        "text question as a metric",
+        BASE + '  - {id: why, ask: "Why?", type: text}\nmetrics: [why]\n',
+        12,
+        ["metrics[0]", "text question cannot be charted"],
+    ),
+    (
+        "k on a broadcast event",
+        BASE.replace("    content: Launch.", "    k: 3\n    content: Launch."),
+        5,
+        ["timeline[0].k", "only for seeded events"],
+    ),
+    (
+        "bad regex",
+        BASE + "population:\n  filter: {regex: '(unclosed'}\n",
+        12,
+        ["population.filter.regex", "not a valid regular expression"],
+    ),
+    ("negative seed", BASE + "seed: -1\n", 11, ["seed", "greater than or equal to 0"]),
+    (
+        "bad question id",
+        BASE.replace("id: intent", "id: Intent"),
+        7,
+        ["questions[0].id", "lowercase id", "'Intent'"],
+    ),
+    (
+        "population as a string",
+        BASE + "population: sample\n",
+        11,
+        ["population", "expected a mapping"],
     ),
 ]
 
@@ -259,3 +297,17 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as caught:
         load_scenario(tmp_path / "absent.yaml")
     assert caught.value.problems == [f"{tmp_path / 'absent.yaml'}: scenario file not found"]
+
+
+def test_selector_matches_like_the_store_filter(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "    content: Launch.",
+        "    channel: targeted\n    target: {attributes: {interests: Cycling, age: 20}}\n"
+        "    content: Launch.",
+    )
+    target = load_scenario(write(tmp_path, text)).timeline[0].target
+    assert target is not None
+    # list attributes match by membership, without case; numbers compare as text
+    assert target.matches("x", {"interests": ["cycling", "chess"], "age": 20})
+    assert not target.matches("x", {"interests": ["chess"], "age": 20})
+    assert not target.matches("x", {"interests": "cycling", "age": 21})
