@@ -66,7 +66,9 @@ def run_ours(base_url: str, scenario: Path, folder: Path, concurrency: int) -> t
     )
     prepared = prepare_run(scenario, RunOptions(out=folder / "runs"), {}, llm=LLMClient(settings))
     model = prepared.model
-    sample = [a.build_request(model.scenario, model.schema, 0, model.run_seed) for a in model.by_node]
+    sample = [
+        a.build_request(model.scenario, model.schema, 0, model.run_seed) for a in model.by_node
+    ]
     started = time.perf_counter()
     while model.running:
         model.step()
@@ -128,8 +130,10 @@ def main() -> None:
     finally:
         stop_server_process(proc)
     ours, raw = min(ours_times), min(raw_times)
-    print(f"{args.agents} agents x {args.steps} steps, concurrency {args.concurrency}, "
-          f"latency {args.latency_ms:.0f} ms; floor = {floor:.2f}s")
+    print(
+        f"{args.agents} agents x {args.steps} steps, concurrency {args.concurrency}, "
+        f"latency {args.latency_ms:.0f} ms; floor = {floor:.2f}s"
+    )
     print(f"simulation wall/floor = {ours / floor:.2f}   raw SDK wall/floor = {raw / floor:.2f}")
     print(result_line("sim_overhead", "simulation/raw SDK wall", ours / raw, "<=", 1.20))
 

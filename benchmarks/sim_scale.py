@@ -65,28 +65,36 @@ def main() -> None:
                 cache_path=folder / "cache.sqlite",
             )
             prepared = prepare_run(
-                folder / "scenario.yaml", RunOptions(out=folder / "runs"), {},
+                folder / "scenario.yaml",
+                RunOptions(out=folder / "runs"),
+                {},
                 llm=LLMClient(settings),
             )
             model = prepared.model
-            print(f"setup ({len(model.by_node)} agents, {model.graph.number_of_edges()} edges, "
-                  f"population import + graph + run database): "
-                  f"{time.perf_counter() - started:.1f}s")
+            print(
+                f"setup ({len(model.by_node)} agents, {model.graph.number_of_edges()} edges, "
+                f"population import + graph + run database): "
+                f"{time.perf_counter() - started:.1f}s"
+            )
             step_times = []
             while model.running:
                 step_started = time.perf_counter()
                 model.step()
                 step_times.append(time.perf_counter() - step_started)
-                print(f"step {model.current_step}: {step_times[-1]:.2f}s, "
-                      f"{model.last_active} active, {model.last_posts} posts, "
-                      f"{model.last_errors} errors")
+                print(
+                    f"step {model.current_step}: {step_times[-1]:.2f}s, "
+                    f"{model.last_active} active, {model.last_posts} posts, "
+                    f"{model.last_errors} errors"
+                )
             prepared.close()
     finally:
         stop_server_process(proc)
     rss = peak_rss_mib()
     worst = max(step_times)
-    print(f"mean step {sum(step_times) / len(step_times):.2f}s, worst step {worst:.2f}s; "
-          f"peak RSS {rss:.0f} MiB")
+    print(
+        f"mean step {sum(step_times) / len(step_times):.2f}s, worst step {worst:.2f}s; "
+        f"peak RSS {rss:.0f} MiB"
+    )
     print(result_line("sim_scale_rss", "peak RSS MiB", rss, "<", 4096))
     print(result_line("sim_scale", "worst wall per step s", worst, "<", 5.0))
 

@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
+def canonical_json(value: Any) -> str:
+    """The canonical JSON text hashed into cache keys (sorted keys, no spaces)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def cache_key(
     *,
     backend: str,
@@ -35,14 +40,18 @@ def cache_key(
     params: dict[str, Any],
     schema: dict[str, Any] | None,
     sample_index: int,
+    schema_json: str | None = None,
 ) -> str:
-    """A stable SHA-256 over the request's defining parts (never the API key or endpoint)."""
-    payload = json.dumps(
-        [backend, model, messages, params, schema, sample_index],
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    """A stable SHA-256 over the request's defining parts (never the API key or endpoint).
+
+    The hashed text is the canonical JSON of ``[backend, model, messages, params, schema,
+    sample_index]``. ``schema_json``, when given, must be ``canonical_json(schema)``: callers
+    that send one schema many times pass it precomputed rather than re-encode it per request.
+    """
+    if schema_json is None:
+        schema_json = canonical_json(schema)
+    head = canonical_json([backend, model, messages, params])
+    payload = f"{head[:-1]},{schema_json},{canonical_json(sample_index)}]"
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

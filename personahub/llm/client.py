@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from personahub import prompts
 from personahub.llm.backends import Backend, BackendCall, create_backend
-from personahub.llm.cache import CachedReply, ResponseCache, cache_key
+from personahub.llm.cache import CachedReply, ResponseCache, cache_key, canonical_json
 from personahub.llm.meter import Budget, Meter
 from personahub.llm.repair import ParseFailure, parse_structured
 from personahub.llm.retry import RetryPolicy, TransportError, call_with_retries
@@ -60,7 +60,7 @@ class LLMClient:
             self.settings.max_retries, self.settings.backoff_base_s, self.settings.backoff_max_s
         )
         self._rng = random.Random()
-        self._schemas: dict[type[BaseModel], dict[str, Any]] = {}
+        self._schemas: dict[type[BaseModel], tuple[dict[str, Any], str]] = {}
         self._secrets = self.settings.secrets()
 
     @property
@@ -69,11 +69,16 @@ class LLMClient:
 
     def schema_of(self, model: type[BaseModel]) -> dict[str, Any]:
         """The JSON schema sent for ``model`` (computed once per class)."""
-        schema = self._schemas.get(model)
-        if schema is None:
+        return self._schema_entry(model)[0]
+
+    def _schema_entry(self, model: type[BaseModel]) -> tuple[dict[str, Any], str]:
+        """The schema and its canonical JSON (for cache keys), computed once per class."""
+        entry = self._schemas.get(model)
+        if entry is None:
             schema = model.model_json_schema()
-            self._schemas[model] = schema
-        return schema
+            entry = (schema, canonical_json(schema))
+            self._schemas[model] = entry
+        return entry
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -88,7 +93,9 @@ class LLMClient:
     async def complete(self, request: LLMRequest) -> LLMResult:
         """Run one request through cache, budget, retries, repair and metering. Never raises."""
         started = time.perf_counter()
-        schema = self.schema_of(request.schema) if request.schema is not None else None
+        schema, schema_json = (
+            self._schema_entry(request.schema) if request.schema is not None else (None, None)
+        )
         temperature = (
             self.settings.temperature if request.temperature is None else request.temperature
         )
@@ -103,6 +110,7 @@ class LLMClient:
                 params={"temperature": temperature, "max_tokens": max_tokens, "seed": request.seed},
                 schema=schema,
                 sample_index=request.sample_index,
+                schema_json=schema_json,
             )
             hit = self.cache.get(key)
             if hit is not None:

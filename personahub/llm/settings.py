@@ -63,7 +63,14 @@ class LLMSettings(BaseSettings):
     )
     model_path: Path | None = Field(None, description="GGUF file for the local backend.")
     local_threads: int | None = Field(None, ge=1, description="CPU threads per local instance.")
-    local_instances: int = Field(1, ge=1, le=16, description="Local model copies decoding at once.")
+    local_instances: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Local model copies decoding side by side, each with its share of the "
+        "cores. Two single-thread copies beat one two-thread copy on 2 cores, by far when "
+        "the cores are busy (benchmarks/local_model.py).",
+    )
     local_ctx: int = Field(4096, ge=256)
     local_repeat_penalty: float = Field(
         1.1, ge=1.0, le=2.0, description="Discourages the small model's greedy repetition loops."
@@ -192,11 +199,20 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> LLMSetti
         _TomlSource.path = None
 
 
+_FIELD_OF_ALIAS = {
+    str(alias): name
+    for name, field in LLMSettings.model_fields.items()
+    if isinstance(field.validation_alias, AliasChoices)
+    for alias in field.validation_alias.choices
+}
+
+
 def explain_validation_error(exc: ValidationError) -> str:
     """One line per problem: field, what was expected, what was found."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        # Report aliased fields (e.g. PERSONAHUB_API_KEY) by their field name.
+        loc = ".".join(_FIELD_OF_ALIAS.get(str(p), str(p)) for p in err["loc"]) or "settings"
         found = err.get("input")
         found_text = "" if isinstance(found, dict) else f" (found {found!r})"
         if loc == "api_key":

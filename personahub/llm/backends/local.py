@@ -9,6 +9,8 @@ decode side by side on a thread pool, each with its share of the CPU threads.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import importlib.util
 import json
 import os
@@ -30,6 +32,18 @@ INSTALL_HINT = (
 
 _LOAD_LOCK = threading.Lock()
 _LOADED: dict[tuple[str, int, int, int], list[Any]] = {}
+
+
+@atexit.register
+def _close_loaded() -> None:
+    """Free the shared models before interpreter teardown, where llama-cpp's ``__del__``
+    would otherwise fail and print an "Exception ignored" traceback."""
+    with _LOAD_LOCK:
+        for models in _LOADED.values():
+            for llama in models:
+                with contextlib.suppress(Exception):
+                    llama.close()
+        _LOADED.clear()
 
 
 class ModelUnavailableError(RuntimeError):
@@ -74,17 +88,22 @@ def _load_instances(path: Path, n_ctx: int, n_threads: int, count: int) -> list[
                 raise ModelUnavailableError(
                     f"llama-cpp-python is missing ({exc}); {INSTALL_HINT}"
                 ) from None
-            _LOADED[key] = [
-                Llama(
-                    model_path=str(path),
-                    n_ctx=n_ctx,
-                    n_threads=n_threads,
-                    n_threads_batch=n_threads,
-                    n_batch=512,
-                    verbose=False,
-                )
-                for _ in range(count)
-            ]
+            try:
+                _LOADED[key] = [
+                    Llama(
+                        model_path=str(path),
+                        n_ctx=n_ctx,
+                        n_threads=n_threads,
+                        n_threads_batch=n_threads,
+                        n_batch=512,
+                        verbose=False,
+                    )
+                    for _ in range(count)
+                ]
+            except ValueError as exc:  # llama-cpp's "Failed to load model from file"
+                raise ModelUnavailableError(
+                    f"cannot load the local model {path} ({exc}); {INSTALL_HINT}"
+                ) from None
         return _LOADED[key]
 
 
@@ -160,7 +179,11 @@ class LocalBackend:
         return grammar
 
     def _generate(self, call: BackendCall) -> BackendReply:
-        pool = self._pool()
+        try:
+            pool = self._pool()
+        except ModelUnavailableError as exc:
+            # An error value like any other failure: `complete` must not raise.
+            raise TransportError(ErrorKind.MODEL_UNAVAILABLE, str(exc)) from None
         index, llama = pool.get()
         try:
             grammar = self._grammar(index, call.schema) if call.schema else None

@@ -1,0 +1,327 @@
+"""Persona store commands: ``personahub import``, ``export``, ``dedup``, ``stats``, ``sample``.
+
+The CLI root registers them with :func:`register`. Bad input ends with one red
+``error: ...`` line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from personahub.cli_common import console, fail
+from personahub.sources import SourceError
+from personahub.store import PersonaFilter, PersonaStore, StoreError, export_file, import_file
+
+StoreOpt = Annotated[
+    str, typer.Option("--store", help="Persona store: a SQLite path or an SQLAlchemy URL.")
+]
+ContainsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--contains", help="Keep personas containing any of these words (repeatable)."),
+]
+RegexOpt = Annotated[str | None, typer.Option("--regex", help="Keep personas matching this regex.")]
+OriginOpt = Annotated[
+    list[str] | None,
+    typer.Option("--origin", help="text_to_persona, persona_to_persona or imported (repeatable)."),
+]
+MinHopOpt = Annotated[int | None, typer.Option("--min-hop", help="Minimum hop.")]
+MaxHopOpt = Annotated[int | None, typer.Option("--max-hop", help="Maximum hop.")]
+SimilarOpt = Annotated[
+    str | None, typer.Option("--similar-to", help="Keep personas similar to this text.")
+]
+MinSimOpt = Annotated[
+    float, typer.Option("--min-similarity", help="Cosine threshold for --similar-to.")
+]
+TopKOpt = Annotated[
+    int | None, typer.Option("--top-k", help="With --similar-to: the k most similar.")
+]
+AttrOpt = Annotated[
+    list[str] | None,
+    typer.Option("--attr", help="Attribute filter KEY=VALUE (repeat a key for alternatives)."),
+]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the errors a user can cause into one red line and exit code 2."""
+    try:
+        yield
+    except typer.Exit:
+        # click's Exit is a RuntimeError: let fail() calls inside the block through.
+        raise
+    except (StoreError, SourceError) as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        fail(f"{where}: {error['msg']}" if where else error["msg"])
+    except RuntimeError as exc:  # e.g. the embedding model package is missing
+        fail(str(exc))
+
+
+def _filter(
+    contains: list[str] | None = None,
+    regex: str | None = None,
+    origin: list[str] | None = None,
+    min_hop: int | None = None,
+    max_hop: int | None = None,
+    similar_to: str | None = None,
+    min_similarity: float = 0.5,
+    top_k: int | None = None,
+    attr: list[str] | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+) -> PersonaFilter:
+    attributes: dict[str, list[str]] = {}
+    for item in attr or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--attr wants KEY=VALUE, got {item!r}")
+        attributes.setdefault(key.strip(), []).append(value.strip())
+    return PersonaFilter(
+        contains_any=contains or [],
+        regex=regex,
+        origin=origin or [],
+        min_hop=min_hop,
+        max_hop=max_hop,
+        similar_to=similar_to,
+        min_similarity=min_similarity,
+        top_k=top_k,
+        attributes=dict(attributes.items()),
+        sample=sample,
+        seed=seed,
+    )
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _advance(progress: Progress, description: str, total: int | None) -> Callable[[int], None]:
+    task = progress.add_task(description, total=total)
+    return lambda n: progress.advance(task, n)
+
+
+def import_command(
+    path: Annotated[
+        Path, typer.Argument(help="JSONL (Persona Hub release or plain), CSV, Parquet.")
+    ],
+    store: StoreOpt = "personas.db",
+    fmt: Annotated[str, typer.Option("--format", help="auto, jsonl, csv or parquet.")] = "auto",
+    text_field: Annotated[
+        str | None, typer.Option("--text-field", help="Field holding the persona text.")
+    ] = None,
+    edges: Annotated[
+        Path | None, typer.Option("--edges", help="JSONL edges: src, dst, relation, strength.")
+    ] = None,
+) -> None:
+    """Import personas (and edges) from a file into the store."""
+    with _user_errors():
+        target = PersonaStore(store)
+        with _progress() as progress:
+            report = import_file(
+                target,
+                path,
+                fmt=fmt,
+                text_field=text_field,
+                edges_path=edges,
+                progress=_advance(progress, f"importing {path.name}", None),
+            )
+    table = Table(title=f"import {path.name} -> {target.url}")
+    for column in ("read", "added", "duplicates", "malformed"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(f"{v:,}" for v in (report.read, report.added, report.duplicates, report.malformed))
+    )
+    console.print(table)
+    if edges is not None:
+        console.print(
+            f"edges: {report.edges_read:,} read, {report.edges_added:,} added, "
+            f"{report.edges_malformed:,} malformed"
+        )
+    examples = report.malformed_examples + report.edges_malformed_examples
+    if examples:
+        bad = Table(title="malformed rows (first ones)")
+        bad.add_column("line", justify="right")
+        bad.add_column("reason")
+        for line, reason in examples:
+            bad.add_row(str(line), reason)
+        console.print(bad)
+
+
+def export_command(
+    path: Annotated[Path, typer.Argument(help="Output .jsonl or .parquet file.")],
+    store: StoreOpt = "personas.db",
+    fmt: Annotated[str, typer.Option("--format", help="auto, jsonl or parquet.")] = "auto",
+    edges: Annotated[Path | None, typer.Option("--edges", help="Also write edges here.")] = None,
+    contains: ContainsOpt = None,
+    regex: RegexOpt = None,
+    origin: OriginOpt = None,
+    min_hop: MinHopOpt = None,
+    max_hop: MaxHopOpt = None,
+    similar_to: SimilarOpt = None,
+    min_similarity: MinSimOpt = 0.5,
+    top_k: TopKOpt = None,
+    attr: AttrOpt = None,
+) -> None:
+    """Export personas (optionally a filtered slice) to JSONL or Parquet."""
+    with _user_errors():
+        flt = _filter(
+            contains, regex, origin, min_hop, max_hop, similar_to, min_similarity, top_k, attr
+        )
+        if fmt not in ("auto", "jsonl", "parquet"):
+            fail(f"unknown export format {fmt!r} (use auto, jsonl or parquet)")
+        source = PersonaStore(store)
+        with _progress() as progress:
+            written = export_file(
+                source,
+                path,
+                fmt=fmt,  # type: ignore[arg-type]
+                filter=None if flt.is_empty else flt,
+                edges_path=edges,
+                progress=_advance(progress, f"exporting to {path.name}", None),
+            )
+    console.print(f"wrote {written:,} personas to {path}")
+
+
+def dedup_command(
+    store: StoreOpt = "personas.db",
+    stages: Annotated[
+        str, typer.Option("--stages", help="Comma-separated: minhash, embedding.")
+    ] = "minhash,embedding",
+    minhash_threshold: Annotated[
+        float, typer.Option("--minhash-threshold", help="Jaccard threshold.")
+    ] = 0.9,
+    embedding_threshold: Annotated[
+        float, typer.Option("--embedding-threshold", help="Cosine threshold.")
+    ] = 0.9,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, delete nothing.")] = False,
+) -> None:
+    """Remove near-duplicate personas from the store (the lowest id of each group stays)."""
+    from personahub.dedup import STAGES, dedup_personas
+
+    chosen = [s.strip() for s in stages.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown or not chosen:
+        fail(f"unknown stage {(unknown or [''])[0]!r}; choose from {', '.join(STAGES)}")
+    with _user_errors():
+        target = PersonaStore(store)
+        total = target.count()
+        with _progress() as progress:
+            report = dedup_personas(
+                target,
+                stages=chosen,
+                minhash_threshold=minhash_threshold,
+                embedding_threshold=embedding_threshold,
+                dry_run=dry_run,
+                progress=_advance(progress, "deduplicating", total),
+            )
+    table = Table(title="dedup" + (" (dry run)" if dry_run else ""))
+    table.add_column("stage")
+    table.add_column("dropped", justify="right")
+    for stage, dropped in report.dropped.items():
+        table.add_row(stage, f"{dropped:,}")
+    table.add_row("[bold]kept[/]", f"{report.kept:,} of {report.total:,}")
+    console.print(table)
+    if not dry_run:
+        console.print(f"deleted {report.deleted:,} personas")
+
+
+def stats_command(store: StoreOpt = "personas.db") -> None:
+    """Counts of personas by origin, hop and angle, and of edges by relation."""
+    with _user_errors():
+        stats = PersonaStore(store).stats()
+    console.print(
+        f"[bold]{stats['personas']:,}[/] personas, [bold]{stats['edges']:,}[/] edges, "
+        f"{stats['source_texts']:,} source texts"
+    )
+    for key, title in (
+        ("by_origin", "origin"),
+        ("by_hop", "hop"),
+        ("by_angle", "angle"),
+        ("by_granularity", "granularity"),
+        ("edges_by_relation", "edge relation"),
+    ):
+        if not stats[key]:
+            continue
+        table = Table(title=title)
+        table.add_column(title)
+        table.add_column("count", justify="right")
+        for value, count in stats[key].items():
+            table.add_row(value, f"{count:,}")
+        console.print(table)
+
+
+def sample_command(
+    store: StoreOpt = "personas.db",
+    n: Annotated[int, typer.Option("-n", "--n", help="How many personas.", min=1)] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Sample seed.")] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSONL instead of a table.")
+    ] = False,
+    contains: ContainsOpt = None,
+    regex: RegexOpt = None,
+    origin: OriginOpt = None,
+    min_hop: MinHopOpt = None,
+    max_hop: MaxHopOpt = None,
+    similar_to: SimilarOpt = None,
+    min_similarity: MinSimOpt = 0.5,
+    top_k: TopKOpt = None,
+    attr: AttrOpt = None,
+) -> None:
+    """Print a seeded random sample of (filtered) personas."""
+    with _user_errors():
+        flt = _filter(
+            contains,
+            regex,
+            origin,
+            min_hop,
+            max_hop,
+            similar_to,
+            min_similarity,
+            top_k,
+            attr,
+            sample=n,
+            seed=seed,
+        )
+        rows = PersonaStore(store).personas(flt)
+    if as_json:
+        for row in rows:
+            record = {"id": row.id, "persona": row.text, "origin": row.origin, "hop": row.hop}
+            record["attributes"] = row.attributes or {}
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(rows)} personas (seed {seed})")
+    table.add_column("id", justify="right")
+    table.add_column("origin")
+    table.add_column("hop", justify="right")
+    table.add_column("persona")
+    for row in rows:
+        table.add_row(str(row.id), row.origin, str(row.hop), row.text)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the store commands to the ``personahub`` app."""
+    app.command("import")(import_command)
+    app.command("export")(export_command)
+    app.command("dedup")(dedup_command)
+    app.command("stats")(stats_command)
+    app.command("sample")(sample_command)

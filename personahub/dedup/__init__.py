@@ -1,0 +1,174 @@
+"""Near-duplicate removal: MinHash (lexical) then embedding similarity (semantic).
+
+:class:`DedupPipeline` chains the stages incrementally (the build command feeds it batch
+by batch, after seeding it with what the store already holds); :func:`dedup_personas`
+runs it over a list of texts or over a whole :class:`~personahub.store.PersonaStore`,
+where it keeps the lowest id of each near-duplicate group and deletes the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from personahub.dedup.embedding import EmbeddingDeduper
+from personahub.dedup.minhash import MinHashDeduper, MinHasher
+
+STAGES = ("minhash", "embedding")
+
+__all__ = [
+    "STAGES",
+    "DedupPipeline",
+    "DedupReport",
+    "EmbeddingDeduper",
+    "MinHashDeduper",
+    "MinHasher",
+    "dedup_personas",
+]
+
+
+class DedupReport(BaseModel):
+    """Outcome of a dedup run.
+
+    Attributes:
+        total: Items examined.
+        kept: Items kept.
+        dropped: Items dropped, per stage.
+        kept_keys: For a list input, the indices kept (in order); empty for a store.
+        deleted: Personas deleted from the store (0 for a list or a dry run).
+        dry_run: Whether the store was left unchanged.
+    """
+
+    total: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = {}
+    kept_keys: list[int] = []
+    deleted: int = 0
+    dry_run: bool = False
+
+
+class DedupPipeline:
+    """The dedup stages in order, each seeing only what the previous one kept.
+
+    Args:
+        stages: Stage names from ``("minhash", "embedding")``, in order.
+        minhash_threshold: Jaccard threshold of the MinHash stage.
+        embedding_threshold: Cosine threshold of the embedding stage.
+        embedder: Embedder for the embedding stage (default MiniLM, loaded lazily).
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[str] = STAGES,
+        minhash_threshold: float = 0.9,
+        embedding_threshold: float = 0.9,
+        embedder: Any | None = None,
+    ) -> None:
+        unknown = [s for s in stages if s not in STAGES]
+        if unknown or not stages:
+            raise ValueError(f"unknown dedup stage {unknown[:1]}; choose from {', '.join(STAGES)}")
+        self.stages = list(dict.fromkeys(stages))
+        self._filters: dict[str, MinHashDeduper | EmbeddingDeduper] = {}
+        for stage in self.stages:
+            if stage == "minhash":
+                self._filters[stage] = MinHashDeduper(threshold=minhash_threshold)
+            else:
+                self._filters[stage] = EmbeddingDeduper(embedding_threshold, embedder=embedder)
+        self.dropped: dict[str, int] = dict.fromkeys(self.stages, 0)
+        self.total = 0
+
+    def add_batch(self, keys: Sequence[Hashable], texts: Sequence[str]) -> list[bool]:
+        """Run the stages over a batch; True = kept by every stage."""
+        keep = [True] * len(keys)
+        alive = list(range(len(keys)))
+        for stage in self.stages:
+            if not alive:
+                break
+            flags = self._filters[stage].add_batch(
+                [keys[i] for i in alive], [texts[i] for i in alive]
+            )
+            self.dropped[stage] += flags.count(False)
+            for i, flag in zip(alive, flags, strict=True):
+                keep[i] = flag
+            alive = [i for i in alive if keep[i]]
+        self.total += len(keys)
+        return keep
+
+    def duplicates_of(self, key: Hashable) -> tuple[str, Hashable] | None:
+        """(stage, kept key) that dropped ``key``, or None if it was kept."""
+        for stage, deduper in self._filters.items():
+            other = deduper.duplicates_of(key)
+            if other is not None:
+                return stage, other
+        return None
+
+
+def _text_of(item: Any) -> str:
+    return item if isinstance(item, str) else str(item.text)
+
+
+def dedup_personas(
+    source: Any,
+    stages: Sequence[str] = STAGES,
+    minhash_threshold: float = 0.9,
+    embedding_threshold: float = 0.9,
+    embedder: Any | None = None,
+    dry_run: bool = False,
+    batch_size: int = 2048,
+    progress: Callable[[int], None] | None = None,
+) -> DedupReport:
+    """Remove near-duplicates from a list of personas or from a store.
+
+    Args:
+        source: A :class:`~personahub.store.PersonaStore`, or a sequence of texts or of
+            objects with a ``text`` attribute.
+        stages: Stages to run, in order.
+        minhash_threshold: Jaccard threshold.
+        embedding_threshold: Cosine threshold.
+        embedder: Embedder for the embedding stage.
+        dry_run: For a store, report without deleting.
+        batch_size: Items per batch.
+        progress: Called with the number of items processed since the last call.
+
+    Returns:
+        Counts per stage; for a list, the kept indices; for a store, the deleted count.
+    """
+    pipeline = DedupPipeline(stages, minhash_threshold, embedding_threshold, embedder)
+    report = DedupReport(dry_run=dry_run)
+    if isinstance(source, Sequence) and not hasattr(source, "iter_personas"):
+        items: Sequence[Any] = source
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            keys = list(range(start, start + len(chunk)))
+            flags = pipeline.add_batch(keys, [_text_of(x) for x in chunk])
+            report.kept_keys.extend(k for k, f in zip(keys, flags, strict=True) if f)
+            if progress is not None:
+                progress(len(chunk))
+    else:
+        drop: list[int] = []
+        for batch in _store_batches(source, batch_size):
+            keys = [p.id for p in batch]
+            flags = pipeline.add_batch(keys, [p.text for p in batch])
+            drop.extend(k for k, f in zip(keys, flags, strict=True) if not f)
+            if progress is not None:
+                progress(len(batch))
+        # Ids are streamed in increasing order, so each group keeps its lowest id.
+        if not dry_run and drop:
+            report.deleted = source.delete_personas(drop)
+    report.total = pipeline.total
+    report.dropped = dict(pipeline.dropped)
+    report.kept = report.total - sum(report.dropped.values())
+    return report
+
+
+def _store_batches(store: Any, batch_size: int) -> Iterable[list[Any]]:
+    batch: list[Any] = []
+    for persona in store.iter_personas(batch_size=batch_size):
+        batch.append(persona)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

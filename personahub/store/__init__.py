@@ -1,0 +1,42 @@
+"""The persona store: SQLModel tables, the PersonaStore, import/export and the carver.
+
+Typical use::
+
+    from personahub.store import PersonaStore, PersonaFilter, import_file
+
+    store = PersonaStore("personas.db")
+    import_file(store, "tool.jsonl")
+    students = store.personas(PersonaFilter(contains_any=["student"], sample=50))
+"""
+
+from personahub.store.filters import PersonaFilter, carve, carve_batches
+from personahub.store.io import ImportReport, export_file, import_file
+from personahub.store.models import (
+    EdgeIn,
+    Persona,
+    PersonaEdge,
+    PersonaIn,
+    PersonaOrigin,
+    SourceText,
+    persona_hash,
+)
+from personahub.store.store import AddReport, PersonaStore, StoreError
+
+__all__ = [
+    "AddReport",
+    "EdgeIn",
+    "ImportReport",
+    "Persona",
+    "PersonaEdge",
+    "PersonaFilter",
+    "PersonaIn",
+    "PersonaOrigin",
+    "PersonaStore",
+    "SourceText",
+    "StoreError",
+    "carve",
+    "carve_batches",
+    "export_file",
+    "import_file",
+    "persona_hash",
+]

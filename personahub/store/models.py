@@ -1,0 +1,144 @@
+"""SQLModel tables of the persona store, and the pydantic models at its boundary.
+
+Tables: :class:`SourceText` (an input text personas were derived from), :class:`Persona`
+and :class:`PersonaEdge` (typed, weighted relationships between personas, from
+Persona-to-Persona hops or an imported edges file).
+
+Enumerated values (origin, angle, granularity) are stored as plain strings and validated
+by the ``*In`` models: native database enums would make adding a value a migration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import Field as PydanticField
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from personahub.sources import text_hash
+
+
+class PersonaOrigin(StrEnum):
+    """How a persona came to be."""
+
+    TEXT_TO_PERSONA = "text_to_persona"
+    PERSONA_TO_PERSONA = "persona_to_persona"
+    IMPORTED = "imported"
+
+
+Origin = Literal["text_to_persona", "persona_to_persona", "imported"]
+Angle = Literal["read", "write", "like", "dislike"]
+Granularity = Literal["coarse", "fine"]
+ORIGINS: tuple[str, ...] = tuple(o.value for o in PersonaOrigin)
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the value of every ``created`` column."""
+    return datetime.now(UTC)
+
+
+def persona_hash(text: str) -> str:
+    """sha256 of the lowercase, whitespace-collapsed persona text (the exact-duplicate key)."""
+    return text_hash(text)
+
+
+class SourceText(SQLModel, table=True):
+    """An input text that personas were derived from."""
+
+    __tablename__ = "source_text"
+
+    id: int | None = Field(default=None, primary_key=True)
+    content_hash: str = Field(index=True, unique=True, max_length=64)
+    origin: str
+    text: str | None = None
+    created: datetime = Field(default_factory=utcnow)
+
+
+class Persona(SQLModel, table=True):
+    """One persona."""
+
+    __tablename__ = "persona"
+
+    id: int | None = Field(default=None, primary_key=True)
+    text: str
+    norm_hash: str = Field(index=True, unique=True, max_length=64)
+    origin: str = Field(default=PersonaOrigin.IMPORTED.value, index=True, max_length=32)
+    angle: str | None = Field(default=None, max_length=16)
+    granularity: str | None = Field(default=None, max_length=16)
+    source_text_id: int | None = Field(
+        default=None, foreign_key="source_text.id", ondelete="SET NULL", index=True
+    )
+    parent_id: int | None = Field(
+        default=None, foreign_key="persona.id", ondelete="SET NULL", index=True
+    )
+    hop: int = Field(default=0, index=True)
+    model: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    external_id: str | None = Field(default=None, index=True)
+    created: datetime = Field(default_factory=utcnow)
+
+
+class PersonaEdge(SQLModel, table=True):
+    """A typed relationship from one persona to another."""
+
+    __tablename__ = "persona_edge"
+    __table_args__ = (UniqueConstraint("src_id", "dst_id", "relation", name="uq_edge"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    src_id: int = Field(foreign_key="persona.id", ondelete="CASCADE", index=True)
+    dst_id: int = Field(foreign_key="persona.id", ondelete="CASCADE", index=True)
+    relation: str = Field(max_length=64)
+    strength: float = 1.0
+
+
+STORE_TABLES = [SourceText.__table__, Persona.__table__, PersonaEdge.__table__]  # type: ignore[attr-defined]
+
+
+class PersonaIn(BaseModel):
+    """A persona to add to the store (validated at the boundary)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    origin: Origin = "imported"
+    angle: Angle | None = None
+    granularity: Granularity | None = None
+    source_text_id: int | None = None
+    parent_id: int | None = None
+    hop: int = PydanticField(default=0, ge=0)
+    model: str | None = None
+    attributes: dict[str, Any] = PydanticField(default_factory=dict)
+    external_id: str | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_empty(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("persona text is empty")
+        return value
+
+
+class EdgeIn(BaseModel):
+    """A relationship to add: persona ids, relation label and tie strength."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    src_id: int
+    dst_id: int
+    relation: str = PydanticField(min_length=1, max_length=64)
+    strength: float = 1.0
+
+
+class SourceTextIn(BaseModel):
+    """An input text to register (the text copy is optional and truncated)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    origin: str
+    keep_text: bool = True

@@ -1,0 +1,385 @@
+"""PersonaStore: personas, their relationship edges and source texts in one database.
+
+A plain path means a SQLite file (WAL journal, foreign keys on); a string containing
+``://`` is any SQLAlchemy URL (PostgreSQL for shared or large stores). Every operation
+opens its own short :class:`sqlmodel.Session`, so a store object is cheap to share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine, delete, insert, or_, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlmodel import Session, SQLModel, col, func, select
+
+from personahub.db import DatabaseError, database_url, make_engine, safe_url
+from personahub.sources import text_hash
+from personahub.store.filters import PersonaFilter, carve_batches, sql_conditions
+from personahub.store.models import (
+    STORE_TABLES,
+    EdgeIn,
+    Persona,
+    PersonaEdge,
+    PersonaIn,
+    SourceText,
+    persona_hash,
+    utcnow,
+)
+
+# Well under SQLite's bound-parameter limit, and a sane size for IN (...) lists elsewhere.
+_IN_CHUNK = 500
+SOURCE_TEXT_KEEP_CHARS = 2000
+
+
+class StoreError(RuntimeError):
+    """A store problem worded as one line for the user."""
+
+
+class AddReport(BaseModel):
+    """Outcome of :meth:`PersonaStore.add_personas`.
+
+    Attributes:
+        added: Personas inserted.
+        duplicates: Items skipped because the same normalised text is already stored
+            (or appeared earlier in the same call).
+        ids: The persona id for every item, in input order (the existing id for duplicates).
+    """
+
+    added: int = 0
+    duplicates: int = 0
+    ids: list[int] = []
+
+
+def _one_line(exc: BaseException) -> str:
+    # SQLAlchemy appends a background link and the SQL; the driver's message is enough.
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class PersonaStore:
+    """The persona database.
+
+    Args:
+        url_or_path: A SQLite file path (``personas.db`` by default) or an SQLAlchemy URL.
+            Engines come from :func:`personahub.db.make_engine` (SQLite: WAL, foreign keys).
+
+    Raises:
+        StoreError: If the URL is invalid, its driver is missing or the database is
+            unreachable.
+    """
+
+    def __init__(self, url_or_path: str | Path = "personas.db") -> None:
+        self.url = safe_url(database_url(url_or_path))
+        try:
+            self.engine: Engine = make_engine(url_or_path)
+            SQLModel.metadata.create_all(self.engine, tables=STORE_TABLES)
+        except DatabaseError as exc:
+            raise StoreError(str(exc)) from None
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot open store {self.url}: {_one_line(exc)}") from None
+
+    def __repr__(self) -> str:
+        return f"PersonaStore({self.url!r})"
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose database errors surface as :class:`StoreError`."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                yield session
+        except IntegrityError as exc:
+            raise StoreError(f"store constraint violated: {_one_line(exc)}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store error ({self.url}): {_one_line(exc)}") from None
+
+    # -- writing -----------------------------------------------------------------------
+
+    def add_personas(
+        self, items: Iterable[PersonaIn | dict[str, Any]], batch_size: int = 5000
+    ) -> AddReport:
+        """Insert personas, skipping exact duplicates (same normalised text).
+
+        Args:
+            items: Personas (dicts are validated as :class:`PersonaIn`).
+            batch_size: Rows per transaction.
+
+        Returns:
+            Counts and the id of every item.
+
+        Raises:
+            StoreError: If an item is invalid or a reference (parent, source) is unknown.
+        """
+        report = AddReport()
+        batch: list[PersonaIn] = []
+        for index, item in enumerate(items):
+            try:
+                batch.append(
+                    item if isinstance(item, PersonaIn) else PersonaIn.model_validate(item)
+                )
+            except ValidationError as exc:
+                message = exc.errors()[0]
+                where = ".".join(str(p) for p in message["loc"]) or "item"
+                raise StoreError(f"persona #{index} invalid: {where}: {message['msg']}") from None
+            if len(batch) >= batch_size:
+                self._add_batch(batch, report)
+                batch = []
+        if batch:
+            self._add_batch(batch, report)
+        return report
+
+    def _add_batch(self, batch: list[PersonaIn], report: AddReport) -> None:
+        hashes = [persona_hash(p.text) for p in batch]
+        table = Persona.__table__  # type: ignore[attr-defined]
+        with self.session() as session:
+            known: dict[str, int] = {}
+            unique = list(dict.fromkeys(hashes))
+            for chunk in _chunks(unique):
+                rows = session.execute(
+                    select(Persona.id, Persona.norm_hash).where(col(Persona.norm_hash).in_(chunk))
+                )
+                known.update({h: i for i, h in rows})
+            now = utcnow()
+            new_rows: dict[str, dict[str, Any]] = {}
+            for item, digest in zip(batch, hashes, strict=True):
+                if digest in known or digest in new_rows:
+                    continue
+                row = item.model_dump()
+                row.update(norm_hash=digest, created=now)
+                new_rows[digest] = row
+            if new_rows:
+                session.execute(insert(table), list(new_rows.values()))
+                for chunk in _chunks(list(new_rows)):
+                    rows = session.execute(
+                        select(Persona.id, Persona.norm_hash).where(
+                            col(Persona.norm_hash).in_(chunk)
+                        )
+                    )
+                    known.update({h: i for i, h in rows})
+            session.commit()
+        report.added += len(new_rows)
+        report.duplicates += len(batch) - len(new_rows)
+        report.ids.extend(known[h] for h in hashes)
+
+    def add_edges(self, items: Iterable[EdgeIn | dict[str, Any]], batch_size: int = 5000) -> int:
+        """Insert relationship edges; an edge already stored (same src, dst, relation) is
+        skipped.
+
+        Returns:
+            The number of edges inserted.
+
+        Raises:
+            StoreError: If an edge is invalid or references a persona that does not exist.
+        """
+        added = 0
+        batch: list[EdgeIn] = []
+        for index, item in enumerate(items):
+            try:
+                batch.append(item if isinstance(item, EdgeIn) else EdgeIn.model_validate(item))
+            except ValidationError as exc:
+                raise StoreError(f"edge #{index} invalid: {exc.errors()[0]['msg']}") from None
+            if len(batch) >= batch_size:
+                added += self._add_edge_batch(batch)
+                batch = []
+        if batch:
+            added += self._add_edge_batch(batch)
+        return added
+
+    def _add_edge_batch(self, batch: list[EdgeIn]) -> int:
+        keys = {(e.src_id, e.dst_id, e.relation): e for e in batch}
+        ids = sorted({e.src_id for e in batch} | {e.dst_id for e in batch})
+        with self.session() as session:
+            present: set[int] = set()
+            for chunk in _chunks(ids):
+                present.update(session.exec(select(Persona.id).where(col(Persona.id).in_(chunk))))
+            missing = [i for i in ids if i not in present]
+            if missing:
+                raise StoreError(f"edge references unknown persona id {missing[0]}")
+            existing: set[tuple[int, int, str]] = set()
+            srcs = sorted({e.src_id for e in batch})
+            for chunk in _chunks(srcs):
+                rows = session.exec(
+                    select(PersonaEdge.src_id, PersonaEdge.dst_id, PersonaEdge.relation).where(
+                        col(PersonaEdge.src_id).in_(chunk)
+                    )
+                )
+                existing.update((s, d, r) for s, d, r in rows)
+            rows_new = [e.model_dump() for k, e in keys.items() if k not in existing]
+            if rows_new:
+                session.execute(insert(PersonaEdge.__table__), rows_new)  # type: ignore[attr-defined]
+            session.commit()
+        return len(rows_new)
+
+    def add_source_text(
+        self, text: str, origin: str, keep_chars: int | None = SOURCE_TEXT_KEEP_CHARS
+    ) -> int:
+        """Register an input text (idempotent by content hash).
+
+        Args:
+            text: The text.
+            origin: Where it came from (file path and line).
+            keep_chars: Keep a copy of at most this many characters (None: no copy).
+
+        Returns:
+            The id of the (new or existing) source text.
+        """
+        digest = text_hash(text)
+        with self.session() as session:
+            existing = session.exec(
+                select(SourceText.id).where(SourceText.content_hash == digest)
+            ).first()
+            if existing is not None:
+                return existing
+            copy = text[:keep_chars] if keep_chars is not None else None
+            row = SourceText(content_hash=digest, origin=origin, text=copy)
+            session.add(row)
+            session.commit()
+            assert row.id is not None
+            return row.id
+
+    def delete_personas(self, ids: Iterable[int]) -> int:
+        """Delete personas and their edges; children keep existing with no parent.
+
+        Returns:
+            The number of personas deleted.
+        """
+        wanted = sorted(set(ids))
+        deleted = 0
+        with self.session() as session:
+            for chunk in _chunks(wanted):
+                session.execute(
+                    delete(PersonaEdge).where(
+                        or_(col(PersonaEdge.src_id).in_(chunk), col(PersonaEdge.dst_id).in_(chunk))
+                    )
+                )
+                session.execute(
+                    update(Persona).where(col(Persona.parent_id).in_(chunk)).values(parent_id=None)
+                )
+                result = session.execute(delete(Persona).where(col(Persona.id).in_(chunk)))
+                deleted += result.rowcount or 0  # type: ignore[attr-defined]
+            session.commit()
+        return deleted
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, persona_id: int) -> Persona | None:
+        """Return one persona by id, or None."""
+        with self.session() as session:
+            return session.get(Persona, persona_id)
+
+    def count(self, flt: PersonaFilter | None = None) -> int:
+        """Count personas (those matching a filter when given)."""
+        sql_only = flt is None or flt == PersonaFilter(
+            origin=flt.origin, min_hop=flt.min_hop, max_hop=flt.max_hop
+        )
+        if not sql_only:
+            return sum(1 for _ in self.iter_personas(flt))
+        with self.session() as session:
+            stmt = select(func.count()).select_from(Persona).where(*sql_conditions(flt))
+            return int(session.exec(stmt).one())
+
+    def _batches(self, flt: PersonaFilter | None, batch_size: int) -> Iterator[list[Persona]]:
+        # Keyset pagination: each page is its own short read, so writers are not blocked
+        # and memory stays at one page however large the store is.
+        conditions = sql_conditions(flt)
+        last_id = 0
+        while True:
+            with self.session() as session:
+                stmt = (
+                    select(Persona)
+                    .where(col(Persona.id) > last_id, *conditions)
+                    .order_by(col(Persona.id))
+                    .limit(batch_size)
+                )
+                page = list(session.exec(stmt))
+            if not page:
+                return
+            last_id = page[-1].id or last_id
+            yield page
+
+    def iter_personas(
+        self, filter: PersonaFilter | None = None, batch_size: int = 1000, embedder_factory=None
+    ) -> Iterator[Persona]:
+        """Stream personas in id order (similarity order with ``top_k``).
+
+        Args:
+            filter: What to select; None selects all.
+            batch_size: Rows read per query.
+            embedder_factory: Embedder provider for ``similar_to`` (default embedder if None).
+
+        Yields:
+            Detached :class:`Persona` rows.
+        """
+        yield from carve_batches(self._batches(filter, batch_size), filter, embedder_factory)
+
+    def personas(
+        self, filter: PersonaFilter | None = None, limit: int | None = None, embedder_factory=None
+    ) -> list[Persona]:
+        """Return matching personas as a list (at most ``limit``)."""
+        out: list[Persona] = []
+        for persona in self.iter_personas(filter, embedder_factory=embedder_factory):
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(persona)
+        return out
+
+    def edges(self, persona_ids: set[int] | None = None) -> list[PersonaEdge]:
+        """Return edges, all or those with both ends among ``persona_ids``."""
+        with self.session() as session:
+            if persona_ids is None:
+                return list(session.exec(select(PersonaEdge).order_by(col(PersonaEdge.id))))
+            found: dict[int, PersonaEdge] = {}
+            for chunk in _chunks(sorted(persona_ids)):
+                rows = session.exec(select(PersonaEdge).where(col(PersonaEdge.src_id).in_(chunk)))
+                found.update({e.id: e for e in rows if e.dst_id in persona_ids and e.id})
+            return [found[k] for k in sorted(found)]
+
+    def ids_for_external(self, external_ids: Iterable[str]) -> dict[str, int]:
+        """Map external ids (e.g. from an import) to persona ids (lowest id wins)."""
+        wanted = sorted(set(external_ids))
+        mapping: dict[str, int] = {}
+        with self.session() as session:
+            for chunk in _chunks(wanted):
+                rows = session.exec(
+                    select(Persona.external_id, Persona.id)
+                    .where(col(Persona.external_id).in_(chunk))
+                    .order_by(col(Persona.id).desc())
+                )
+                mapping.update({e: i for e, i in rows if e is not None and i is not None})
+        return mapping
+
+    def stats(self) -> dict[str, Any]:
+        """Counts: personas in total and by origin, hop, angle and granularity; edges in
+        total and by relation; source texts."""
+
+        def grouped(session: Session, column: Any) -> dict[str, int]:
+            rows = session.exec(select(column, func.count()).group_by(column).order_by(column))
+            return {("none" if key is None else str(key)): int(n) for key, n in rows}
+
+        with self.session() as session:
+            return {
+                "personas": int(session.exec(select(func.count()).select_from(Persona)).one()),
+                "by_origin": grouped(session, Persona.origin),
+                "by_hop": grouped(session, Persona.hop),
+                "by_angle": grouped(session, Persona.angle),
+                "by_granularity": grouped(session, Persona.granularity),
+                "edges": int(session.exec(select(func.count()).select_from(PersonaEdge)).one()),
+                "edges_by_relation": grouped(session, PersonaEdge.relation),
+                "source_texts": int(
+                    session.exec(select(func.count()).select_from(SourceText)).one()
+                ),
+            }
