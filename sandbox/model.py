@@ -174,6 +174,8 @@ class SandboxModel(mesa.Model):
         requests = [
             a.build_request(self.scenario, self.schema, step, self.run_seed) for a in active
         ]
+        if self.on_step_start is not None:
+            self.on_step_start(step, len(requests))
         results = self.loop.run_until_complete(self.llm.batch(requests, on_result=self.on_result))
 
         interactions = []

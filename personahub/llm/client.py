@@ -173,8 +173,12 @@ class LLMClient:
             retries += transport_retries
             self.meter.retries += transport_retries
             usage = usage + reply.usage
+            elapsed = time.perf_counter() - call_started
             self.meter.record_call(
-                reply.endpoint, reply.usage, time.perf_counter() - call_started, request.tag
+                reply.endpoint,
+                reply.usage,
+                reply.service_s if reply.service_s is not None else elapsed,
+                request.tag,
             )
             sent = reply.messages or tuple(call.messages)
             parsed = None

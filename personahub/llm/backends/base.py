@@ -43,12 +43,15 @@ class BackendReply:
         usage: Token counts reported (or estimated) for this call.
         endpoint: Which endpoint answered ("local" for the embedded model).
         messages: The messages actually sent, when the backend added schema instructions.
+        service_s: Time spent generating, when the backend knows it apart from queueing
+            (the local backend queues requests for a free model instance).
     """
 
     text: str
     usage: Usage
     endpoint: str
     messages: tuple[Message, ...] = ()
+    service_s: float | None = None
 
 
 class Backend(Protocol):

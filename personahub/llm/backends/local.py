@@ -16,6 +16,7 @@ import json
 import os
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,7 @@ class LocalBackend:
             # An error value like any other failure: `complete` must not raise.
             raise TransportError(ErrorKind.MODEL_UNAVAILABLE, str(exc)) from None
         index, llama = pool.get()
+        started = time.perf_counter()
         try:
             grammar = self._grammar(index, call.schema) if call.schema else None
             out = llama.create_chat_completion(
@@ -207,6 +209,7 @@ class LocalBackend:
             text=out["choices"][0]["message"].get("content") or "",
             usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
             endpoint="local",
+            service_s=time.perf_counter() - started,
         )
 
     async def complete(self, call: BackendCall) -> BackendReply:
