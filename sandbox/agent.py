@@ -107,7 +107,8 @@ class PersonaAgent(FixedAgent):
         self.acted = 0
         self.forgotten = 0
         self.headlines: list[str] = []
-        self.dirty = True
+        # A fresh agent is what a rebuilt model starts from anyway: nothing to save yet.
+        self.dirty = False
 
     def observe(self, observation: Observation, persist: bool = True) -> None:
         """Add to the inbox. ``persist=False`` for events: the run database records event
