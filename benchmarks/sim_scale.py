@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import grow, load_personas, peak_rss_mib, result_line  # noqa: E402
-from personahub.llm import LLMClient, load_settings  # noqa: E402
-from sandbox.runner import RunOptions, prepare_run  # noqa: E402
-from tests.support.fake_openai import spawn_server_process, stop_server_process  # noqa: E402
+from benchmarks._common import grow, load_personas, peak_rss_mib, result_line
+from personahub.llm import LLMClient, load_settings
+from sandbox.runner import RunOptions, prepare_run
+from tests.support.fake_openai import spawn_server_process, stop_server_process
 
 SCENARIO = """\
 name: sim-scale
