@@ -9,7 +9,7 @@ import typer
 from pydantic import BaseModel, Field
 from rich.table import Table
 
-from personahub import cli_store, prompts
+from personahub import cli_pipeline, cli_store, prompts
 from personahub.cli_common import console, fail
 from personahub.llm import ConfigError, LLMClient, LLMRequest, load_settings
 from personahub.llm import cli_options as opt
@@ -24,6 +24,7 @@ app = typer.Typer(
 llm_app = typer.Typer(help="The LLM gateway.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
 cli_store.register(app)
+cli_pipeline.register(app)
 
 
 class CheckPersona(BaseModel):
@@ -66,7 +67,10 @@ async def _check(client: LLMClient) -> None:
     async with client:
         if hasattr(client.backend, "warm_up"):
             with console.status("loading the embedded model"):
-                client.backend.warm_up()
+                try:
+                    client.backend.warm_up()
+                except ModelUnavailableError as exc:
+                    fail(str(exc))
         checks = [
             (
                 "chat",

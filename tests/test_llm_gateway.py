@@ -226,8 +226,9 @@ async def test_permanent_errors_are_not_retried(
         '{"name": "Ann", "age": 30, "tags": ["a", "b",],}',
         '{"name": "Ann", "age": 30, "tags": ["a", "b"',
         'Sure! Here it is: {"name": "Ann", "age": 30} Hope that helps.',
+        '{"name": "Ann", "age": 30, "tags": ["line one\nline two"]}',
     ],
-    ids=["code-fence", "trailing-commas", "truncated", "prose-around"],
+    ids=["code-fence", "trailing-commas", "truncated", "prose-around", "raw-newline"],
 )
 async def test_trivially_broken_json_is_repaired_without_a_reask(
     content: str, gateway: LLMClient, fake_server: FakeOpenAIServer

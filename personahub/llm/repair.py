@@ -76,7 +76,8 @@ def extract_json(text: str) -> Any:
     for candidate in _candidates(text):
         for attempt in (candidate, _TRAILING_COMMA.sub(r"\1", candidate)):
             try:
-                return json.loads(attempt)
+                # strict=False: raw newlines inside strings (a grammar lets them through)
+                return json.loads(attempt, strict=False)
             except json.JSONDecodeError:
                 continue
     snippet = text.strip().replace("\n", " ")[:120]

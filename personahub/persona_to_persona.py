@@ -1,0 +1,245 @@
+"""Persona-to-Persona: ask who is in a close relationship with a persona.
+
+One request per parent persona asks for ``n`` related people, each with a relation label
+(colleague, patient-caregiver, customer-supplier, family, friend, neighbour,
+mentor-mentee, ...) and a persona sentence. Repeated over k hops this reaches people that
+texts rarely mention directly (the Persona Hub paper uses six hops). The pipeline stores a
+:class:`~personahub.store.PersonaEdge` parent -> child with the label, and only expands
+children that survived the quality filters and dedup, so cycles and repeats cannot make
+the count grow without bound.
+
+:func:`unexpanded` pages through the personas a hop still has to expand: generated ones
+at the previous hop with no outgoing edge and no child yet, which is what makes hops
+resumable.
+
+As in Text-to-Persona, a worked example goes first as an earlier chat turn, every string
+and list in the schema is bounded and each persona must start with "A" or "An", so a small
+model under a grammar stays on track.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field, create_model
+from sqlalchemy import and_, exists
+from sqlalchemy.orm import aliased
+from sqlmodel import col, func, select
+
+from personahub import prompts
+from personahub.llm import LLMClient, LLMError, LLMRequest, LLMResult, Message
+from personahub.store import Persona, PersonaEdge, PersonaStore
+from personahub.text_to_persona import (
+    GRANULARITIES,
+    PERSONA_MAX_CHARS,
+    PERSONA_PATTERN,
+    Candidate,
+    examples,
+    request_seed,
+)
+
+RELATION_MAX_CHARS = 40
+# Letters, then letters, spaces, hyphens or slashes: "colleague", "mentor-mentee".
+RELATION_PATTERN = r"^[A-Za-z][A-Za-z /-]{1,39}$"
+DEFAULT_RELATION = "related"
+GENERATED_ORIGINS = ("text_to_persona", "persona_to_persona")
+_TOKENS_PER_PERSON = 110
+_SEPARATORS = re.compile(r"\s*(?:/|\bto\b|\band\b|–|—)\s*")
+
+
+class RelatedPerson(BaseModel):
+    """One related person: the relation to the parent and their persona."""
+
+    relation: str = Field(
+        max_length=RELATION_MAX_CHARS,
+        pattern=RELATION_PATTERN,
+        description='Relation to the given person, e.g. "colleague".',
+    )
+    persona: str = Field(
+        max_length=PERSONA_MAX_CHARS,
+        pattern=PERSONA_PATTERN,
+        description='The related person, starting with "A" or "An".',
+    )
+
+
+@functools.cache
+def related_schema(n: int) -> type[BaseModel]:
+    """The answer schema for ``n`` related people: exactly ``n`` items, so a grammar
+    neither stops early nor runs on."""
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    return create_model(
+        "RelatedPeople",
+        people=(list[RelatedPerson], Field(min_length=n, max_length=n)),
+    )
+
+
+def normalise_relation(label: str) -> str:
+    """Lowercase, single-spaced, hyphen-joined relation label ("Mentor / Mentee" ->
+    "mentor-mentee"); empty labels become ``"related"``."""
+    text = " ".join(label.lower().split()).strip(" -/.,;:'\"")
+    text = _SEPARATORS.sub("-", text)
+    text = re.sub(r"-+", "-", text).strip("-")
+    return text[:RELATION_MAX_CHARS] or DEFAULT_RELATION
+
+
+def p2p_messages(persona: str, n: int, granularity: str) -> list[Message]:
+    """The chat messages of one Persona-to-Persona request.
+
+    Raises:
+        ValueError: If ``granularity`` is unknown or ``n`` < 1.
+    """
+    if granularity not in GRANULARITIES:
+        raise ValueError(
+            f"unknown granularity {granularity!r}; choose from {', '.join(GRANULARITIES)}"
+        )
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    example = examples()["persona_to_persona"][granularity]
+
+    def ask(about: str) -> Message:
+        content = prompts.render(
+            "persona/persona_to_persona", persona=about, n=n, granularity=granularity
+        )
+        return {"role": "user", "content": content}
+
+    # The example shows at most as many people as asked for (it has three).
+    answer = json.dumps({"people": example["people"][:n]}, ensure_ascii=False)
+    return [
+        {"role": "system", "content": prompts.render("persona/system")},
+        ask(example["person"]),
+        {"role": "assistant", "content": answer},
+        ask(persona),
+    ]
+
+
+def example_context(granularity: str) -> str:
+    """The Persona-to-Persona example as one text, so the echo check catches copies."""
+    example = examples()["persona_to_persona"][granularity]
+    return "\n".join([example["person"], *(p["persona"] for p in example["people"])])
+
+
+def p2p_request(persona: str, n: int, granularity: str, seed: int = 0) -> LLMRequest:
+    """One Persona-to-Persona request for ``n`` related people."""
+    return LLMRequest(
+        messages=p2p_messages(persona, n, granularity),
+        schema=related_schema(n),
+        max_tokens=_TOKENS_PER_PERSON * n + 48,
+        seed=request_seed(seed, "p2p", persona, n, granularity),
+        tag="p2p",
+    )
+
+
+def candidates_from(
+    result: LLMResult,
+    parent_id: int | None,
+    parent_text: str,
+    parent_hop: int,
+    granularity: str,
+    fallback_model: str = "",
+) -> list[Candidate] | LLMError:
+    """Turn one Persona-to-Persona result into candidates (hop = parent hop + 1)."""
+    if result.error is not None:
+        return result.error
+    people: list[Any] = getattr(result.parsed, "people", [])
+    context = f"{parent_text}\n{example_context(granularity)}"
+    out = []
+    for person in people:
+        relation = normalise_relation(person.relation)
+        out.append(
+            Candidate(
+                text=person.persona,
+                origin="persona_to_persona",
+                context=context,
+                granularity=granularity,
+                parent_id=parent_id,
+                hop=parent_hop + 1,
+                relation=relation,
+                model=result.model or fallback_model,
+                attributes={"relation": relation},
+            )
+        )
+    return out
+
+
+async def persona_to_persona(
+    client: LLMClient,
+    parents: Sequence[tuple[int | None, str, int]],
+    n: int = 2,
+    granularity: str = "coarse",
+    concurrency: int | None = None,
+    on_result: Callable[[int, LLMResult], None] | None = None,
+    seed: int = 0,
+) -> list[list[Candidate] | LLMError]:
+    """Ask, for every parent persona, for ``n`` people in a close relationship with it.
+
+    Args:
+        client: The LLM gateway.
+        parents: ``(persona id, persona text, hop)`` per parent.
+        n: Related people per parent.
+        granularity: ``coarse`` or ``fine`` (style of the new personas).
+        concurrency: Requests in flight (the gateway's setting when None).
+        on_result: Called as each request finishes (index into parents).
+        seed: Mixed into each request's sampling seed.
+
+    Returns:
+        Per parent: its candidates (hop = parent hop + 1) or the request's error.
+    """
+    requests = [p2p_request(text, n, granularity, seed) for _, text, _ in parents]
+    results = await client.batch(requests, concurrency=concurrency, on_result=on_result)
+    return [
+        candidates_from(result, pid, text, hop, granularity, client.model)
+        for result, (pid, text, hop) in zip(results, parents, strict=True)
+    ]
+
+
+# -- which personas a hop expands --------------------------------------------------------
+
+
+def _unexpanded_at(hop: int) -> Any:
+    # Generated personas at ``hop`` without an outgoing edge or a child: never expanded,
+    # or expanded by a request that failed. Imported personas are not ours to grow.
+    child = aliased(Persona)
+    return and_(
+        col(Persona.hop) == hop,
+        col(Persona.origin).in_(GENERATED_ORIGINS),
+        ~exists().where(col(PersonaEdge.src_id) == col(Persona.id)),
+        ~exists().where(child.parent_id == col(Persona.id)),
+    )
+
+
+def count_unexpanded(store: PersonaStore, hop: int) -> int:
+    """How many generated personas at ``hop`` have not been expanded yet."""
+    with store.session() as session:
+        stmt = select(func.count()).select_from(Persona).where(_unexpanded_at(hop))
+        return int(session.exec(stmt).one())
+
+
+def unexpanded(
+    store: PersonaStore, hop: int, page_size: int
+) -> Iterator[list[tuple[int, str, int]]]:
+    """Generated personas at ``hop`` not expanded yet, as ``(id, text, hop)`` pages.
+
+    Keyset pagination: each page is a fresh short read, and children stored meanwhile
+    (at ``hop + 1``) do not disturb it.
+    """
+    last_id = 0
+    condition = _unexpanded_at(hop)
+    while True:
+        with store.session() as session:
+            rows = list(
+                session.exec(
+                    select(Persona.id, Persona.text, Persona.hop)
+                    .where(condition, col(Persona.id) > last_id)
+                    .order_by(col(Persona.id))
+                    .limit(page_size)
+                )
+            )
+        if not rows:
+            return
+        last_id = rows[-1][0]
+        yield [(int(i), str(t), int(h)) for i, t, h in rows]
