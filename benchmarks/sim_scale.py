@@ -51,7 +51,7 @@ def main() -> None:
             folder = Path(tmp)
             started = time.perf_counter()
             # a few spare texts, since perturbed copies can collide with each other
-            texts = grow(load_personas(), int(args.agents * 1.05) + 100, seed=1)
+            texts = grow(load_personas(), int(args.agents * 1.25) + 100, seed=1)
             with (folder / "people.jsonl").open("w") as out:
                 for i, text in enumerate(texts):
                     out.write(json.dumps({"id": f"p{i}", "persona": text}) + "\n")
