@@ -42,8 +42,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def make_engine(target: str | Path, create_parent: bool = True) -> Engine:
+def make_engine(target: str | Path, create_parent: bool = True, must_exist: bool = False) -> Engine:
     """An engine for ``target``, checked by connecting once.
+
+    Args:
+        target: A path (SQLite) or SQLAlchemy URL.
+        create_parent: Create the folder of a new SQLite file.
+        must_exist: For readers: a missing SQLite file is an error, not a new empty database.
 
     Raises:
         DatabaseError: The URL is malformed or the database cannot be reached.
@@ -54,7 +59,10 @@ def make_engine(target: str | Path, create_parent: bool = True) -> Engine:
     except ArgumentError:
         raise DatabaseError(f"not a database path or URL: {target!r}") from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
-    if is_sqlite and parsed.database and create_parent:
+    in_memory = not parsed.database or parsed.database == ":memory:"
+    if is_sqlite and must_exist and not in_memory and not Path(parsed.database).is_file():
+        raise DatabaseError(f"no database at {parsed.database}")
+    if is_sqlite and parsed.database and create_parent and not must_exist:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"connect_args": {"check_same_thread": False}} if is_sqlite else {}
     try:

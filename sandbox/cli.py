@@ -15,7 +15,15 @@ from personahub.llm import cli_options as opt
 from personahub.llm.backends.local import ModelUnavailableError
 from sandbox.population import PopulationError
 from sandbox.recorder import RunDatabase
-from sandbox.runner import RUN_DB, RunError, RunOptions, locate_run, resume_run, start_run
+from sandbox.runner import (
+    RUN_DB,
+    RunError,
+    RunOptions,
+    locate_run,
+    resume_run,
+    run_folder,
+    start_run,
+)
 from sandbox.scenario import ScenarioError, load_scenario
 
 app = typer.Typer(
@@ -49,8 +57,8 @@ def _fail_input(exc: Exception) -> None:
 def _finish(database: str, run_id: str, run_dir: Path) -> None:
     from sandbox.report import print_summary, write_report
 
-    write_report(database, run_id, run_dir)
-    print_summary(database, run_id, console=console)  # ends with the report's path
+    path = write_report(database, run_id, run_dir)
+    print_summary(database, run_id, console=console, report_path=path)  # ends with the path
 
 
 @app.command()
@@ -93,7 +101,9 @@ def run(
 
 @app.command()
 def resume(
-    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run folder, run.db or run id.")],
+    run_ref: Annotated[
+        str, typer.Argument(metavar="RUN", help="Run folder, run.db, run id or database URL.")
+    ],
     out: Out = Path("runs"),
     backend: opt.Backend = None,
     base_url: opt.BaseUrl = None,
@@ -106,7 +116,7 @@ def resume(
     llm = opt.llm_overrides(backend, base_url, model, None, concurrency)
     try:
         path = locate_run(run_ref, out)
-        outcome = resume_run(path, llm, config, show_progress=not quiet)
+        outcome = resume_run(path, llm, config, show_progress=not quiet, out=out)
     except INPUT_ERRORS as exc:
         _fail_input(exc)
     except KeyboardInterrupt:
@@ -116,18 +126,20 @@ def resume(
 
 @app.command()
 def report(
-    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run folder, run.db or run id.")],
+    run_ref: Annotated[
+        str, typer.Argument(metavar="RUN", help="Run folder, run.db, run id or database URL.")
+    ],
     out: Out = Path("runs"),
 ) -> None:
     """(Re)write a run's report.html from its database and print the summary."""
     try:
         path = locate_run(run_ref, out)
-        run_row = RunDatabase(path).run()
+        run_row = RunDatabase(path, must_exist=True).run()
     except INPUT_ERRORS as exc:
         _fail_input(exc)
     if run_row is None:
         fail(f"{path} holds no run")
-    _finish(str(path), run_row.id, path.parent)
+    _finish(path, run_row.id, run_folder(path, run_row.id, out))
 
 
 @app.command("list")
@@ -139,7 +151,7 @@ def list_runs(out: Out = Path("runs")) -> None:
     found = sorted(out.glob(f"*/{RUN_DB}")) if out.is_dir() else []
     for path in found:
         try:
-            database = RunDatabase(path)
+            database = RunDatabase(path, must_exist=True)
             row = database.run()
             n_agents = len(database.agents(row.id)) if row else 0
         except DatabaseError as exc:

@@ -7,7 +7,6 @@ transaction, so a killed run resumes from its last committed step with nothing h
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -138,11 +137,13 @@ class RunDatabase:
 
     Args:
         target: A path (SQLite) or SQLAlchemy URL.
+        must_exist: Open an existing database only (resume, report, list): a missing SQLite
+            file is a DatabaseError instead of a new empty database.
     """
 
-    def __init__(self, target: str | Path):
+    def __init__(self, target: str | Path, must_exist: bool = False):
         self.target = str(target)
-        self.engine = make_engine(target)
+        self.engine = make_engine(target, must_exist=must_exist)
         SQLModel.metadata.create_all(self.engine, tables=[t.__table__ for t in RUN_TABLES])
 
     def create_run(self, run: RunRow, agents: list[dict[str, Any]], edges: list[dict[str, Any]]):
@@ -214,10 +215,6 @@ class RunDatabase:
             )
             return session.execute(query).scalars().first()
 
-    def runs(self) -> list[RunRow]:
-        with Session(self.engine) as session:
-            return list(session.execute(select(RunRow).order_by(RunRow.created)).scalars())
-
     def _rows(self, table: type[SQLModel], run_id: str, *order: Any) -> list[Any]:
         with Session(self.engine) as session:
             query = select(table).where(table.run_id == run_id)  # type: ignore[attr-defined]
@@ -248,7 +245,3 @@ class RunDatabase:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -68,13 +68,13 @@ def _open(db_path_or_url: str | Path) -> tuple[RunDatabase, Path | None]:
     text = str(db_path_or_url)
     if "://" in text:
         local = text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else ""
-        return RunDatabase(text), Path(local).parent if local else None
+        return RunDatabase(text, must_exist=True), Path(local).parent if local else None
     path = Path(text)
     if path.is_dir():
         path = path / RUN_DB
     if not path.is_file():  # RunDatabase would quietly create an empty database here
         raise FileNotFoundError(f"no run database at {path}")
-    return RunDatabase(path), path.parent
+    return RunDatabase(path, must_exist=True), path.parent
 
 
 def observations(messages: list[dict[str, str]]) -> list[str]:
@@ -258,7 +258,10 @@ def write_report(
 
 
 def print_summary(
-    db_path_or_url: str | Path, run_id: str | None = None, console: Console | None = None
+    db_path_or_url: str | Path,
+    run_id: str | None = None,
+    console: Console | None = None,
+    report_path: Path | None = None,
 ) -> None:
     """Print the key figures with their intervals, the usage, and the report path if written."""
     console = console or Console()
@@ -297,6 +300,6 @@ def print_summary(
         f"{usage.get('mean_latency_s', 0.0):.2f}s, errors: {errors or 'none'}",
         highlight=False,
     )
-    report = (folder or Path("runs") / forecast.run_id) / REPORT_NAME
+    report = report_path or (folder or Path("runs") / forecast.run_id) / REPORT_NAME
     if report.is_file():
         console.print(f"report: {report}", highlight=False)

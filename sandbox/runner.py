@@ -113,7 +113,8 @@ def _safe_llm_config(overrides: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def _progress(enabled: bool, total_steps: int, first_step: int) -> Iterator[Callable[..., Any]]:
-    """Yields ``advance(step, n_requests)`` and an ``on_result`` hook, driving a progress bar."""
+    """Yields ``update(kind, *args)`` for the model's hooks (``step_start``, ``result``,
+    ``step_done``), driving a steps bar and a per-step agents bar; a no-op when disabled."""
     if not enabled:
         yield lambda *a, **k: None
         return
@@ -282,31 +283,41 @@ def _edge_rows(model: SandboxModel, graph: nx.Graph, run_id: str) -> list[dict[s
     ]
 
 
-def locate_run(ref: str | Path, out: Path = Path("runs")) -> Path:
-    """The run database for a run folder, a ``run.db`` path or a run id under ``out``."""
+def locate_run(ref: str | Path, out: Path = Path("runs")) -> str:
+    """The run database for a run folder, a ``run.db`` path, a run id under ``out``, or a
+    database URL (``--database`` runs; the latest run in it)."""
+    if "://" in str(ref):
+        return str(ref)
     for candidate in (Path(ref), out / str(ref)):
         if candidate.is_file():
-            return candidate
+            return str(candidate)
         if (candidate / RUN_DB).is_file():
-            return candidate / RUN_DB
+            return str(candidate / RUN_DB)
     raise RunError(f"no run found at {ref} (looked for {Path(ref) / RUN_DB} and {out / str(ref)})")
 
 
+def run_folder(database: str | Path, run_id: str, out: Path = Path("runs")) -> Path:
+    """Where a run's report goes: beside its ``run.db``, or ``out/<run-id>`` for a URL."""
+    return out / run_id if "://" in str(database) else Path(database).parent
+
+
 def resume_run(
-    db_path: Path,
+    database_ref: str | Path,
     llm_cli: dict[str, Any],
     config_file: Path | None = None,
     show_progress: bool = True,
     llm: LLMClient | None = None,
+    out: Path = Path("runs"),
 ) -> RunOutcome:
-    """Continue a run from its last committed step."""
-    database = RunDatabase(db_path)
+    """Continue a run (the latest in ``database_ref``) from its last committed step."""
+    database = RunDatabase(database_ref, must_exist=True)
     run = database.run()
     if run is None:
-        raise RunError(f"{db_path} holds no run")
+        raise RunError(f"{database_ref} holds no run")
+    folder = run_folder(database_ref, run.id, out)
     if run.status == "completed":
-        return RunOutcome(run.id, db_path.parent, str(db_path), "completed")
-    scenario = parse_scenario(run.scenario_yaml, Path(run.scenario_path or db_path))
+        return RunOutcome(run.id, folder, str(database_ref), "completed")
+    scenario = parse_scenario(run.scenario_yaml, Path(run.scenario_path or "run.db"))
     agents = database.agents(run.id)
     node_of = {row.agent_id: node for node, row in enumerate(agents)}
     personas = [PersonaRecord(r.persona_id, r.persona, dict(r.attributes)) for r in agents]
@@ -346,4 +357,4 @@ def resume_run(
     finally:
         loop.run_until_complete(client.aclose())
         loop.close()
-    return RunOutcome(run.id, db_path.parent, str(db_path), status)
+    return RunOutcome(run.id, folder, str(database_ref), status)

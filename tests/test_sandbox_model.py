@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from personahub.db import DatabaseError
 from personahub.llm import LLMClient, load_settings
 from sandbox.recorder import RunDatabase
-from sandbox.runner import RunOptions, resume_run, start_run
+from sandbox.runner import RunOptions, locate_run, resume_run, start_run
 from tests.support.fake_openai import FakeOpenAIServer
 
 CHAIN = 5
@@ -279,3 +280,48 @@ def test_llm_failures_are_recorded_and_the_run_completes(tmp_path: Path) -> None
     database = RunDatabase(outcome.database)
     failed = [i for i in database.interactions(outcome.run_id) if i.error_kind]
     assert all(i.error_message and i.parsed is None for i in failed)
+
+
+def test_run_in_a_database_url_can_be_located_and_resumed(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "url"
+    folder.mkdir()
+    write_population(folder, 10, chain=False)
+    path = scenario_file(folder, SEEDED.format(seed=4))
+    url = f"sqlite:///{tmp_path / 'shared-runs.db'}"
+    real_commit = RunDatabase.commit_step
+
+    def crash_at_step_1(self, run_id, step, **kwargs):  # type: ignore[no-untyped-def]
+        if step == 1:
+            raise KeyboardInterrupt
+        return real_commit(self, run_id, step, **kwargs)
+
+    with FakeOpenAIServer() as server:
+        server.configure(responder=seeded_answer)
+        monkeypatch.setattr(RunDatabase, "commit_step", crash_at_step_1)
+        with pytest.raises(KeyboardInterrupt):
+            start_run(
+                path,
+                RunOptions(out=folder / "runs", database=url),
+                {},
+                llm=client_for(server, folder, cache=False),
+                show_progress=False,
+            )
+        monkeypatch.setattr(RunDatabase, "commit_step", real_commit)
+        assert locate_run(url) == url
+        outcome = resume_run(
+            locate_run(url),
+            {},
+            llm=client_for(server, folder, cache=False),
+            show_progress=False,
+            out=folder / "runs",
+        )
+    assert outcome.status == "completed"
+    assert outcome.run_dir == folder / "runs" / outcome.run_id
+    assert load_run(url)["status"] == "completed"
+
+
+def test_resuming_a_missing_database_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "run.db"
+    with pytest.raises(DatabaseError, match="no database at"):
+        resume_run(f"sqlite:///{missing}", {}, show_progress=False)
+    assert not (tmp_path / "nowhere").exists()

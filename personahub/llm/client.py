@@ -9,7 +9,6 @@ back as an error value. ``chat``/``structured`` are the raising single-call conv
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -307,8 +306,3 @@ class LLMClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def dumps_messages(messages: Sequence[Message]) -> str:
-    """Messages as compact JSON, for logs and databases."""
-    return json.dumps(list(messages), ensure_ascii=False)

@@ -37,12 +37,3 @@ def render(name: str, package: str = "personahub", **variables: Any) -> str:
         **variables: Values for the template.
     """
     return _environment(package).get_template(f"{name}.j2").render(**variables).strip()
-
-
-def template_version(name: str, package: str = "personahub") -> str:
-    """A short content hash of a template, recorded as provenance of generated data."""
-    import hashlib
-
-    env = _environment(package)
-    source, _, _ = env.loader.get_source(env, f"{name}.j2")  # type: ignore[union-attr]
-    return hashlib.sha256(source.encode()).hexdigest()[:12]
