@@ -132,6 +132,10 @@ class PersonaAgent(FixedAgent):
             parts.append(f"your answers then were {stance}")
         return "; ".join(parts)
 
+    def system_prompt(self) -> str:
+        """The system message the agent speaks under (its persona)."""
+        return prompts.render("agent_system", package="sandbox", persona=self.persona.text)
+
     def build_request(
         self, scenario: Scenario, schema: type[BaseModel], step: int, run_seed: int
     ) -> LLMRequest:
@@ -144,7 +148,7 @@ class PersonaAgent(FixedAgent):
         questions = [
             {"id": q.id, "ask": q.ask, "hint": question_hint(q)} for q in scenario.questions
         ]
-        system = prompts.render("agent_system", package="sandbox", persona=self.persona.text)
+        system = self.system_prompt()
         user = prompts.render(
             "agent_step",
             package="sandbox",

@@ -55,6 +55,10 @@ class AgentRow(SQLModel, table=True):
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     community: int = 0
     degree: int = 0
+    # The system prompt the agent speaks under, and (NPC worlds) its character profile:
+    # what exports use as the system message of a training sample.
+    system_prompt: str = Field(default="", sa_column=Column(Text))
+    profile: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
 class AgentStateRow(SQLModel, table=True):
@@ -116,6 +120,29 @@ class EdgeRow(SQLModel, table=True):
     strength: float = 1.0
 
 
+class DialogueTurnRow(SQLModel, table=True):
+    """One turn of an NPC-world conversation; a conversation's turns are numbered from 0."""
+
+    __tablename__ = "dialogue_turns"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", index=True)
+    step: int = Field(index=True)
+    conversation: int  # run-wide conversation number
+    turn: int
+    speaker: int  # agent id; PLAYER_ID for the scripted player
+    listener: int
+    topic: str = Field(default="", sa_column=Column(Text))
+    content: str = Field(default="", sa_column=Column(Text))
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error_kind: str | None = None
+    error_message: str | None = Field(default=None, sa_column=Column(Text))
+
+
+PLAYER_ID = -1
+"""``speaker``/``listener`` of the scripted player in :class:`DialogueTurnRow`."""
+
+
 class StepMetricRow(SQLModel, table=True):
     """The per-step metrics gathered by Mesa's DataCollector."""
 
@@ -125,7 +152,16 @@ class StepMetricRow(SQLModel, table=True):
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
-RUN_TABLES = [RunRow, AgentRow, AgentStateRow, InteractionRow, MessageRow, EdgeRow, StepMetricRow]
+RUN_TABLES = [
+    RunRow,
+    AgentRow,
+    AgentStateRow,
+    InteractionRow,
+    MessageRow,
+    EdgeRow,
+    DialogueTurnRow,
+    StepMetricRow,
+]
 
 
 def _table(model: type[SQLModel]) -> Any:
@@ -168,9 +204,12 @@ class RunDatabase:
         metrics: dict[str, Any],
         rng_state: list[Any],
         usage: dict[str, Any],
+        turns: list[dict[str, Any]] | None = None,
     ) -> None:
         """Write everything a step produced, atomically, and advance ``last_step``."""
         with Session(self.engine) as session:
+            if turns:
+                session.execute(insert(_table(DialogueTurnRow)), turns)
             if interactions:
                 session.execute(insert(_table(InteractionRow)), interactions)
             if messages:
@@ -239,6 +278,12 @@ class RunDatabase:
         """Deliveries in the order they happened, optionally only ``event`` or ``post``."""
         rows = self._rows(MessageRow, run_id, MessageRow.id)
         return [r for r in rows if kind is None or r.kind == kind]
+
+    def dialogue_turns(self, run_id: str) -> list[DialogueTurnRow]:
+        """NPC conversation turns, by conversation then turn."""
+        return self._rows(
+            DialogueTurnRow, run_id, DialogueTurnRow.conversation, DialogueTurnRow.turn
+        )
 
     def step_metrics(self, run_id: str) -> list[StepMetricRow]:
         return self._rows(StepMetricRow, run_id, StepMetricRow.step)

@@ -264,6 +264,8 @@ def _agent_rows(model: SandboxModel, graph: nx.Graph, run_id: str) -> list[dict[
             "attributes": agent.persona.attributes,
             "community": community.get(node, 0),
             "degree": graph.degree(node),
+            "system_prompt": agent.system_prompt(),
+            "profile": {},
         }
         for node, agent in enumerate(model.by_node)
     ]
