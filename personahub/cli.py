@@ -9,7 +9,7 @@ import typer
 from pydantic import BaseModel, Field
 from rich.table import Table
 
-from personahub import cli_pipeline, cli_store, prompts
+from personahub import cli_pipeline, cli_store, cli_synthesis, prompts
 from personahub.cli_common import console, fail
 from personahub.llm import ConfigError, LLMClient, LLMRequest, load_settings
 from personahub.llm import cli_options as opt
@@ -25,6 +25,7 @@ llm_app = typer.Typer(help="The LLM gateway.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
 cli_store.register(app)
 cli_pipeline.register(app)
+cli_synthesis.register(app)
 
 
 class CheckPersona(BaseModel):

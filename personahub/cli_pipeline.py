@@ -14,18 +14,11 @@ from collections.abc import Iterable
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import Progress
 from rich.table import Table
-from rich.text import Text
 
 from personahub.cli_common import console, fail
+from personahub.cli_progress import progress as make_progress
 from personahub.llm import ConfigError, LLMClient, load_settings
 from personahub.llm import cli_options as opt
 from personahub.llm.backends.local import ModelUnavailableError
@@ -35,33 +28,6 @@ from personahub.sources import SourceError, SourceRecord, read_texts
 from personahub.store import PersonaStore, StoreError
 
 _MAX_WARNINGS = 5
-
-
-class _CountColumn(ProgressColumn):
-    """``done/total`` (or just ``done`` when the total is unknown)."""
-
-    def render(self, task: Task) -> Text:
-        done = f"{task.completed:,.0f}"
-        return Text(f"{done}/{task.total:,.0f}" if task.total is not None else done)
-
-
-class _RateColumn(ProgressColumn):
-    """Items per second over rich's recent-speed window."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.2f}/s" if speed else "-/s", style="progress.data.speed")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description:<30}"),
-        BarColumn(),
-        _CountColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def _parse_angles(text: str) -> tuple[str, ...]:
@@ -176,7 +142,7 @@ def build_command(
     except RuntimeError as exc:  # e.g. the embedding model package is missing
         fail(str(exc))
 
-    progress = None if quiet else _progress()
+    progress = None if quiet else make_progress()
     builder = PersonaBuilder(target, client, options, embedder=embedder, progress=progress)
     try:
         report = asyncio.run(_run(builder, client, records, progress))

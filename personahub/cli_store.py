@@ -68,7 +68,7 @@ def _user_errors() -> Iterator[None]:
         fail(str(exc))
 
 
-def _filter(
+def persona_filter(
     contains: list[str] | None = None,
     regex: str | None = None,
     origin: list[str] | None = None,
@@ -183,7 +183,7 @@ def export_command(
 ) -> None:
     """Export personas (optionally a filtered slice) to JSONL or Parquet."""
     with _user_errors():
-        flt = _filter(
+        flt = persona_filter(
             contains, regex, origin, min_hop, max_hop, similar_to, min_similarity, top_k, attr
         )
         if fmt not in ("auto", "jsonl", "parquet"):
@@ -288,7 +288,7 @@ def sample_command(
 ) -> None:
     """Print a seeded random sample of (filtered) personas."""
     with _user_errors():
-        flt = _filter(
+        flt = persona_filter(
             contains,
             regex,
             origin,

@@ -44,11 +44,11 @@ PERSONA_PATTERN = r'^An? [^"\\\n\r\t]{8,190}$'
 T2P_MAX_TOKENS = 384
 
 
-def plain_text(max_chars: int) -> str:
-    """A pattern for one line of at most ``max_chars`` characters without quotes or
+def plain_text(max_chars: int, min_chars: int = 0) -> str:
+    """A pattern for one line of ``min_chars`` to ``max_chars`` characters without quotes or
     backslashes. Without it llama.cpp's grammar lets raw newlines into strings, which is
-    not valid JSON, and the answer is lost."""
-    return rf'^[^"\\\n\r\t]{{0,{max_chars}}}$'
+    not valid JSON, and the answer is lost; the grammar enforces the bounds of the pattern."""
+    return rf'^[^"\\\n\r\t]{{{min_chars},{max_chars}}}$'
 
 
 AgeBand = Literal["", "under 18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"]

@@ -1,7 +1,8 @@
-"""The ``sandbox`` command: run, resume, report on, list and validate scenario runs."""
+"""The ``sandbox`` command: run, resume, report on, list, validate and export scenario runs."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from personahub.db import DatabaseError
 from personahub.llm import ConfigError
 from personahub.llm import cli_options as opt
 from personahub.llm.backends.local import ModelUnavailableError
+from sandbox.export import ExportError, export_run, report_table
 from sandbox.population import PopulationError
 from sandbox.recorder import RunDatabase
 from sandbox.runner import (
@@ -41,6 +43,7 @@ INPUT_ERRORS = (
     DatabaseError,
     ModelUnavailableError,
     RunError,
+    ExportError,
 )
 
 Out = Annotated[Path, typer.Option("--out", help="Folder holding run folders.")]
@@ -190,6 +193,71 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
     table.add_row("questions", ", ".join(f"{q.id} ({q.type})" for q in loaded.questions))
     table.add_row("segments", ", ".join(loaded.segments) or "-")
     console.print(table)
+
+
+class ExportFormat(StrEnum):
+    openai = "openai"
+    sharegpt = "sharegpt"
+    parquet = "parquet"
+
+
+class ExportRole(StrEnum):
+    agent = "agent"
+    npc = "npc"
+    all = "all"
+
+
+@app.command()
+def export(
+    run_ref: Annotated[
+        str, typer.Argument(metavar="RUN", help="Run folder, run.db, run id or database URL.")
+    ],
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="openai (chat JSONL), sharegpt (JSON array) or parquet (messages + metadata).",
+        ),
+    ],
+    out_file: Annotated[
+        Path,
+        typer.Option("--out", help="Output file; with --split, FILE.train.EXT and FILE.val.EXT."),
+    ],
+    role: Annotated[
+        ExportRole,
+        typer.Option("--role", help="agent (forecast replies), npc (conversation sides) or all."),
+    ] = ExportRole.all,
+    min_turns: Annotated[
+        int, typer.Option("--min-turns", min=0, help="Fewest non-system messages per sample.")
+    ] = 2,
+    dedup: Annotated[
+        bool, typer.Option("--dedup/--no-dedup", help="Drop near-duplicates (MinHash 0.9).")
+    ] = True,
+    split: Annotated[
+        float | None,
+        typer.Option("--split", help="Training fraction of a train/validation split, e.g. 0.9."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
+    runs: Annotated[
+        Path, typer.Option("--runs", help="Folder holding run folders (for a run id).")
+    ] = Path("runs"),
+) -> None:
+    """Turn a run's agent replies and NPC conversations into fine-tuning data."""
+    try:
+        path = locate_run(run_ref, runs)
+        result = export_run(
+            path,
+            out_file,
+            fmt.value,  # type: ignore[arg-type]
+            role=role.value,  # type: ignore[arg-type]
+            min_turns=min_turns,
+            dedup=dedup,
+            split=split,
+            seed=seed,
+        )
+    except INPUT_ERRORS as exc:
+        _fail_input(exc)
+    console.print(report_table(result))
 
 
 def main() -> None:

@@ -14,11 +14,9 @@ from typing import Any
 from personahub.db import DatabaseError
 from personahub.store.filters import PersonaFilter
 from personahub.store.io import import_file
+from personahub.store.opening import open_personas
 from personahub.store.store import PersonaStore, StoreError
 from sandbox.scenario import Population
-
-STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-
 
 class PopulationError(ValueError):
     """The population cannot be loaded; one line."""
@@ -48,27 +46,19 @@ def packaged_sample() -> tuple[Path, Path]:
 
 
 def _open_source(spec: Population, base_dir: Path, scratch: Path) -> PersonaStore:
-    source = spec.source
-    if source == "sample":
+    if spec.source == "sample":
         people, edges = packaged_sample()
         store = PersonaStore(scratch / "population.db")
         import_file(store, people, edges_path=edges)
         return store
-    if "://" in source:
-        return PersonaStore(source)
-    path = (base_dir / source).resolve()
-    if not path.exists():
-        raise PopulationError(f"population.source: file not found: {path}")
-    if path.suffix in STORE_SUFFIXES:
-        return PersonaStore(path)
     edges = (base_dir / spec.edges).resolve() if spec.edges else None
     if edges is not None and not edges.exists():
         raise PopulationError(f"population.edges: file not found: {edges}")
-    store = PersonaStore(scratch / "population.db")
-    report = import_file(store, path, text_field=spec.text_field, edges_path=edges)
-    if report.added == 0:
-        raise PopulationError(f"population.source: no personas could be read from {path}")
-    return store
+    source = spec.source if "://" in spec.source else str((base_dir / spec.source).resolve())
+    try:
+        return open_personas(source, scratch, text_field=spec.text_field, edges=edges)
+    except StoreError as exc:
+        raise PopulationError(f"population.source: {exc}") from None
 
 
 def load_cast(spec: Population, seed: int, base_dir: Path, size: int | None = None) -> Cast:

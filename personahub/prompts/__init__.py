@@ -37,3 +37,11 @@ def render(name: str, package: str = "personahub", **variables: Any) -> str:
         **variables: Values for the template.
     """
     return _environment(package).get_template(f"{name}.j2").render(**variables).strip()
+
+
+def source(name: str, package: str = "personahub") -> str:
+    """The raw text of template ``<package>/prompts/<name>.j2`` (for version hashes)."""
+    env = _environment(package)
+    assert env.loader is not None
+    text, _, _ = env.loader.get_source(env, f"{name}.j2")
+    return text

@@ -20,6 +20,7 @@ from personahub.store.models import (
     SourceText,
     persona_hash,
 )
+from personahub.store.opening import is_store, open_personas
 from personahub.store.store import AddReport, PersonaStore, StoreError
 
 __all__ = [
@@ -38,5 +39,7 @@ __all__ = [
     "carve_batches",
     "export_file",
     "import_file",
+    "is_store",
+    "open_personas",
     "persona_hash",
 ]

@@ -17,6 +17,8 @@ process:
   answers 500 to response formats it does not support.
 * ``rules``: regex -> content mapping over the prompt text.
 * ``responder``: an in-process Python callable (in-thread servers only).
+* ``vary_strings``: free-text fields of generated schema instances get words picked by a
+  hash of the request, so different prompts get different (still valid) answers.
 
 With nothing scripted, a request that carries a JSON schema gets a deterministic,
 valid instance of that schema; anything else gets an ``echo:`` of the last user turn.
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import math
@@ -74,6 +77,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "rules": [],
     "responder": None,
     "models": [DEFAULT_MODEL],
+    "vary_strings": False,
 }
 CONFIG_KEYS = frozenset(CONFIG_DEFAULTS)
 
@@ -131,6 +135,73 @@ def generate_instance(schema: Any) -> Any:
     """
     root = schema if isinstance(schema, dict) else {}
     return _gen(schema, root, 0, 0)
+
+
+_WORDS = [
+    "amber",
+    "basil",
+    "cedar",
+    "dune",
+    "ember",
+    "fjord",
+    "garnet",
+    "harbor",
+    "indigo",
+    "jasper",
+    "kelp",
+    "lagoon",
+    "meadow",
+    "nectar",
+    "orchid",
+    "pebble",
+    "quartz",
+    "raven",
+    "saffron",
+    "tundra",
+    "umber",
+    "violet",
+    "willow",
+    "yarrow",
+    "zephyr",
+    "acorn",
+    "birch",
+    "coral",
+    "delta",
+    "fern",
+    "grove",
+    "heath",
+    "iris",
+    "juniper",
+    "lantern",
+    "mill",
+    "north",
+    "oak",
+]
+
+
+def vary_strings(schema: Any, root: dict[str, Any], value: Any, salt: str) -> Any:
+    """Replace free-text strings of ``value`` (no enum, const, format or pattern other than a
+    plain-line one) by words picked from a hash of ``salt`` and the field's path, keeping
+    length bounds."""
+    if isinstance(schema, dict) and "$ref" in schema:
+        schema = _resolve_ref(schema["$ref"], root)
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        return {k: vary_strings(props.get(k), root, v, f"{salt}/{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [vary_strings(items, root, v, f"{salt}/{i}") for i, v in enumerate(value)]
+    free = not any(key in schema for key in ("enum", "const", "format"))
+    pattern = schema.get("pattern", "")
+    if isinstance(value, str) and free and (not pattern or pattern.startswith("^[^")):
+        digest = hashlib.blake2b(salt.encode(), digest_size=32).digest()
+        text = " ".join(_WORDS[b % len(_WORDS)] for b in digest)
+        low, high = schema.get("minLength") or 0, schema.get("maxLength") or len(text)
+        text = text[:high].rstrip()
+        return text + "x" * max(0, low - len(text))
+    return value
 
 
 def _resolve_ref(ref: str, root: dict[str, Any]) -> Any:
@@ -580,7 +651,11 @@ class _ServerCore:
             content = self._scripted_content(body, texts, config)
         if content is None:
             if schema is not None:
-                content = json.dumps(generate_instance(schema))
+                instance = generate_instance(schema)
+                if config.get("vary_strings"):
+                    salt = json.dumps([texts, body.get("seed")])
+                    instance = vary_strings(schema, schema, instance, salt)
+                content = json.dumps(instance)
             else:
                 content = "echo: " + _last_user_text(messages)[:60]
         return self._completion(body, texts, content)

@@ -1,0 +1,252 @@
+"""``personahub synthesize`` and ``personahub diversity``.
+
+Bad input (task, mode, examples, world, personas, filter, output suffix, a journal from
+other options) ends with one red ``error: ...`` line and exit code 2 before any model call.
+Failed requests are counted and retried by the next run of the same command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from personahub.cli_common import console, fail
+from personahub.cli_progress import progress as make_progress
+from personahub.cli_store import AttrOpt, ContainsOpt, RegexOpt, persona_filter
+from personahub.llm import ConfigError, LLMClient, load_settings
+from personahub.llm import cli_options as opt
+from personahub.llm.backends.local import ModelUnavailableError
+from personahub.synthesis import SynthesisError, SynthesisJob, prepare, read_rows, run_job
+from personahub.synthesis.job import Prepared
+from personahub.synthesis.synthesizer import DROP_REASONS, SynthesisReport
+from personahub.synthesis.tasks import MODES, TASKS
+
+TASK_HELP = ", ".join(TASKS)
+
+
+def synthesize_command(
+    task: Annotated[str, typer.Option("--task", help=f"What to write: {TASK_HELP}.")],
+    personas: Annotated[
+        str,
+        typer.Option(
+            "--personas", help="A persona store (.db or SQLAlchemy URL) or a JSONL/CSV/Parquet."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output file: .jsonl or .parquet.")],
+    n: Annotated[
+        int | None,
+        typer.Option("--n", help="Items to make (default: one per selected persona)."),
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", help=" | ".join(MODES))] = "zero-shot",
+    examples: Annotated[
+        Path | None,
+        typer.Option(
+            "--examples",
+            help='Few-shot examples, JSONL of {"persona", "output"} (default: packaged ones).',
+        ),
+    ] = None,
+    world: Annotated[
+        Path | None,
+        typer.Option("--world", help="npc task: game world YAML/JSON (default: Saltmere)."),
+    ] = None,
+    contains: ContainsOpt = None,
+    regex: RegexOpt = None,
+    attr: AttrOpt = None,
+    sample: Annotated[
+        int | None, typer.Option("--sample", help="Use a seeded random sample of personas.")
+    ] = None,
+    text_field: Annotated[
+        str | None, typer.Option("--text-field", help="Persona text field of a file.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling and request seed.")] = 0,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", min=0, max=2, help="Generation temperature.")
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="math: keep only 2-of-k agreed problems.")
+    ] = True,
+    solve_k: Annotated[int, typer.Option("--solve-k", min=1, help="math: solving attempts.")] = 3,
+    agree: Annotated[int, typer.Option("--agree", min=1, help="math: answers that agree.")] = 2,
+    dedup: Annotated[
+        bool, typer.Option("--dedup/--no-dedup", help="Drop near-duplicate outputs (MinHash).")
+    ] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    backend: opt.Backend = None,
+    base_url: opt.BaseUrl = None,
+    model: opt.Model = None,
+    model_path: opt.ModelPath = None,
+    config: opt.Config = None,
+    concurrency: opt.Concurrency = None,
+    no_cache: opt.NoCache = False,
+    max_calls: opt.MaxCalls = None,
+    max_tokens_total: opt.MaxTokensTotal = None,
+) -> None:
+    """Write persona-driven data: math problems, reasoning puzzles, user instructions,
+    knowledge articles, game NPCs or tool specs, one per persona (or --n in all).
+
+    Each row carries its persona, task, mode, template version, model, parameters and
+    verification. Resumable: a rerun of the same command skips what is done (see
+    OUT.journal.jsonl) and retries what failed.
+    """
+    job = SynthesisJob(
+        task=task.strip().lower(),
+        personas=personas,
+        out=out,
+        mode=mode.strip().lower(),
+        n=n,
+        filter=persona_filter(contains, regex, attr=attr, sample=sample, seed=seed),
+        text_field=text_field,
+        examples=examples,
+        world=world,
+        seed=seed,
+        concurrency=concurrency,
+        temperature=temperature,
+        verify=verify,
+        solve_k=solve_k,
+        agree=agree,
+        dedup=dedup,
+    )
+    try:
+        prepared = prepare(job)
+        settings = load_settings(
+            config,
+            **opt.llm_overrides(
+                backend,
+                base_url,
+                model,
+                model_path,
+                concurrency,
+                no_cache,
+                max_calls,
+                max_tokens_total,
+            ),
+        )
+        client = LLMClient(settings)
+        if hasattr(client.backend, "warm_up"):
+            with console.status("loading the embedded model"):
+                client.backend.warm_up()
+    except (SynthesisError, ConfigError, ModelUnavailableError) as exc:
+        fail(str(exc))
+    try:
+        report = asyncio.run(_run(client, prepared, quiet))
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command again to continue where it stopped", 130)
+    _print_summary(report, prepared, client)
+
+
+async def _run(client: LLMClient, prepared: Prepared, quiet: bool) -> SynthesisReport:
+    async with client:
+        todo = sum(1 for item in prepared.items if item.key not in prepared.journal)
+        if quiet or not todo:
+            return await run_job(client, prepared)
+        with make_progress(tokens=True) as bar:
+            task = bar.add_task(f"synthesize {prepared.spec.name}", total=todo, tokens=0)
+            tokens = [0]
+
+            def advance(items: int, used: int) -> None:
+                tokens[0] += used
+                bar.update(task, advance=items, tokens=tokens[0])
+
+            return await run_job(client, prepared, advance)
+
+
+def _print_summary(report: SynthesisReport, prepared: Prepared, client: LLMClient) -> None:
+    table = Table(title=f"personahub synthesize --task {prepared.spec.name}", show_header=False)
+    table.add_column("")
+    table.add_column("", justify="right")
+    table.add_row("items planned", f"{report.planned:,}")
+    table.add_row("already done (journal)", f"{report.already_settled:,}")
+    table.add_row("kept this run", f"{report.kept:,}", style="bold green")
+    for reason in DROP_REASONS:
+        if report.dropped.get(reason):
+            table.add_row(f"dropped: {reason}", f"{report.dropped[reason]:,}")
+    failed = sum(report.errors.values())
+    if failed:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(report.errors.items()))
+        table.add_row("failed (retried next run)", f"{failed:,} ({kinds})")
+    usage = client.usage()
+    table.add_row("model", client.model)
+    table.add_row(
+        "LLM calls (cache hits)", f"{usage.get('calls', 0):,} ({usage.get('cache_hits', 0):,})"
+    )
+    table.add_row(
+        "tokens (prompt + completion)",
+        f"{usage.get('prompt_tokens', 0):,} + {usage.get('completion_tokens', 0):,}",
+    )
+    table.add_row("rows in output", f"{report.total_kept:,}", style="bold")
+    console.print(table)
+    if report.stopped:
+        console.print(f"[yellow]stopped early:[/] {report.stopped}")
+    if report.stopped or failed:
+        console.print("Run the same command again to continue.")
+    console.print(f"wrote {prepared.job.out}", highlight=False, soft_wrap=True)
+
+
+def diversity_command(
+    path: Annotated[Path, typer.Argument(help="A synthesize output (.jsonl or .parquet).")],
+    pairs: Annotated[
+        int, typer.Option("--pairs", min=1, help="Random pairs for the similarity mean.")
+    ] = 2000,
+    embeddings: Annotated[
+        bool,
+        typer.Option("--embeddings/--no-embeddings", help="Compute embedding similarity."),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Pair sampling seed.")] = 0,
+) -> None:
+    """How diverse are the outputs, and the personas that wrote them? distinct-1/2, mean
+    pairwise embedding similarity (sampled) and the near-duplicate rate."""
+    from personahub.synthesis.diversity import measure_file_rows
+
+    try:
+        rows = read_rows(path)
+    except SynthesisError as exc:
+        fail(str(exc))
+    if not rows:
+        fail(f"{path}: no rows")
+    embed = None
+    if embeddings:
+        from personahub.embeddings import get_embedder
+
+        try:
+            with console.status("loading the embedding model"):
+                embedder = get_embedder()
+        except RuntimeError as exc:
+            fail(str(exc))
+        embed = embedder.encode
+    metrics = measure_file_rows(rows, embed, max_pairs=pairs, seed=seed)
+    if as_json:
+        print(json.dumps({k: v.to_json() for k, v in metrics.items()}, indent=2))
+        return
+    table = Table(title=f"diversity of {path.name}")
+    table.add_column("")
+    table.add_column("outputs", justify="right")
+    table.add_column("personas", justify="right")
+    out, who = metrics["outputs"], metrics["personas"]
+
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    table.add_row("count", f"{out.count:,}", f"{who.count:,}")
+    table.add_row("distinct-1", fmt(out.distinct_1), fmt(who.distinct_1))
+    table.add_row("distinct-2", fmt(out.distinct_2), fmt(who.distinct_2))
+    table.add_row("near-duplicate rate", fmt(out.duplicate_rate), fmt(who.duplicate_rate))
+    table.add_row("mean cosine similarity", fmt(out.mean_similarity), fmt(who.mean_similarity))
+    table.add_row(
+        "similarity p25 / p50 / p75",
+        " / ".join(fmt(v) for v in (out.similarity_p25, out.similarity_p50, out.similarity_p75)),
+        " / ".join(fmt(v) for v in (who.similarity_p25, who.similarity_p50, who.similarity_p75)),
+    )
+    table.add_row("pairs sampled", f"{out.pairs:,}", f"{who.pairs:,}")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``synthesize`` and ``diversity`` to the ``personahub`` command."""
+    app.command("synthesize")(synthesize_command)
+    app.command("diversity")(diversity_command)
