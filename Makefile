@@ -25,10 +25,12 @@ run: setup
 system-deps:
 	@bash scripts/system-deps.sh
 
+# pytest runs beside a throwaway PostgreSQL server (installed with apt when missing), which the
+# store and run-database tests use as well as SQLite: PERSONAHUB_TEST_POSTGRES_URL.
 test: setup system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -q
+	bash scripts/postgres.sh $(VENV)/bin/pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check .

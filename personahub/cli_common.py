@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+
+from personahub.llm import LLMClient, load_settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -15,3 +18,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` on one line and exit without a traceback."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def open_client(config: Path | None, overrides: dict[str, Any]) -> LLMClient:
+    """The gateway for a command's LLM flags, the embedded model loaded under a status line.
+
+    Raises:
+        ConfigError: Bad settings.
+        ModelUnavailableError: The embedded model cannot be loaded.
+    """
+    client = LLMClient(load_settings(config, **overrides))
+    if hasattr(client.backend, "warm_up"):
+        with console.status("loading the embedded model"):
+            client.backend.warm_up()
+    return client

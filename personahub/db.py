@@ -1,17 +1,43 @@
 """Database engines for every SQLModel database of the project (persona stores, run databases).
 
 A plain path means a SQLite file; anything with ``://`` is a SQLAlchemy URL (PostgreSQL for
-shared or large stores). Passwords in URLs never reach error messages.
+shared or large stores; ``postgresql://`` uses the psycopg 3 driver). Passwords in URLs never
+reach error messages.
+
+Both backends store the same values: PostgreSQL sessions run in UTC, so aware UTC timestamps
+land in ``TIMESTAMP`` columns as the same wall time SQLite keeps, and JSON written to
+PostgreSQL turns non-finite floats (which its ``json`` type rejects) into ``null``.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import BigInteger, Integer, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlmodel import create_engine
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.sql.dml import Insert
+from sqlmodel import Session, create_engine
+
+T = TypeVar("T")
+
+BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+"""Type of autoincrement ids and of the columns that reference them: 64-bit on PostgreSQL (a
+billion-persona store or a million-agent run outgrows 32-bit sequences), plain ``INTEGER`` on
+SQLite, where only ``INTEGER PRIMARY KEY`` is the autoincrementing rowid."""
+
+# deadlock_detected, serialization_failure: PostgreSQL aborted the transaction, a rerun succeeds.
+_RERUN_SQLSTATES = frozenset({"40P01", "40001"})
+
+# SQLAlchemy's bare "postgresql" means psycopg2; this project ships psycopg 3.
+_POSTGRES_ALIASES = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
 
 
 class DatabaseError(RuntimeError):
@@ -22,7 +48,8 @@ def database_url(target: str | Path) -> str:
     """A SQLAlchemy URL for a path or URL."""
     text = str(target)
     if "://" in text:
-        return text
+        scheme, rest = text.split("://", 1)
+        return f"{_POSTGRES_ALIASES.get(scheme, scheme)}://{rest}"
     return f"sqlite:///{Path(text).expanduser().resolve()}"
 
 
@@ -42,6 +69,99 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def _postgres_session(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    # A SET inside a transaction that is later rolled back would be undone.
+    dbapi_connection.commit()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _postgres_json(value: Any) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:  # NaN or infinity somewhere: rare, so only then walk the value
+        return json.dumps(_finite(value), allow_nan=False)
+
+
+def insert_ignoring(table: Table, dialect_name: str, unique: Sequence[str]) -> Insert:
+    """An INSERT that skips rows clashing with the unique key ``unique`` instead of failing.
+
+    Concurrent writers to one PostgreSQL store (several pipeline workers) may insert the same
+    row between one's existence check and its insert; ``ON CONFLICT DO NOTHING`` makes that
+    a skipped row rather than an aborted batch. Other dialects get a plain INSERT.
+    """
+    if dialect_name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    if dialect_name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    return table.insert()
+
+
+def insert_new(
+    session: Session, table: Table, rows: list[dict[str, Any]], unique: Sequence[str]
+) -> list[Any]:
+    """Insert ``rows`` in order, skipping those whose ``unique`` key is stored already.
+
+    On PostgreSQL the ids are drawn from the table's sequence first, in input order, and the
+    rows are then inserted sorted by their unique key. Concurrent writers with overlapping
+    rows thus lock the unique index in one common order and cannot deadlock, while ids still
+    follow the input order, as on SQLite.
+
+    Returns:
+        The ``id`` of every inserted row (skipped rows have none).
+    """
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        sequence = session.execute(
+            text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table.name}
+        ).scalar_one()
+        ids = session.execute(
+            text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
+            {"sequence": sequence, "n": len(rows)},
+        ).scalars()
+        rows = [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)]
+        rows.sort(key=lambda row: tuple(row[column] for column in unique))
+    statement = insert_ignoring(table, dialect, unique).returning(table.c.id)
+    return list(session.execute(statement, rows).scalars())
+
+
+def write_transaction(engine: Engine, work: Callable[[Session], T], attempts: int = 6) -> T:
+    """Run ``work(session)`` and commit, rerunning it when PostgreSQL aborts it as a deadlock.
+
+    Writers inserting overlapping unique keys in different orders (several pipeline workers
+    filling one store) can deadlock; PostgreSQL then aborts one of them, and rerunning that one
+    after a short random pause succeeds. ``work`` must be safe to run again from the start.
+
+    Raises:
+        SQLAlchemyError: Any other database error, or the last deadlock.
+    """
+    for attempt in range(attempts):
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                result = work(session)
+                session.commit()
+                return result
+        except DBAPIError as exc:
+            state = getattr(exc.orig, "sqlstate", None)
+            if state not in _RERUN_SQLSTATES or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.005, 0.02) * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def make_engine(target: str | Path, create_parent: bool = True, must_exist: bool = False) -> Engine:
     """An engine for ``target``, checked by connecting once.
 
@@ -59,22 +179,34 @@ def make_engine(target: str | Path, create_parent: bool = True, must_exist: bool
     except ArgumentError:
         raise DatabaseError(f"not a database path or URL: {target!r}") from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
+    is_postgres = parsed.get_backend_name() == "postgresql"
     in_memory = not parsed.database or parsed.database == ":memory:"
     if is_sqlite and must_exist and not in_memory and not Path(parsed.database).is_file():
         raise DatabaseError(f"no database at {parsed.database}")
     if is_sqlite and parsed.database and create_parent and not must_exist:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {"connect_args": {"check_same_thread": False}} if is_sqlite else {}
+    kwargs: dict[str, Any] = {}
+    if is_sqlite:
+        kwargs["connect_args"] = {"check_same_thread": False}
+    if is_postgres:
+        # pool_pre_ping: a store outlives server restarts and idle-connection reaping.
+        kwargs.update(json_serializer=_postgres_json, pool_pre_ping=True)
     try:
         engine = create_engine(url, **kwargs)
     except (ArgumentError, ImportError) as exc:
         raise DatabaseError(f"cannot use database {safe_url(url)}: {exc}") from None
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
+    if is_postgres:
+        event.listen(engine, "connect", _postgres_session)
     try:
         with engine.connect():
             pass
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    except DBAPIError as exc:
+        lines = str(exc.orig or exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc.orig or exc).__name__
+        if parsed.password:
+            # Drivers may quote the connection string back (a malformed option, say).
+            reason = reason.replace(str(parsed.password), "***")
         raise DatabaseError(f"cannot open database {safe_url(url)}: {reason}") from None
     return engine

@@ -186,12 +186,24 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
         _fail_input(exc)
     table = Table(title=f"{scenario}: ok", show_header=False)
     table.add_row("name", loaded.name)
+    table.add_row("mode", loaded.mode)
     table.add_row("population", f"{loaded.population.source} (sample {loaded.population.sample})")
     table.add_row("graph", loaded.graph.type)
     table.add_row("steps", str(loaded.steps))
     table.add_row("events", str(len(loaded.timeline)))
-    table.add_row("questions", ", ".join(f"{q.id} ({q.type})" for q in loaded.questions))
-    table.add_row("segments", ", ".join(loaded.segments) or "-")
+    if loaded.mode == "npc_world":
+        world = loaded.world
+        table.add_row("world", getattr(world, "name", str(world)))
+        table.add_row(
+            "dialogue",
+            f"{loaded.dialogue.conversations_per_step} conversations/step, "
+            f"up to {loaded.dialogue.turns} turns",
+        )
+        player = loaded.player
+        table.add_row("player", f"{player.name}, {len(player.lines)} lines" if player else "-")
+    else:
+        table.add_row("questions", ", ".join(f"{q.id} ({q.type})" for q in loaded.questions))
+        table.add_row("segments", ", ".join(loaded.segments) or "-")
     console.print(table)
 
 

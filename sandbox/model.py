@@ -81,6 +81,7 @@ class SandboxModel(mesa.Model):
             agent.cell = cells[node]
             self.by_node.append(agent)
         self.node_of = {agent.unique_id: node for node, agent in enumerate(self.by_node)}
+        self.unit = "agents"
         self.last_active = 0
         self.last_posts = 0
         self.last_errors = 0

@@ -18,6 +18,7 @@ from personahub.store.opening import open_personas
 from personahub.store.store import PersonaStore, StoreError
 from sandbox.scenario import Population
 
+
 class PopulationError(ValueError):
     """The population cannot be loaded; one line."""
 

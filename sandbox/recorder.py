@@ -3,6 +3,9 @@
 One SQLModel schema on any SQLAlchemy URL; by default ``runs/<run-id>/run.db``. A step's
 interactions, messages, agent states, metrics and the random state are written in one
 transaction, so a killed run resumes from its last committed step with nothing half-written.
+
+The schema is migrated with Alembic (:data:`RUN_SCHEMA`, revisions in ``sandbox/migrations``):
+adding a column or table here needs a revision (docs/migrations.md), which a test enforces.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Column, Text, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel
 
-from personahub.db import make_engine
+from personahub.db import BIG_ID, DatabaseError, database_url, make_engine, safe_url
+from personahub.migrations import Schema, upgrade
 
 
 def _now() -> datetime:
@@ -75,7 +80,7 @@ class InteractionRow(SQLModel, table=True):
     """One agent decision: the prompt, the raw reply, what was parsed, and its cost."""
 
     __tablename__ = "interactions"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
     run_id: str = Field(foreign_key="runs.id", index=True)
     step: int = Field(index=True)
     agent_id: int
@@ -97,7 +102,7 @@ class MessageRow(SQLModel, table=True):
     """Something delivered to an agent: an event, or a neighbour's post along an edge."""
 
     __tablename__ = "messages"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
     run_id: str = Field(foreign_key="runs.id", index=True)
     step: int
     kind: str  # "event" | "post"
@@ -112,7 +117,7 @@ class EdgeRow(SQLModel, table=True):
     """An edge of the run's relationship graph."""
 
     __tablename__ = "edges"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
     run_id: str = Field(foreign_key="runs.id", index=True)
     src: int
     dst: int
@@ -124,7 +129,7 @@ class DialogueTurnRow(SQLModel, table=True):
     """One turn of an NPC-world conversation; a conversation's turns are numbered from 0."""
 
     __tablename__ = "dialogue_turns"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
     run_id: str = Field(foreign_key="runs.id", index=True)
     step: int = Field(index=True)
     conversation: int  # run-wide conversation number
@@ -168,6 +173,17 @@ def _table(model: type[SQLModel]) -> Any:
     return model.__table__  # type: ignore[attr-defined]
 
 
+RUN_SCHEMA = Schema(
+    name="run database",
+    script_location=Path(__file__).resolve().parent / "migrations",
+    version_table="alembic_version_sandbox_run",
+    metadata=SQLModel.metadata,
+    tables=frozenset(_table(model).name for model in RUN_TABLES),
+)
+"""The run database's Alembic environment; its own version table lets a persona store share
+the PostgreSQL database."""
+
+
 class RunDatabase:
     """Reads and writes one run database.
 
@@ -180,7 +196,14 @@ class RunDatabase:
     def __init__(self, target: str | Path, must_exist: bool = False):
         self.target = str(target)
         self.engine = make_engine(target, must_exist=must_exist)
-        SQLModel.metadata.create_all(self.engine, tables=[t.__table__ for t in RUN_TABLES])
+        try:
+            upgrade(self.engine, RUN_SCHEMA)
+        except SQLAlchemyError as exc:  # e.g. no right to create tables on a shared server
+            self.engine.dispose()
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise DatabaseError(
+                f"cannot set up run database {safe_url(database_url(target))}: {reason}"
+            ) from None
 
     def create_run(self, run: RunRow, agents: list[dict[str, Any]], edges: list[dict[str, Any]]):
         """Store a new run with its agents and graph, in one transaction."""
@@ -272,7 +295,10 @@ class RunDatabase:
         return {r.agent_id: (r.step, r.state) for r in self._rows(AgentStateRow, run_id)}
 
     def interactions(self, run_id: str) -> list[InteractionRow]:
-        return self._rows(InteractionRow, run_id, InteractionRow.step, InteractionRow.agent_id)
+        # The id breaks ties in the order of writing, whatever order the database scans in.
+        return self._rows(
+            InteractionRow, run_id, InteractionRow.step, InteractionRow.agent_id, InteractionRow.id
+        )
 
     def messages(self, run_id: str, kind: str | None = None) -> list[MessageRow]:
         """Deliveries in the order they happened, optionally only ``event`` or ``post``."""
@@ -282,7 +308,11 @@ class RunDatabase:
     def dialogue_turns(self, run_id: str) -> list[DialogueTurnRow]:
         """NPC conversation turns, by conversation then turn."""
         return self._rows(
-            DialogueTurnRow, run_id, DialogueTurnRow.conversation, DialogueTurnRow.turn
+            DialogueTurnRow,
+            run_id,
+            DialogueTurnRow.conversation,
+            DialogueTurnRow.turn,
+            DialogueTurnRow.id,
         )
 
     def step_metrics(self, run_id: str) -> list[StepMetricRow]:

@@ -20,11 +20,14 @@ from typing import Any
 
 import jinja2
 import numpy as np
+import yaml
 from rich.console import Console
 from rich.table import Table
 
+from personahub.llm.meter import endpoint_lines
 from sandbox import plots
 from sandbox.forecast import Forecast, build_forecast, segment_value
+from sandbox.npc.report import build_npc_report, print_npc_summary, render_npc_report
 from sandbox.recorder import AgentRow, InteractionRow, RunDatabase, RunRow
 
 REPORT_NAME = "report.html"
@@ -175,6 +178,11 @@ def charts(forecast: Forecast) -> dict[str, str]:
     return out
 
 
+def is_npc_world(run: RunRow) -> bool:
+    """True for a run of a ``mode: npc_world`` scenario."""
+    return (yaml.safe_load(run.scenario_yaml) or {}).get("mode") == "npc_world"
+
+
 def _no_run(where: str | Path, run_id: str | None) -> str:
     return f"no run {run_id!r} in {where}" if run_id else f"no run in {where}"
 
@@ -243,8 +251,10 @@ def write_report(
         run = db.run(run_id)
         if run is None:
             raise ValueError(_no_run(db_path_or_url, run_id))
-        forecast = _forecast(db, run)
-        html = render_report(db, forecast)
+        if is_npc_world(run):
+            html = render_npc_report(_environment(), build_npc_report(db, run))
+        else:
+            html = render_report(db, _forecast(db, run))
     finally:
         db.close()
     target = Path(out_dir) if out_dir is not None else folder or Path("runs") / run.id
@@ -270,6 +280,11 @@ def print_summary(
         run = db.run(run_id)
         if run is None:
             console.print(f"[red]{_no_run(db_path_or_url, run_id)}[/]", highlight=False)
+            return
+        if is_npc_world(run):
+            print_npc_summary(build_npc_report(db, run), console)
+            if report_path is not None:
+                console.print(f"report: {report_path}", highlight=False, soft_wrap=True)
             return
         forecast = _forecast(db, run)
     finally:
@@ -300,6 +315,8 @@ def print_summary(
         f"{usage.get('mean_latency_s', 0.0):.2f}s, errors: {errors or 'none'}",
         highlight=False,
     )
+    for line in endpoint_lines(usage):
+        console.print(f"  {line}", highlight=False)
     report = report_path or (folder or Path("runs") / forecast.run_id) / REPORT_NAME
     if report.is_file():
         console.print(f"report: {report}", highlight=False)

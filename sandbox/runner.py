@@ -23,8 +23,11 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from personahub.llm import LLMClient, load_settings
+from personahub.synthesis.world import World
 from sandbox.graph import build_graph, communities
 from sandbox.model import SandboxModel
+from sandbox.npc.model import NPCWorldModel
+from sandbox.npc.profiles import write_profiles
 from sandbox.population import PersonaRecord, load_cast
 from sandbox.recorder import RunDatabase, RunRow
 from sandbox.scenario import (
@@ -36,6 +39,7 @@ from sandbox.scenario import (
 )
 
 RUN_DB = "run.db"
+AnyModel = SandboxModel | NPCWorldModel
 
 
 class RunError(RuntimeError):
@@ -82,13 +86,16 @@ def effective_scenario(scenario: Scenario, options: RunOptions) -> Scenario:
     if options.steps is not None:
         data["steps"] = options.steps
         data["timeline"] = [e for e in data["timeline"] if e["step"] < options.steps]
+        if data.get("player"):
+            lines = data["player"].get("lines", [])
+            data["player"]["lines"] = [ln for ln in lines if ln["step"] < options.steps]
     if options.seed is not None:
         data["seed"] = options.seed
     if options.agents is not None:
         data["population"]["sample"] = options.agents
     if data == scenario.model_dump(mode="json", exclude_none=True):
         return scenario
-    if not data["timeline"]:
+    if not data["timeline"] and scenario.mode == "forecast":
         raise RunError(f"--steps {options.steps}: no event happens before that step")
     flags = "--agents/--steps/--seed"
     try:
@@ -130,8 +137,12 @@ def _progress(enabled: bool, total_steps: int, first_step: int) -> Iterator[Call
 
         def update(kind: str, *args: Any) -> None:
             if kind == "step_start":
-                step, n = args
-                bar.reset(agents, total=n, description=f"step {step} agents", info="")
+                step, n, unit = args
+                bar.reset(agents, total=n, description=f"step {step} {unit}", info="")
+            elif kind == "turn":
+                lines, still_open = args
+                total = bar.tasks[agents].total or 0
+                bar.update(agents, completed=total - still_open, info=f"+{lines} lines")
             elif kind == "result":
                 _index, result = args
                 failed = " (failed)" if result.error else ""
@@ -143,12 +154,13 @@ def _progress(enabled: bool, total_steps: int, first_step: int) -> Iterator[Call
         yield update
 
 
-def execute(model: SandboxModel, database: RunDatabase, show_progress: bool = True) -> str:
+def execute(model: AnyModel, database: RunDatabase, show_progress: bool = True) -> str:
     """Run the model's remaining steps, recording each; returns the final status."""
     run_id = model.run_id
     with _progress(show_progress, model.scenario.steps, model.steps) as update:
-        model.on_result = lambda i, r: update("result", i, r)
-        model.on_step_start = lambda step, n: update("step_start", step, n)
+        model.on_result = lambda i, r: update("result", i, r)  # type: ignore[union-attr]
+        model.on_turn = lambda lines, still_open: update("turn", lines, still_open)  # type: ignore[union-attr]
+        model.on_step_start = lambda step, n: update("step_start", step, n, model.unit)
         try:
             while model.running:
                 model.step()
@@ -163,11 +175,34 @@ def execute(model: SandboxModel, database: RunDatabase, show_progress: bool = Tr
     return "completed"
 
 
+def _make_model(
+    scenario: Scenario,
+    personas: list[PersonaRecord],
+    profiles: list[dict[str, Any]] | None,
+    graph: nx.Graph,
+    client: LLMClient,
+    run_id: str,
+    database: RunDatabase,
+    loop: asyncio.AbstractEventLoop,
+    seed: int | None = None,
+) -> AnyModel:
+    """The model of a scenario's mode: NPC profiles make an NPC world."""
+    common = {
+        "seed": scenario.seed if seed is None else seed,
+        "run_id": run_id,
+        "database": database,
+        "loop": loop,
+    }
+    if profiles is not None:
+        return NPCWorldModel(scenario, personas, profiles, graph, client, **common)
+    return SandboxModel(scenario, personas, graph, client, **common)
+
+
 @dataclass
 class PreparedRun:
     """A created run, ready to execute. The caller closes it with :meth:`close`."""
 
-    model: SandboxModel
+    model: AnyModel
     database: RunDatabase
     target: str
     run_dir: Path
@@ -202,16 +237,12 @@ def prepare_run(
     scenario_yaml = yaml.safe_dump(
         scenario.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
     )
-    model = SandboxModel(
-        scenario,
-        cast.personas,
-        graph,
-        client,
-        seed=scenario.seed,
-        run_id=run_id,
-        database=database,
-        loop=asyncio.new_event_loop(),
-    )
+    loop = asyncio.new_event_loop()
+    profiles = None
+    if scenario.mode == "npc_world":
+        assert isinstance(scenario.world, World)
+        profiles = write_profiles(client, loop, cast.personas, scenario.world, scenario.seed)
+    model = _make_model(scenario, cast.personas, profiles, graph, client, run_id, database, loop)
     run = RunRow(
         id=run_id,
         name=scenario.name,
@@ -251,7 +282,7 @@ def start_run(
 COMMUNITY_LIMIT = 5000
 
 
-def _agent_rows(model: SandboxModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
+def _agent_rows(model: AnyModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
     # Louvain takes seconds per 10k nodes: on big graphs only when a segment asks for it.
     wanted = "community" in model.scenario.segments or graph.number_of_nodes() <= COMMUNITY_LIMIT
     community = communities(graph, model.run_seed) if wanted else {}
@@ -265,13 +296,13 @@ def _agent_rows(model: SandboxModel, graph: nx.Graph, run_id: str) -> list[dict[
             "community": community.get(node, 0),
             "degree": graph.degree(node),
             "system_prompt": agent.system_prompt(),
-            "profile": {},
+            "profile": getattr(agent, "profile", {}),
         }
         for node, agent in enumerate(model.by_node)
     ]
 
 
-def _edge_rows(model: SandboxModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
+def _edge_rows(model: AnyModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
     ids = [a.unique_id for a in model.by_node]
     return [
         {
@@ -333,25 +364,26 @@ def resume_run(
     overrides.update({k: v for k, v in llm_cli.items() if v is not None})
     client = llm or LLMClient(load_settings(config_file, **overrides))
     loop = asyncio.new_event_loop()
-    model = SandboxModel(
-        scenario,
-        personas,
-        graph,
-        client,
-        seed=run.seed,
-        run_id=run.id,
-        database=database,
-        loop=loop,
+    metrics = [row.metrics for row in database.step_metrics(run.id)]
+    profiles = [dict(r.profile or {}) for r in agents] if scenario.mode == "npc_world" else None
+    model = _make_model(
+        scenario, personas, profiles, graph, client, run.id, database, loop, run.seed
     )
     if [a.unique_id for a in model.by_node] != [r.agent_id for r in agents]:
         raise RunError("agent ids in the run database do not match a rebuilt model")
-    if run.last_step >= 0:
+    if run.last_step >= 0 and isinstance(model, NPCWorldModel):
+        turns = database.dialogue_turns(run.id)
+        next_conversation = max((t.conversation for t in turns), default=-1) + 1
+        model.restore(
+            run.last_step, run.rng_state or [], database.states(run.id), next_conversation, metrics
+        )
+    elif run.last_step >= 0:
         model.restore(
             run.last_step,
             run.rng_state or [],
             database.states(run.id),
             database.messages(run.id, kind="event"),
-            [row.metrics for row in database.step_metrics(run.id)],
+            metrics,
         )
     database.set_status(run.id, "running")
     try:

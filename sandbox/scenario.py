@@ -19,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from personahub.store.filters import PersonaFilter, matcher
+from personahub.synthesis.world import World, WorldError, load_world
+from sandbox.npc.schema import Dialogue, Player, WorldSpec
 
 QUESTION_ID = r"^[a-z][a-z0-9_]{0,31}$"
 SCENARIO_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -203,14 +205,17 @@ class Scenario(_Strict):
 
     name: str = Field(pattern=SCENARIO_NAME)
     description: str = ""
-    mode: Literal["forecast"] = "forecast"
+    mode: Literal["forecast", "npc_world"] = "forecast"
     seed: int = Field(0, ge=0)
     population: Population = Field(default_factory=Population)
     graph: Graph = Field(default_factory=lambda: WattsStrogatz(type="watts_strogatz"))
     steps: int = Field(ge=1, le=1000)
-    timeline: list[Event] = Field(min_length=1)
+    timeline: list[Event] = Field(default_factory=list)
     interaction: Interaction = Field(default_factory=Interaction)
-    questions: list[Question] = Field(min_length=1, max_length=12)
+    questions: list[Question] = Field(default_factory=list, max_length=12)
+    world: WorldSpec | None = Field(None, description="npc_world: the world (default Saltmere).")
+    dialogue: Dialogue = Field(default_factory=Dialogue)
+    player: Player | None = None
     metrics: list[str] | None = Field(None, description="Question ids to chart; default all.")
     segments: list[str] = Field(
         default_factory=list, description="Persona attributes (or `community`) to break down by."
@@ -236,8 +241,33 @@ class ScenarioError(ValueError):
         self.problems = problems
 
 
-def _semantic_problems(s: Scenario) -> list[tuple[tuple[Any, ...], str, Any]]:
+def _mode_problems(s: Scenario) -> list[tuple[tuple[Any, ...], str, Any]]:
     out: list[tuple[tuple[Any, ...], str, Any]] = []
+    if s.mode == "forecast":
+        if not s.questions:
+            out.append((("questions",), "expected at least 1 question (forecast mode)", None))
+        if not s.timeline:
+            out.append((("timeline",), "expected at least 1 event (forecast mode)", None))
+        for key in ("world", "player"):
+            if getattr(s, key) is not None:
+                out.append(((key,), "only for `mode: npc_world`", None))
+    else:
+        if s.questions:
+            out.append((("questions",), "questions are for forecast mode, not npc_world", None))
+        for i, line in enumerate(s.player.lines if s.player else []):
+            if line.step >= s.steps:
+                out.append(
+                    (
+                        ("player", "lines", i, "step"),
+                        f"expected a step below steps={s.steps}",
+                        line.step,
+                    )
+                )
+    return out
+
+
+def _semantic_problems(s: Scenario) -> list[tuple[tuple[Any, ...], str, Any]]:
+    out = _mode_problems(s)
     ids = [q.id for q in s.questions]
     for i, q in enumerate(s.questions):
         if q.id in RESERVED_IDS:
@@ -503,4 +533,13 @@ def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     if not path.is_file():
         raise ScenarioError([f"{path}: scenario file not found"])
-    return parse_scenario(path.read_text(encoding="utf-8"), path)
+    scenario = parse_scenario(path.read_text(encoding="utf-8"), path)
+    if scenario.mode == "npc_world" and not isinstance(scenario.world, World):
+        # A world file becomes part of the scenario, so the run database holds all of it.
+        where = None if scenario.world is None else (path.parent / scenario.world).resolve()
+        try:
+            world = load_world(where)
+        except WorldError as exc:
+            raise ScenarioError([f"{path}: world: {exc}"]) from None
+        scenario = scenario.model_copy(update={"world": world})
+    return scenario

@@ -282,12 +282,14 @@ def test_llm_failures_are_recorded_and_the_run_completes(tmp_path: Path) -> None
     assert all(i.error_message and i.parsed is None for i in failed)
 
 
-def test_run_in_a_database_url_can_be_located_and_resumed(tmp_path: Path, monkeypatch) -> None:
+def test_run_in_a_database_url_can_be_located_and_resumed(
+    tmp_path: Path, monkeypatch, db_url: str
+) -> None:
     folder = tmp_path / "url"
     folder.mkdir()
     write_population(folder, 10, chain=False)
     path = scenario_file(folder, SEEDED.format(seed=4))
-    url = f"sqlite:///{tmp_path / 'shared-runs.db'}"
+    url = db_url if "://" in db_url else f"sqlite:///{db_url}"
     real_commit = RunDatabase.commit_step
 
     def crash_at_step_1(self, run_id, step, **kwargs):  # type: ignore[no-untyped-def]
@@ -325,3 +327,27 @@ def test_resuming_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(DatabaseError, match="no database at"):
         resume_run(f"sqlite:///{missing}", {}, show_progress=False)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_run_on_postgres_records_what_it_records_on_sqlite(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    def run_into(name: str, database: str | None) -> dict[str, Any]:
+        folder = tmp_path / name
+        folder.mkdir()
+        write_population(folder, 12, chain=False)
+        path = scenario_file(folder, SEEDED.format(seed=8))
+        outcome = start_run(
+            path,
+            RunOptions(out=folder / "runs", database=database),
+            {},
+            llm=client_for(server, folder, cache=False),
+            show_progress=False,
+        )
+        return load_run(outcome.database)
+
+    with FakeOpenAIServer() as server:
+        server.configure(responder=seeded_answer)
+        on_sqlite = run_into("sqlite", None)
+        on_postgres = run_into("postgres", postgres_url)
+    assert on_sqlite["interactions"] and on_sqlite == on_postgres

@@ -1,8 +1,14 @@
-"""Persona store: adding, exact dedup, import/export round trips, the carver, the CLI."""
+"""Persona store: adding, exact dedup, import/export round trips, the carver, the CLI.
+
+Tests taking ``store`` (and the CLI test) run on SQLite and on PostgreSQL (``db_url``).
+"""
 
 from __future__ import annotations
 
 import json
+import random
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,8 +35,10 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> PersonaStore:
-    return PersonaStore(tmp_path / "personas.db")
+def store(db_url: str) -> Iterator[PersonaStore]:
+    opened = PersonaStore(db_url)
+    yield opened
+    opened.close()
 
 
 def _people() -> list[PersonaIn]:
@@ -289,8 +297,8 @@ def _cli() -> typer.Typer:
     return app
 
 
-def test_cli_commands(tmp_path: Path) -> None:
-    runner, app, db = CliRunner(), _cli(), str(tmp_path / "cli.db")
+def test_cli_commands(tmp_path: Path, db_url: str) -> None:
+    runner, app, db = CliRunner(), _cli(), db_url
     data = tmp_path / "people.jsonl"
     data.write_text(
         "".join(
@@ -331,3 +339,43 @@ def test_cli_errors_are_one_red_line(tmp_path: Path) -> None:
         assert result.exit_code == 2, (args, result.output)
         assert "error:" in result.output and "Traceback" not in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_concurrent_writers_store_each_persona_once(db_url: str) -> None:
+    # Pipeline workers filling one store: overlapping personas, in different orders.
+    texts = [f"A tram driver number {i} who reads at night." for i in range(600)]
+    reports: list[int] = []
+    failures: list[BaseException] = []
+
+    def write(seed: int) -> None:
+        mine = texts[:]
+        random.Random(seed).shuffle(mine)
+        store = PersonaStore(db_url)
+        try:
+            report = store.add_personas(({"text": t} for t in mine), batch_size=100)
+            reports.append(report.added)
+            store.add_edges(
+                {"src_id": a, "dst_id": b, "relation": "neighbour"}
+                for a, b in zip(report.ids, report.ids[1:], strict=False)
+                if a < b
+            )
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            store.close()
+
+    PersonaStore(db_url).close()
+    threads = [threading.Thread(target=write, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sum(reports) == 600
+    store = PersonaStore(db_url)
+    try:
+        assert store.count() == 600
+        edges = [(e.src_id, e.dst_id) for e in store.edges()]
+        assert len(edges) == len(set(edges))
+    finally:
+        store.close()

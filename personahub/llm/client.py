@@ -281,8 +281,10 @@ class LLMClient:
         return results
 
     def usage(self) -> dict[str, Any]:
-        """Metered usage so far, with cache counters."""
-        snapshot = self.meter.snapshot()
+        """Metered usage so far, with cache counters and, for backends with several
+        endpoints, per-endpoint errors and failovers."""
+        report = getattr(self.backend, "endpoint_usage", None)
+        snapshot = self.meter.snapshot(report() if report is not None else None)
         if self.cache is not None:
             snapshot["cache_misses"] = self.cache.misses
         return snapshot

@@ -1,7 +1,9 @@
 """Usage metering and the per-run budget.
 
 The meter counts what the gateway spent (tokens, calls, latency, retries, cache hits, errors,
-per endpoint and per tag). The budget turns the counts into a hard stop for new calls.
+per endpoint and per tag). A backend with several endpoints adds, per endpoint, the requests
+that failed there and those that moved away from it (failovers), plus each (from, to) move.
+The budget turns the counts into a hard stop for new calls.
 """
 
 from __future__ import annotations
@@ -58,8 +60,18 @@ class Meter:
             + self.completion_tokens * self.price_per_1k_completion
         ) / 1000.0
 
-    def snapshot(self) -> dict[str, Any]:
-        """Plain data for reports and run databases."""
+    def snapshot(self, endpoints: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Plain data for reports and run databases.
+
+        Args:
+            endpoints: The backend's endpoint report (``per_endpoint`` errors, failovers and
+                rests; ``failovers``; ``failover_moves``), merged in when given.
+        """
+        per_endpoint: dict[str, dict[str, Any]] = {k: dict(v) for k, v in self.per_endpoint.items()}
+        transport = endpoints or {}
+        for label, counts in (transport.get("per_endpoint") or {}).items():
+            entry = per_endpoint.setdefault(label, {"calls": 0, "tokens": 0, "latency_s": 0.0})
+            entry.update(counts)
         return {
             "calls": self.calls,
             "cache_hits": self.cache_hits,
@@ -70,7 +82,9 @@ class Meter:
             "mean_latency_s": round(self.latency_s / self.calls, 4) if self.calls else 0.0,
             "retries": self.retries,
             "errors": dict(self.errors),
-            "per_endpoint": {k: dict(v) for k, v in self.per_endpoint.items()},
+            "per_endpoint": per_endpoint,
+            "failovers": int(transport.get("failovers") or 0),
+            "failover_moves": list(transport.get("failover_moves") or []),
             "cost": round(self.cost, 6),
         }
 
@@ -100,3 +114,28 @@ class Budget:
                 attempts=0,
             )
         return None
+
+
+def endpoint_lines(usage: dict[str, Any]) -> list[str]:
+    """Per-endpoint usage as short lines for terminal summaries; empty for a single endpoint
+    that never failed.
+
+    Args:
+        usage: A usage snapshot (:meth:`Meter.snapshot`), as stored in run databases.
+    """
+    per_endpoint: dict[str, dict[str, Any]] = usage.get("per_endpoint") or {}
+    failovers = int(usage.get("failovers") or 0)
+    if len(per_endpoint) < 2 and not failovers:
+        return []
+    lines = []
+    for label, counts in per_endpoint.items():
+        lines.append(
+            f"{label}: {int(counts.get('calls', 0)):,} calls, {int(counts.get('tokens', 0)):,}"
+            f" tokens, {int(counts.get('errors', 0)):,} errors,"
+            f" {int(counts.get('failovers', 0)):,} failovers away"
+        )
+    moves = usage.get("failover_moves") or []
+    if moves:
+        moved = ", ".join(f"{m['from']} -> {m['to']} {m['calls']:,}" for m in moves)
+        lines.append(f"failovers: {failovers:,} ({moved})")
+    return lines

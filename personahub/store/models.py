@@ -6,12 +6,16 @@ Persona-to-Persona hops or an imported edges file).
 
 Enumerated values (origin, angle, granularity) are stored as plain strings and validated
 by the ``*In`` models: native database enums would make adding a value a migration.
+
+The schema is migrated with Alembic (:data:`STORE_SCHEMA`, revisions in ``migrations/``): a
+change to these tables needs a revision (docs/migrations.md), which a test enforces.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -19,6 +23,8 @@ from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from personahub.db import BIG_ID
+from personahub.migrations import Schema
 from personahub.sources import text_hash
 
 
@@ -51,7 +57,7 @@ class SourceText(SQLModel, table=True):
 
     __tablename__ = "source_text"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
     content_hash: str = Field(index=True, unique=True, max_length=64)
     origin: str
     text: str | None = None
@@ -63,17 +69,17 @@ class Persona(SQLModel, table=True):
 
     __tablename__ = "persona"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
     text: str
     norm_hash: str = Field(index=True, unique=True, max_length=64)
     origin: str = Field(default=PersonaOrigin.IMPORTED.value, index=True, max_length=32)
     angle: str | None = Field(default=None, max_length=16)
     granularity: str | None = Field(default=None, max_length=16)
     source_text_id: int | None = Field(
-        default=None, foreign_key="source_text.id", ondelete="SET NULL", index=True
+        default=None, foreign_key="source_text.id", ondelete="SET NULL", index=True, sa_type=BIG_ID
     )
     parent_id: int | None = Field(
-        default=None, foreign_key="persona.id", ondelete="SET NULL", index=True
+        default=None, foreign_key="persona.id", ondelete="SET NULL", index=True, sa_type=BIG_ID
     )
     hop: int = Field(default=0, index=True)
     model: str | None = None
@@ -88,14 +94,24 @@ class PersonaEdge(SQLModel, table=True):
     __tablename__ = "persona_edge"
     __table_args__ = (UniqueConstraint("src_id", "dst_id", "relation", name="uq_edge"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    src_id: int = Field(foreign_key="persona.id", ondelete="CASCADE", index=True)
-    dst_id: int = Field(foreign_key="persona.id", ondelete="CASCADE", index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
+    src_id: int = Field(foreign_key="persona.id", ondelete="CASCADE", index=True, sa_type=BIG_ID)
+    dst_id: int = Field(foreign_key="persona.id", ondelete="CASCADE", index=True, sa_type=BIG_ID)
     relation: str = Field(max_length=64)
     strength: float = 1.0
 
 
 STORE_TABLES = [SourceText.__table__, Persona.__table__, PersonaEdge.__table__]  # type: ignore[attr-defined]
+
+STORE_SCHEMA = Schema(
+    name="persona store",
+    script_location=Path(__file__).resolve().parent / "migrations",
+    version_table="alembic_version_personahub_store",
+    metadata=SQLModel.metadata,
+    tables=frozenset(table.name for table in STORE_TABLES),
+)
+"""The store's Alembic environment; its own version table lets a run database share the
+PostgreSQL database."""
 
 
 class PersonaIn(BaseModel):

@@ -3,25 +3,37 @@
 A plain path means a SQLite file (WAL journal, foreign keys on); a string containing
 ``://`` is any SQLAlchemy URL (PostgreSQL for shared or large stores). Every operation
 opens its own short :class:`sqlmodel.Session`, so a store object is cheap to share.
+
+Opening a store migrates its schema to the newest revision (:mod:`personahub.migrations`).
+Inserts skip rows whose unique key another writer stored first, so several processes can
+fill one PostgreSQL store at once.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Engine, delete, insert, or_, update
+from sqlalchemy import Engine, delete, or_, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlmodel import Session, SQLModel, col, func, select
+from sqlmodel import Session, col, func, select
 
-from personahub.db import DatabaseError, database_url, make_engine, safe_url
+from personahub.db import (
+    DatabaseError,
+    database_url,
+    insert_new,
+    make_engine,
+    safe_url,
+    write_transaction,
+)
+from personahub.migrations import upgrade
 from personahub.sources import text_hash
 from personahub.store.filters import PersonaFilter, carve_batches, sql_conditions
 from personahub.store.models import (
-    STORE_TABLES,
+    STORE_SCHEMA,
     EdgeIn,
     Persona,
     PersonaEdge,
@@ -31,6 +43,7 @@ from personahub.store.models import (
     utcnow,
 )
 
+T = TypeVar("T")
 # Well under SQLite's bound-parameter limit, and a sane size for IN (...) lists elsewhere.
 _IN_CHUNK = 500
 SOURCE_TEXT_KEEP_CHARS = 2000
@@ -83,7 +96,7 @@ class PersonaStore:
         self.url = safe_url(database_url(url_or_path))
         try:
             self.engine: Engine = make_engine(url_or_path)
-            SQLModel.metadata.create_all(self.engine, tables=STORE_TABLES)
+            upgrade(self.engine, STORE_SCHEMA)
         except DatabaseError as exc:
             raise StoreError(str(exc)) from None
         except (SQLAlchemyError, OSError) as exc:
@@ -96,16 +109,26 @@ class PersonaStore:
         """Release pooled connections."""
         self.engine.dispose()
 
+    def _error(self, exc: SQLAlchemyError) -> StoreError:
+        if isinstance(exc, IntegrityError):
+            return StoreError(f"store constraint violated: {_one_line(exc)}")
+        return StoreError(f"store error ({self.url}): {_one_line(exc)}")
+
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """A session whose database errors surface as :class:`StoreError`."""
         try:
             with Session(self.engine, expire_on_commit=False) as session:
                 yield session
-        except IntegrityError as exc:
-            raise StoreError(f"store constraint violated: {_one_line(exc)}") from None
         except SQLAlchemyError as exc:
-            raise StoreError(f"store error ({self.url}): {_one_line(exc)}") from None
+            raise self._error(exc) from None
+
+    def _write(self, work: Callable[[Session], T]) -> T:
+        """A write transaction, rerun after a deadlock with a concurrent writer."""
+        try:
+            return write_transaction(self.engine, work)
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
 
     # -- writing -----------------------------------------------------------------------
 
@@ -145,7 +168,8 @@ class PersonaStore:
     def _add_batch(self, batch: list[PersonaIn], report: AddReport) -> None:
         hashes = [persona_hash(p.text) for p in batch]
         table = Persona.__table__  # type: ignore[attr-defined]
-        with self.session() as session:
+
+        def work(session: Session) -> tuple[dict[str, int], int]:
             known: dict[str, int] = {}
             unique = list(dict.fromkeys(hashes))
             for chunk in _chunks(unique):
@@ -161,8 +185,8 @@ class PersonaStore:
                 row = item.model_dump()
                 row.update(norm_hash=digest, created=now)
                 new_rows[digest] = row
+            inserted = len(insert_new(session, table, list(new_rows.values()), ["norm_hash"]))
             if new_rows:
-                session.execute(insert(table), list(new_rows.values()))
                 for chunk in _chunks(list(new_rows)):
                     rows = session.execute(
                         select(Persona.id, Persona.norm_hash).where(
@@ -170,9 +194,11 @@ class PersonaStore:
                         )
                     )
                     known.update({h: i for i, h in rows})
-            session.commit()
-        report.added += len(new_rows)
-        report.duplicates += len(batch) - len(new_rows)
+            return known, inserted
+
+        known, inserted = self._write(work)
+        report.added += inserted
+        report.duplicates += len(batch) - inserted
         report.ids.extend(known[h] for h in hashes)
 
     def add_edges(self, items: Iterable[EdgeIn | dict[str, Any]], batch_size: int = 5000) -> int:
@@ -202,7 +228,8 @@ class PersonaStore:
     def _add_edge_batch(self, batch: list[EdgeIn]) -> int:
         keys = {(e.src_id, e.dst_id, e.relation): e for e in batch}
         ids = sorted({e.src_id for e in batch} | {e.dst_id for e in batch})
-        with self.session() as session:
+
+        def work(session: Session) -> int:
             present: set[int] = set()
             for chunk in _chunks(ids):
                 present.update(session.exec(select(Persona.id).where(col(Persona.id).in_(chunk))))
@@ -219,10 +246,10 @@ class PersonaStore:
                 )
                 existing.update((s, d, r) for s, d, r in rows)
             rows_new = [e.model_dump() for k, e in keys.items() if k not in existing]
-            if rows_new:
-                session.execute(insert(PersonaEdge.__table__), rows_new)  # type: ignore[attr-defined]
-            session.commit()
-        return len(rows_new)
+            table = PersonaEdge.__table__  # type: ignore[attr-defined]
+            return len(insert_new(session, table, rows_new, ["src_id", "dst_id", "relation"]))
+
+        return self._write(work)
 
     def add_source_text(
         self, text: str, origin: str, keep_chars: int | None = SOURCE_TEXT_KEEP_CHARS
@@ -238,18 +265,21 @@ class PersonaStore:
             The id of the (new or existing) source text.
         """
         digest = text_hash(text)
-        with self.session() as session:
-            existing = session.exec(
-                select(SourceText.id).where(SourceText.content_hash == digest)
-            ).first()
-            if existing is not None:
-                return existing
-            copy = text[:keep_chars] if keep_chars is not None else None
-            row = SourceText(content_hash=digest, origin=origin, text=copy)
-            session.add(row)
-            session.commit()
-            assert row.id is not None
-            return row.id
+        copy = text[:keep_chars] if keep_chars is not None else None
+        row = {"content_hash": digest, "origin": origin, "text": copy, "created": utcnow()}
+        query = select(SourceText.id).where(SourceText.content_hash == digest)
+
+        def work(session: Session) -> int:
+            found = session.exec(query).first()
+            if found is None:
+                table = SourceText.__table__  # type: ignore[attr-defined]
+                insert_new(session, table, [row], ["content_hash"])
+                # Ours, or the one another writer stored between the check and the insert.
+                found = session.exec(query).one()
+            assert found is not None
+            return found
+
+        return self._write(work)
 
     def delete_personas(self, ids: Iterable[int]) -> int:
         """Delete personas and their edges; children keep existing with no parent.

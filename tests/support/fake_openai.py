@@ -137,7 +137,7 @@ def generate_instance(schema: Any) -> Any:
     return _gen(schema, root, 0, 0)
 
 
-_WORDS = [
+WORDS = [
     "amber",
     "basil",
     "cedar",
@@ -197,7 +197,7 @@ def vary_strings(schema: Any, root: dict[str, Any], value: Any, salt: str) -> An
     pattern = schema.get("pattern", "")
     if isinstance(value, str) and free and (not pattern or pattern.startswith("^[^")):
         digest = hashlib.blake2b(salt.encode(), digest_size=32).digest()
-        text = " ".join(_WORDS[b % len(_WORDS)] for b in digest)
+        text = " ".join(WORDS[b % len(WORDS)] for b in digest)
         low, high = schema.get("minLength") or 0, schema.get("maxLength") or len(text)
         text = text[:high].rstrip()
         return text + "x" * max(0, low - len(text))

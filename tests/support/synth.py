@@ -14,45 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.support.fake_openai import WORDS
 from tests.support.runs import request_schema
-
-VOCAB = [
-    "amber",
-    "basil",
-    "cedar",
-    "dune",
-    "ember",
-    "fjord",
-    "garnet",
-    "harbor",
-    "indigo",
-    "jasper",
-    "kelp",
-    "lagoon",
-    "meadow",
-    "nectar",
-    "orchid",
-    "pebble",
-    "quartz",
-    "raven",
-    "saffron",
-    "tundra",
-    "umber",
-    "violet",
-    "willow",
-    "yarrow",
-    "zephyr",
-    "acorn",
-    "birch",
-    "coral",
-    "delta",
-    "elm",
-    "fern",
-    "grove",
-    "heath",
-    "iris",
-    "juniper",
-]
 
 Solve = Callable[[str, int], str | None]
 
@@ -68,7 +31,7 @@ def output_for(props: dict[str, Any], persona: str, seed: int = 0) -> dict[str, 
     """A valid output for the task whose schema has ``props``, about ``persona``; the
     request seed picks a variant, as sampling would."""
     who = re.sub(r"[^A-Za-z0-9 ]", "", persona)[:50] or "someone"
-    who = f"{who} {' '.join(VOCAB[(seed >> shift) % len(VOCAB)] for shift in range(0, 30, 5))}"
+    who = f"{who} {' '.join(WORDS[(seed >> shift) % len(WORDS)] for shift in range(0, 30, 5))}"
     if "problem" in props:
         return {
             "problem": f"{who} buys 3 crates of 12 apples each and sells 7. How many are left?",

@@ -3,45 +3,42 @@
 Structured output prefers ``response_format: json_schema``. Servers that refuse it (llama.cpp's
 server answers HTTP 500 naming the field) fall back to ``json_object`` with the schema, then to
 prompt-and-parse; the choice is remembered per endpoint. Several endpoints share the load,
-least-in-flight first, and an endpoint that stops answering is rested while the others work.
+least-in-flight first (:mod:`personahub.llm.backends.endpoints`): a request whose endpoint
+stops answering moves at once to another one, the endpoint is rested while the others work,
+and every move is counted in :meth:`OpenAIBackend.endpoint_usage`.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import time
-from dataclasses import dataclass, field
+import logging
 from typing import Any
 
 import openai
 
 from personahub import prompts
 from personahub.llm.backends.base import BackendCall, BackendReply
+from personahub.llm.backends.endpoints import Endpoint, EndpointPool
 from personahub.llm.retry import TransportError, parse_retry_after
 from personahub.llm.settings import LLMSettings
 from personahub.llm.types import ErrorKind, Message, Usage
 
+log = logging.getLogger("personahub.llm")
+
 STRUCTURED_MODES = ("json_schema", "json_object", "prompt")
 _REFUSAL_HINTS = ("response_format", "json_schema", "json_object", "schema")
+# A proxy or load balancer in front of a dead server answers these.
+_DOWN_STATUSES = frozenset({502, 503, 504})
+
+__all__ = ["STRUCTURED_MODES", "Endpoint", "OpenAIBackend"]
 
 
-@dataclass
-class Endpoint:
-    """One base URL, its SDK client and its live state."""
+class _EndpointDown(Exception):
+    """The endpoint did not answer: the request may move to another one."""
 
-    url: str
-    client: openai.AsyncOpenAI
-    mode: str = "json_schema"
-    in_flight: int = 0
-    down_until: float = 0.0
-    failures: int = 0
-    calls: int = 0
-    mode_changes: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return self.url
+    def __init__(self, error: TransportError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def _is_format_refusal(exc: openai.APIStatusError) -> bool:
@@ -93,7 +90,7 @@ class OpenAIBackend:
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
         urls = settings.endpoints or [None]
         forced = settings.structured_mode if settings.structured_mode != "auto" else None
-        self.endpoints = [
+        endpoints = [
             Endpoint(
                 url=url or "https://api.openai.com/v1",
                 client=openai.AsyncOpenAI(
@@ -103,21 +100,13 @@ class OpenAIBackend:
             )
             for url in urls
         ]
-        self._rotation = itertools.count()
-        self.failovers = 0
+        self.pool = EndpointPool(endpoints)
+        self.endpoints = self.pool.endpoints
 
-    def _pick(self) -> Endpoint:
-        now = time.monotonic()
-        healthy = [e for e in self.endpoints if e.down_until <= now] or self.endpoints
-        start = next(self._rotation) % len(healthy)
-        ordered = healthy[start:] + healthy[:start]
-        return min(ordered, key=lambda e: e.in_flight)
-
-    def _rest(self, endpoint: Endpoint) -> None:
-        endpoint.failures += 1
-        endpoint.down_until = time.monotonic() + min(30.0, 0.5 * 2 ** min(endpoint.failures, 6))
-        if len(self.endpoints) > 1:
-            self.failovers += 1
+    @property
+    def failovers(self) -> int:
+        """Requests moved from an endpoint that stopped answering to another one."""
+        return self.pool.failovers
 
     def _request(self, call: BackendCall, mode: str) -> tuple[dict[str, Any], list[Message]]:
         messages = call.messages
@@ -143,7 +132,33 @@ class OpenAIBackend:
         return kwargs, messages
 
     async def complete(self, call: BackendCall) -> BackendReply:
-        endpoint = self._pick()
+        """Send ``call``, moving it to another endpoint while the chosen ones do not answer.
+
+        Raises:
+            TransportError: The request failed, or no endpoint left to move it to answered
+                (the client's retries then take over, with backoff).
+        """
+        endpoint = self.pool.pick()
+        assert endpoint is not None
+        tried: list[Endpoint] = []
+        while True:
+            try:
+                return await self._complete_at(endpoint, call)
+            except TransportError:
+                endpoint.errors += 1
+                raise
+            except _EndpointDown as down:
+                endpoint.errors += 1
+                self.pool.rest(endpoint)
+                tried.append(endpoint)
+                target = self.pool.pick(exclude=tried)
+                if target is None:
+                    raise down.error from None
+                self.pool.moved(endpoint, target)
+                log.info("moving a request from %s to %s: %s", endpoint.label, target.label, down)
+                endpoint = target
+
+    async def _complete_at(self, endpoint: Endpoint, call: BackendCall) -> BackendReply:
         endpoint.in_flight += 1
         mode = endpoint.mode
         try:
@@ -170,10 +185,11 @@ class OpenAIBackend:
                                 endpoint.mode = mode
                                 endpoint.mode_changes.append(mode)
                             continue
+                    if exc.status_code in _DOWN_STATUSES:
+                        raise _EndpointDown(_classify(exc, endpoint.label)) from None
                     raise _classify(exc, endpoint.label) from None
                 except openai.APIConnectionError as exc:  # timeouts included
-                    self._rest(endpoint)
-                    raise _classify(exc, endpoint.label) from None
+                    raise _EndpointDown(_classify(exc, endpoint.label)) from None
                 except openai.OpenAIError as exc:
                     raise _classify(exc, endpoint.label) from None
         finally:
@@ -201,6 +217,11 @@ class OpenAIBackend:
             endpoint=endpoint.label,
             messages=tuple(sent) if sent is not call.messages else (),
         )
+
+    def endpoint_usage(self) -> dict[str, Any]:
+        """Per-endpoint errors, failovers and rests, and the failover moves (from, to, calls);
+        the client merges them into its usage snapshot."""
+        return self.pool.usage()
 
     def modes(self) -> dict[str, str]:
         """The structured-output mode currently used per endpoint."""
