@@ -89,6 +89,12 @@ def test_turns_alternate_in_order_and_the_player_says_its_lines(tmp_path):
     agents = {a.agent_id: a for a in db.agents(run_id)}
     assert {a.profile["name"] for a in agents.values()} == {f"Npc {i:02d}" for i in range(6)}
     assert all("You are Npc" in a.system_prompt for a in agents.values())
+    # Each NPC knows its graph neighbours by name and relation (a ring: two each).
+    for agent in agents.values():
+        assert len(agent.profile["relationships"]) == 2
+        assert (
+            "People you know: Npc" in agent.system_prompt and "(neighbour)" in agent.system_prompt
+        )
 
     conversations = _conversations(db, run_id)
     by_step: dict[int, list[list[Any]]] = defaultdict(list)

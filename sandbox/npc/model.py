@@ -37,6 +37,21 @@ def _clip(text: str, limit: int = MEMORY_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def with_relationships(profiles: list[dict[str, Any]], graph: nx.Graph) -> list[dict[str, Any]]:
+    """Profiles that also name who each NPC knows on the graph, and how (the edge label)."""
+    out = []
+    for node, profile in enumerate(profiles):
+        known = [
+            {
+                "name": profiles[other].get("name", f"NPC {other}"),
+                "relation": data.get("relation", ""),
+            }
+            for other, data in sorted(graph.adj[node].items())
+        ]
+        out.append({**profile, "relationships": known})
+    return out
+
+
 class NPCWorldModel(mesa.Model):
     """An NPC-world run.
 
@@ -80,6 +95,7 @@ class NPCWorldModel(mesa.Model):
         self.space = Network(graph, capacity=1, random=self.random)
         cells = {cell.coordinate: cell for cell in self.space.all_cells}
         memory = scenario.dialogue.memory_size
+        profiles = with_relationships(profiles, graph)
         self.by_node: list[NPCAgent] = []
         for node, (persona, profile) in enumerate(zip(personas, profiles, strict=True)):
             agent = NPCAgent(self, persona, profile, npc_system_prompt(profile, self.world), memory)
