@@ -17,11 +17,12 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from personahub.cli_common import console, fail
+from personahub.cli_common import console, fail, open_client
 from personahub.cli_progress import progress as make_progress
-from personahub.llm import ConfigError, LLMClient, load_settings
+from personahub.llm import ConfigError, LLMClient
 from personahub.llm import cli_options as opt
 from personahub.llm.backends.local import ModelUnavailableError
+from personahub.llm.meter import endpoint_lines
 from personahub.pipeline import DEDUP_STAGES, BuildOptions, BuildReport, PersonaBuilder
 from personahub.quality import REASONS
 from personahub.sources import SourceError, SourceRecord, read_texts
@@ -116,9 +117,9 @@ def build_command(
         first = next(records, None)
         records = itertools.chain([first] if first is not None else [], records)
         target = PersonaStore(store)
-        settings = load_settings(
+        client = open_client(
             config,
-            **opt.llm_overrides(
+            opt.llm_overrides(
                 backend,
                 base_url,
                 model,
@@ -129,10 +130,6 @@ def build_command(
                 max_tokens_total,
             ),
         )
-        client = LLMClient(settings)
-        if hasattr(client.backend, "warm_up"):
-            with console.status("loading the embedded model"):
-                client.backend.warm_up()
         from personahub.embeddings import get_embedder
 
         with console.status("loading the embedding model"):
@@ -232,6 +229,8 @@ def print_summary(report: BuildReport, store_url: str, model: str) -> None:
     errors = ", ".join(f"{k} {v}" for k, v in sorted(report.errors.items())) or "0"
     usage.add_row("failed requests", errors)
     console.print(usage)
+    for line in endpoint_lines(llm):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
 
     if report.first_error:
         console.print(f"[yellow]first failure:[/] {report.first_error}", soft_wrap=True)

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from personahub.cli_common import console, fail
+from personahub.cli_common import console, fail, open_client
 from personahub.cli_progress import progress as make_progress
 from personahub.cli_store import AttrOpt, ContainsOpt, RegexOpt, persona_filter
-from personahub.llm import ConfigError, LLMClient, load_settings
+from personahub.distributed.engine import EngineError, check_engine
+from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
+from personahub.llm import ConfigError, LLMClient
 from personahub.llm import cli_options as opt
 from personahub.llm.backends.local import ModelUnavailableError
+from personahub.llm.meter import endpoint_lines
 from personahub.synthesis import SynthesisError, SynthesisJob, prepare, read_rows, run_job
 from personahub.synthesis.job import Prepared
 from personahub.synthesis.synthesizer import DROP_REASONS, SynthesisReport
@@ -76,6 +81,9 @@ def synthesize_command(
         bool, typer.Option("--dedup/--no-dedup", help="Drop near-duplicate outputs (MinHash).")
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    ray_workers: RayWorkersOpt = 2,
     backend: opt.Backend = None,
     base_url: opt.BaseUrl = None,
     model: opt.Model = None,
@@ -112,10 +120,11 @@ def synthesize_command(
         dedup=dedup,
     )
     try:
+        engine = check_engine(engine, ray_address, ray_workers)
         prepared = prepare(job)
-        settings = load_settings(
+        client = open_client(
             config,
-            **opt.llm_overrides(
+            opt.llm_overrides(
                 backend,
                 base_url,
                 model,
@@ -126,17 +135,47 @@ def synthesize_command(
                 max_tokens_total,
             ),
         )
-        client = LLMClient(settings)
-        if hasattr(client.backend, "warm_up"):
-            with console.status("loading the embedded model"):
-                client.backend.warm_up()
-    except (SynthesisError, ConfigError, ModelUnavailableError) as exc:
+    except (EngineError, SynthesisError, ConfigError, ModelUnavailableError) as exc:
         fail(str(exc))
+    usage = None
     try:
-        report = asyncio.run(_run(client, prepared, quiet))
+        if engine == "ray":
+            report, usage = _run_ray(client, prepared, quiet, ray_address, ray_workers)
+        else:
+            report = asyncio.run(_run(client, prepared, quiet))
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to continue where it stopped", 130)
-    _print_summary(report, prepared, client)
+    _print_summary(report, prepared, client, usage)
+
+
+@contextmanager
+def _closing(client: LLMClient) -> Iterator[None]:
+    # The driver's client only lends its settings to the workers; close its cache after.
+    try:
+        yield
+    finally:
+        asyncio.run(client.aclose())
+
+
+def _run_ray(
+    client: LLMClient, prepared: Prepared, quiet: bool, address: str | None, workers: int
+) -> tuple[SynthesisReport, dict[str, int]]:
+    from personahub.distributed.engine import ray_session
+    from personahub.distributed.ray_synthesis import run_job_ray
+
+    todo = sum(1 for item in prepared.items if item.key not in prepared.journal)
+    with ray_session(address, num_cpus=None if address else workers), _closing(client):
+        if quiet or not todo:
+            return run_job_ray(client, prepared, workers)
+        with make_progress(tokens=True) as bar:
+            task = bar.add_task(f"synthesize {prepared.spec.name} (ray)", total=todo, tokens=0)
+            tokens = [0]
+
+            def advance(items: int, used: int) -> None:
+                tokens[0] += used
+                bar.update(task, advance=items, tokens=tokens[0])
+
+            return run_job_ray(client, prepared, workers, on_progress=advance)
 
 
 async def _run(client: LLMClient, prepared: Prepared, quiet: bool) -> SynthesisReport:
@@ -155,7 +194,12 @@ async def _run(client: LLMClient, prepared: Prepared, quiet: bool) -> SynthesisR
             return await run_job(client, prepared, advance)
 
 
-def _print_summary(report: SynthesisReport, prepared: Prepared, client: LLMClient) -> None:
+def _print_summary(
+    report: SynthesisReport,
+    prepared: Prepared,
+    client: LLMClient,
+    usage: dict[str, int] | None = None,
+) -> None:
     table = Table(title=f"personahub synthesize --task {prepared.spec.name}", show_header=False)
     table.add_column("")
     table.add_column("", justify="right")
@@ -169,7 +213,7 @@ def _print_summary(report: SynthesisReport, prepared: Prepared, client: LLMClien
     if failed:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(report.errors.items()))
         table.add_row("failed (retried next run)", f"{failed:,} ({kinds})")
-    usage = client.usage()
+    usage = client.usage() if usage is None else usage  # the Ray workers' sum
     table.add_row("model", client.model)
     table.add_row(
         "LLM calls (cache hits)", f"{usage.get('calls', 0):,} ({usage.get('cache_hits', 0):,})"
@@ -180,6 +224,8 @@ def _print_summary(report: SynthesisReport, prepared: Prepared, client: LLMClien
     )
     table.add_row("rows in output", f"{report.total_kept:,}", style="bold")
     console.print(table)
+    for line in endpoint_lines(usage):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
     if report.stopped:
         console.print(f"[yellow]stopped early:[/] {report.stopped}")
     if report.stopped or failed:

@@ -247,7 +247,7 @@ class MinHashDeduper:
         """Number of kept (indexed) items."""
         return len(self._keys)
 
-    def _band_hashes(self, signatures: np.ndarray) -> np.ndarray:
+    def band_hashes(self, signatures: np.ndarray) -> np.ndarray:
         """An ``(n, b)`` array: a 64-bit hash of each band of each signature.
 
         A random linear map of the band's r values (mod 2**64). Two different bands collide
@@ -338,7 +338,7 @@ class MinHashDeduper:
         if not keys:
             return []
         signatures = self.hasher.signatures(texts)
-        hashes = self._band_hashes(signatures)
+        hashes = self.band_hashes(signatures)
         bands = [column.tolist() for column in hashes.T]
         prior = self._prior_matches(signatures, bands)
         keep = prior < 0

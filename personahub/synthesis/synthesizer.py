@@ -71,7 +71,7 @@ class SynthesisReport:
 
 
 @dataclass
-class _Outcome:
+class ItemOutcome:
     item: Item
     row: dict[str, Any] | None = None
     reason: str | None = None
@@ -159,7 +159,7 @@ class Synthesizer:
             "seed": request.seed,
         }
 
-    async def _process(self, item: Item) -> _Outcome:
+    async def _process(self, item: Item) -> ItemOutcome:
         request = generation_request(
             self.spec,
             item.persona,
@@ -173,12 +173,12 @@ class Synthesizer:
         result = await self._call(request)
         tokens = result.usage.total_tokens
         if result.error is not None:
-            return _Outcome(item, error=result.error.kind.value, tokens=tokens)
+            return ItemOutcome(item, error=result.error.kind.value, tokens=tokens)
         output = result.raw_json() or {}
         text = self.spec.text_of(output)
         reason = verify.empty_or_refused(text) or self._copied(text)
         if reason is not None:
-            return _Outcome(item, reason=reason, tokens=tokens)
+            return ItemOutcome(item, reason=reason, tokens=tokens)
         verification: dict[str, Any] = {"method": "none", "passed": True}
         if self.verify_math:
             solves = await asyncio.gather(
@@ -192,15 +192,15 @@ class Synthesizer:
             if all(a is None for a in answers):
                 # Nothing was solved (e.g. the endpoint is down): retry the item next run.
                 kinds = [s.error.kind.value for s in solves if s.error is not None]
-                return _Outcome(item, error=kinds[0] if kinds else "internal", tokens=tokens)
+                return ItemOutcome(item, error=kinds[0] if kinds else "internal", tokens=tokens)
             check = verify.majority(answers, need=self.agree)
             verification = check.to_json()
             if not check.passed:
-                return _Outcome(item, reason="unverified", tokens=tokens)
+                return ItemOutcome(item, reason="unverified", tokens=tokens)
         if self.spec.name == "tool":
             verification = verify.tool_check(output)
             if not verification["passed"]:
-                return _Outcome(item, reason="invalid_tool", tokens=tokens)
+                return ItemOutcome(item, reason="invalid_tool", tokens=tokens)
             output = {**output, "openai_tool": verify.openai_tool(output)}
         row = SynthesisRow(
             id=f"{self.spec.name}:{self.mode}:{item.key}",
@@ -221,7 +221,7 @@ class Synthesizer:
                 "completion_tokens": result.usage.completion_tokens,
             },
         )
-        return _Outcome(item, row=row.model_dump(mode="json"), tokens=tokens)
+        return ItemOutcome(item, row=row.model_dump(mode="json"), tokens=tokens)
 
     def _deduper(self, journal: Journal) -> MinHashDeduper | None:
         if self.dedup_threshold is None:
@@ -234,7 +234,7 @@ class Synthesizer:
 
     def _settle(
         self,
-        outcomes: list[_Outcome],
+        outcomes: list[ItemOutcome],
         deduper: MinHashDeduper | None,
         journal: Journal,
         report: SynthesisReport,
@@ -284,8 +284,8 @@ class Synthesizer:
         report.already_settled = len(items) - len(todo)
         deduper = self._deduper(journal)
         window = max(2 * self.concurrency, 8)
-        finished: dict[int, _Outcome] = {}
-        running: set[asyncio.Task[_Outcome]] = set()
+        finished: dict[int, ItemOutcome] = {}
+        running: set[asyncio.Task[ItemOutcome]] = set()
         next_to_start = next_to_settle = 0
         while next_to_settle < len(todo):
             while (
@@ -301,7 +301,7 @@ class Synthesizer:
             for task in done:
                 outcome = task.result()
                 finished[outcome.item.index] = outcome
-            ready: list[_Outcome] = []
+            ready: list[ItemOutcome] = []
             while next_to_settle < len(todo) and todo[next_to_settle].index in finished:
                 ready.append(finished.pop(todo[next_to_settle].index))
                 next_to_settle += 1

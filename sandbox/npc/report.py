@@ -12,6 +12,7 @@ from jinja2 import Environment
 from rich.console import Console
 from rich.table import Table
 
+from personahub.llm.meter import endpoint_lines
 from sandbox.recorder import PLAYER_ID, RunDatabase, RunRow
 
 
@@ -138,6 +139,8 @@ def print_npc_summary(report: NPCReport, console: Console) -> None:
     table.add_row("failed turns", str(report.failed_turns))
     table.add_row("LLM calls", f"{report.usage.get('calls', 0):,}")
     console.print(table)
+    for line in endpoint_lines(report.usage):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
     for rel in report.relations[:3]:
         console.print(
             f"  {rel['src']} -> {rel['dst']}: attitude {rel['attitude']:+.2f}, "

@@ -1,0 +1,217 @@
+"""``personahub synthesize --engine ray``: generation as Ray Data ``map_batches``.
+
+Each Ray worker is an actor holding its own gateway client (rebuilt from the driver's
+settings) and a :class:`~personahub.synthesis.synthesizer.Synthesizer`; it runs a batch of
+items concurrently on its own event loop, up to ``concurrency`` requests in flight per
+worker, and returns each item's outcome. The driver keeps everything that decides the
+output: it plans the items, skips those the journal already holds, and settles outcomes
+strictly in plan order through the same MinHash dedup and journal as the local engine. The
+same input, options and seed therefore give the same item ids and the same kept set, and a
+killed run resumes from the journal exactly as a local one does.
+
+What differs from the local engine:
+
+* ``--max-calls``/``--max-tokens-total`` budget each worker's client separately: the run
+  may spend up to ``workers`` times the budget before every worker stops.
+* The response cache is each worker's own file at the configured path (shared on one
+  machine through SQLite WAL; per node on a cluster).
+* Usage in the summary is the sum of what the workers report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from personahub.llm import ErrorKind, LLMClient, LLMSettings
+from personahub.synthesis.job import Prepared, kept_rows
+from personahub.synthesis.records import write_output
+from personahub.synthesis.synthesizer import Item, ItemOutcome, SynthesisReport, Synthesizer
+
+USAGE_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens")
+
+
+def _synthesizer(client: LLMClient, prepared: Prepared) -> Synthesizer:
+    job = prepared.job
+    return Synthesizer(
+        client,
+        prepared.spec,
+        job.mode,
+        prepared.examples,
+        prepared.world,
+        prepared.version,
+        seed=job.seed,
+        concurrency=job.concurrency,
+        temperature=job.temperature,
+        verify_math=job.verify,
+        solve_k=job.solve_k,
+        agree=job.agree,
+        dedup_threshold=0.9 if job.dedup else None,
+    )
+
+
+class _SynthWorker:
+    """Ray actor body: generate a batch of items through this worker's own client."""
+
+    def __init__(self, settings: LLMSettings, prepared: Prepared) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.client = LLMClient(settings)
+        self.synthesizer = _synthesizer(self.client, prepared)
+        self.reported: Counter[str] = Counter()
+
+    async def _batch(self, items: list[Item]) -> list[ItemOutcome]:
+        return list(await asyncio.gather(*(self.synthesizer._process(i) for i in items)))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        items = [
+            Item(int(i), str(pid), str(text), int(sample))
+            for i, pid, text, sample in zip(
+                batch["index"], batch["persona_id"], batch["persona"], batch["sample"], strict=True
+            )
+        ]
+        outcomes = self.loop.run_until_complete(self._batch(items))
+        self.client.flush()
+        # Usage since the previous batch rides on the batch's first row.
+        usage = self.client.usage()
+        delta = {k: int(usage.get(k, 0)) - self.reported[k] for k in USAGE_KEYS}
+        self.reported.update(delta)
+        out: dict[str, Any] = {
+            "index": np.array([o.item.index for o in outcomes], dtype=np.int64),
+            "row": np.array([json.dumps(o.row) if o.row else "" for o in outcomes], dtype=object),
+            "reason": np.array([o.reason or "" for o in outcomes], dtype=object),
+            "error": np.array([o.error or "" for o in outcomes], dtype=object),
+            "tokens": np.array([o.tokens for o in outcomes], dtype=np.int64),
+        }
+        for key in USAGE_KEYS:
+            column = np.zeros(len(outcomes), dtype=np.int64)
+            if len(outcomes):
+                column[0] = delta[key]
+            out[key] = column
+        return out
+
+    def __del__(self) -> None:
+        # Close the HTTP connections on the loop that opened them.
+        with contextlib.suppress(Exception):
+            self.loop.run_until_complete(self.client.aclose())
+
+
+def run_job_ray(
+    client: LLMClient,
+    prepared: Prepared,
+    workers: int = 2,
+    batch_size: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[SynthesisReport, dict[str, int]]:
+    """Generate what the journal lacks on Ray workers, then write the output file.
+
+    Ray must be initialised (:func:`personahub.distributed.engine.init_ray`).
+
+    Args:
+        client: The driver's gateway client: its settings are sent to the workers; it
+            makes no calls itself.
+        prepared: The checked job.
+        workers: Ray actors generating concurrently.
+        batch_size: Items per batch (default: twice the per-worker concurrency).
+        on_progress: Called with (items settled now, tokens they used).
+
+    Returns:
+        The report and the workers' summed usage (calls, cache hits, tokens).
+    """
+    import ray.data
+
+    synthesizer = _synthesizer(client, prepared)
+    journal = prepared.journal
+    todo = [item for item in prepared.items if item.key not in journal]
+    report = SynthesisReport(planned=len(prepared.items))
+    report.already_settled = len(prepared.items) - len(todo)
+    usage: Counter[str] = Counter()
+    try:
+        if todo:
+            _generate(
+                client,
+                prepared,
+                synthesizer,
+                todo,
+                report,
+                usage,
+                workers,
+                batch_size,
+                on_progress,
+                ray.data,
+            )
+    finally:
+        write_output(kept_rows(prepared), prepared.job.out)
+    report.total_kept = len(journal.kept_rows())
+    return report, {k: usage[k] for k in USAGE_KEYS}
+
+
+def _generate(
+    client: LLMClient,
+    prepared: Prepared,
+    synthesizer: Synthesizer,
+    todo: list[Item],
+    report: SynthesisReport,
+    usage: Counter[str],
+    workers: int,
+    batch_size: int | None,
+    on_progress: Callable[[int, int], None] | None,
+    data: Any,
+) -> None:
+    """Stream outcomes from the workers and settle them in plan order."""
+    size = batch_size or max(2 * synthesizer.concurrency, 8)
+    context = data.DataContext.get_current()
+    # Batches come back in plan order, so the reorder buffer below stays small.
+    context.execution_options.preserve_order = True
+    dataset = data.from_items(
+        [
+            {"index": i.index, "persona_id": i.persona_id, "persona": i.persona, "sample": i.sample}
+            for i in todo
+        ],
+        override_num_blocks=max(1, min(len(todo) // size, 64 * workers)),
+    ).map_batches(
+        _SynthWorker,
+        # Workers need the task, not the plan or the journal (the driver keeps those).
+        fn_constructor_args=(client.settings, replace(prepared, items=[], journal=None)),
+        batch_size=size,
+        batch_format="numpy",
+        compute=data.ActorPoolStrategy(size=workers),
+    )
+    by_index = {item.index: item for item in todo}
+    deduper = synthesizer._deduper(prepared.journal)
+    finished: dict[int, ItemOutcome] = {}
+    next_to_settle = 0
+    for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
+        for key in USAGE_KEYS:
+            usage[key] += int(batch[key].sum())
+        for index, row, reason, error, tokens in zip(
+            batch["index"],
+            batch["row"],
+            batch["reason"],
+            batch["error"],
+            batch["tokens"],
+            strict=True,
+        ):
+            finished[int(index)] = ItemOutcome(
+                by_index[int(index)],
+                row=json.loads(row) if row else None,
+                reason=reason or None,
+                error=error or None,
+                tokens=int(tokens),
+            )
+        ready: list[ItemOutcome] = []
+        while next_to_settle < len(todo) and todo[next_to_settle].index in finished:
+            ready.append(finished.pop(todo[next_to_settle].index))
+            next_to_settle += 1
+        if ready:
+            synthesizer._settle(ready, deduper, prepared.journal, report)
+            if on_progress is not None:
+                on_progress(len(ready), sum(o.tokens for o in ready))
+    if report.errors.get(ErrorKind.BUDGET_EXHAUSTED.value):
+        report.stopped = "budget exhausted"
