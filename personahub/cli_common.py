@@ -20,15 +20,16 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def open_client(config: Path | None, overrides: dict[str, Any]) -> LLMClient:
-    """The gateway for a command's LLM flags, the embedded model loaded under a status line.
+def open_client(config: Path | None, overrides: dict[str, Any], warm_up: bool = True) -> LLMClient:
+    """The gateway for a command's LLM flags, the embedded model loaded under a status line
+    (not with ``warm_up=False``: e.g. when Ray workers make the calls).
 
     Raises:
         ConfigError: Bad settings.
         ModelUnavailableError: The embedded model cannot be loaded.
     """
     client = LLMClient(load_settings(config, **overrides))
-    if hasattr(client.backend, "warm_up"):
+    if warm_up and hasattr(client.backend, "warm_up"):
         with console.status("loading the embedded model"):
             client.backend.warm_up()
     return client

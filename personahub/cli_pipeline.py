@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
@@ -19,6 +19,8 @@ from rich.table import Table
 
 from personahub.cli_common import console, fail, open_client
 from personahub.cli_progress import progress as make_progress
+from personahub.distributed.engine import check_engine
+from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
 from personahub.llm import ConfigError, LLMClient
 from personahub.llm import cli_options as opt
 from personahub.llm.backends.local import ModelUnavailableError
@@ -79,6 +81,9 @@ def build_command(
     no_cache: opt.NoCache = False,
     max_calls: opt.MaxCalls = None,
     max_tokens_total: opt.MaxTokensTotal = None,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    ray_workers: RayWorkersOpt = 2,
 ) -> None:
     """Build personas from texts: Text-to-Persona, quality filters, MinHash and embedding
     dedup, then Persona-to-Persona hops with relationship edges, into the store.
@@ -98,7 +103,8 @@ def build_command(
     )
     try:
         options.validate()
-    except ValueError as exc:
+        engine = check_engine(engine, ray_address, ray_workers)
+    except ValueError as exc:  # EngineError too
         fail(str(exc))
     malformed = [0]
 
@@ -129,6 +135,7 @@ def build_command(
                 max_calls,
                 max_tokens_total,
             ),
+            warm_up=engine == "local",
         )
         from personahub.embeddings import get_embedder
 
@@ -140,9 +147,14 @@ def build_command(
         fail(str(exc))
 
     progress = None if quiet else make_progress()
-    builder = PersonaBuilder(target, client, options, embedder=embedder, progress=progress)
     try:
-        report = asyncio.run(_run(builder, client, records, progress))
+        if engine == "ray":
+            report = _run_ray(
+                target, client, options, embedder, progress, records, ray_address, ray_workers
+            )
+        else:
+            builder = PersonaBuilder(target, client, options, embedder=embedder, progress=progress)
+            report = asyncio.run(_run(builder, client, records, progress))
     except (SourceError, StoreError) as exc:  # stdin is only checked when first read
         fail(str(exc))
     except KeyboardInterrupt:
@@ -151,6 +163,26 @@ def build_command(
     if malformed[0] > _MAX_WARNINGS:
         console.print(f"[yellow]warning:[/] {malformed[0] - _MAX_WARNINGS} more rows skipped")
     print_summary(report, target.url, client.model)
+
+
+def _run_ray(
+    target: PersonaStore,
+    client: LLMClient,
+    options: BuildOptions,
+    embedder: Any,
+    progress: Progress | None,
+    records: Iterable[SourceRecord],
+    address: str | None,
+    workers: int,
+) -> BuildReport:
+    """The same build with every model call made by Ray workers (``--engine ray``)."""
+    from personahub.distributed.engine import ray_session
+    from personahub.distributed.ray_client import RayBatchClient
+
+    with ray_session(address, num_cpus=None if address else workers):
+        proxy = RayBatchClient(client, workers)
+        builder = PersonaBuilder(target, proxy, options, embedder=embedder, progress=progress)  # type: ignore[arg-type]
+        return asyncio.run(_run(builder, proxy, records, progress))  # type: ignore[arg-type]
 
 
 async def _run(

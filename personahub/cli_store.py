@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from personahub.cli_common import console, fail
+from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
 from personahub.sources import SourceError
 from personahub.store import PersonaFilter, PersonaStore, StoreError, export_file, import_file
 
@@ -213,26 +214,52 @@ def dedup_command(
         float, typer.Option("--embedding-threshold", help="Cosine threshold.")
     ] = 0.9,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, delete nothing.")] = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    ray_workers: RayWorkersOpt = 2,
 ) -> None:
-    """Remove near-duplicate personas from the store (the lowest id of each group stays)."""
+    """Remove near-duplicate personas from the store (the lowest id of each group stays).
+
+    With --engine ray, MinHash signatures and LSH banding run on Ray Data and the embedding
+    stage per shard with a merge; the MinHash decisions equal the local engine's.
+    """
     from personahub.dedup import STAGES, dedup_personas
+    from personahub.distributed.engine import EngineError, check_engine
 
     chosen = [s.strip() for s in stages.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in STAGES]
     if unknown or not chosen:
         fail(f"unknown stage {(unknown or [''])[0]!r}; choose from {', '.join(STAGES)}")
+    try:
+        engine = check_engine(engine, ray_address, ray_workers)
+    except EngineError as exc:
+        fail(str(exc))
     with _user_errors():
         target = PersonaStore(store)
         total = target.count()
-        with _progress() as progress:
-            report = dedup_personas(
-                target,
-                stages=chosen,
-                minhash_threshold=minhash_threshold,
-                embedding_threshold=embedding_threshold,
-                dry_run=dry_run,
-                progress=_advance(progress, "deduplicating", total),
-            )
+        if engine == "ray":
+            from personahub.distributed.engine import ray_session
+            from personahub.distributed.ray_dedup import dedup_store_ray
+
+            with ray_session(ray_address, num_cpus=None if ray_address else ray_workers):
+                report = dedup_store_ray(
+                    target,
+                    chosen,
+                    minhash_threshold,
+                    embedding_threshold,
+                    dry_run=dry_run,
+                    workers=ray_workers,
+                )
+        else:
+            with _progress() as progress:
+                report = dedup_personas(
+                    target,
+                    stages=chosen,
+                    minhash_threshold=minhash_threshold,
+                    embedding_threshold=embedding_threshold,
+                    dry_run=dry_run,
+                    progress=_advance(progress, "deduplicating", total),
+                )
     table = Table(title="dedup" + (" (dry run)" if dry_run else ""))
     table.add_column("stage")
     table.add_column("dropped", justify="right")

@@ -219,3 +219,62 @@ def test_bad_engine_options_are_one_line_errors(tmp_path, extra, message):
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def _deterministic_p2p(parent: str, n: int) -> list[dict[str, str]]:
+    """Related personas chosen by the parent's text, so answers do not depend on the
+    order requests arrive in (the local and the Ray engine send them differently)."""
+    from tests.test_pipeline import POOL, RELATIONS
+
+    start = sum(map(ord, parent)) % len(POOL)
+    return [
+        {
+            "relation": RELATIONS[(start + i) % len(RELATIONS)],
+            "persona": POOL[(start + i) % len(POOL)],
+        }
+        for i in range(n)
+    ]
+
+
+def test_build_engine_ray_stores_what_the_local_engine_stores(tmp_path, fake_server):
+    from personahub.store import PersonaStore
+    from tests.test_pipeline import ScriptedModel, _corpus
+
+    fake_server.configure(responder=ScriptedModel(p2p=_deterministic_p2p))
+    path = _corpus(tmp_path, ["tides", "bread", "bike"])
+    stores = {}
+    for engine in ("local", "ray"):
+        stores[engine] = str(tmp_path / f"{engine}.db")
+        args = ["build", str(path), "--text-field", "body", "--store", stores[engine]]
+        args += ["--hops", "2", "--per-hop", "2", "--base-url", fake_server.base_url]
+        args += ["--no-cache", "--quiet", "--engine", engine, "--ray-workers", "2"]
+        result = runner.invoke(app, args, env={"OPENAI_API_KEY": "sk-test"})
+        assert result.exit_code == 0, result.output
+
+    def contents(db: str) -> tuple[list, int]:
+        store = PersonaStore(db)
+        rows = sorted((p.text, p.origin, p.hop, p.angle) for p in store.personas())
+        return rows, len(store.edges())
+
+    local, distributed = contents(stores["local"]), contents(stores["ray"])
+    assert local[0] and local[1] > 0
+    assert distributed == local
+
+
+def test_dedup_engine_ray_deletes_what_the_local_engine_deletes(tmp_path):
+    from personahub.store import PersonaIn, PersonaStore
+
+    rng = random.Random(7)
+    base = [" ".join(rng.sample(WORDS, 10)) for _ in range(60)]
+    texts = base + [" ".join(t.split()[1:]) + " also" for t in base[:25]] + base[:5]
+    remaining = {}
+    for engine in ("local", "ray"):
+        db = str(tmp_path / f"{engine}.db")
+        PersonaStore(db).add_personas([PersonaIn(text=t) for t in texts])
+        result = runner.invoke(
+            app, ["dedup", "--store", db, "--engine", engine, "--ray-workers", "2"]
+        )
+        assert result.exit_code == 0, result.output
+        remaining[engine] = sorted(p.text for p in PersonaStore(db).personas())
+    assert remaining["ray"] == remaining["local"]
+    assert len(remaining["local"]) < len(set(texts))

@@ -35,10 +35,13 @@ The stages, and where they run:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from personahub.dedup import DedupReport
 from personahub.dedup.minhash import DEFAULT_SCHEME, MinHashDeduper
 
 RESOLUTIONS = ("greedy", "components")
@@ -311,3 +314,42 @@ def minhash_dedup_ray(
     result.keep = keep
     result.seconds["resolve"] = time.perf_counter() - clock
     return result
+
+
+def dedup_store_ray(
+    store: Any,
+    stages: Sequence[str],
+    minhash_threshold: float = 0.9,
+    embedding_threshold: float = 0.9,
+    dry_run: bool = False,
+    workers: int = 2,
+) -> DedupReport:
+    """``personahub dedup --engine ray``: the store's near-duplicates found on Ray.
+
+    Stages run in order over the survivors of the previous one, as in the local pipeline;
+    with the ``greedy`` MinHash resolution the decisions are the local engine's. Each group
+    keeps its lowest id.
+    """
+    from personahub.distributed.ray_embedding import embedding_dedup_ray
+
+    ids, texts = [], []
+    for persona in store.iter_personas():
+        ids.append(persona.id)
+        texts.append(persona.text)
+    keep = np.ones(len(ids), dtype=bool)
+    report = DedupReport(dry_run=dry_run, total=len(ids))
+    for stage in stages:
+        alive = np.flatnonzero(keep)
+        chosen = [texts[i] for i in alive]
+        if stage == "minhash":
+            flags = minhash_dedup_ray(chosen, threshold=minhash_threshold, workers=workers).keep
+        else:
+            flags = embedding_dedup_ray(chosen, threshold=embedding_threshold, workers=workers)
+        flags = np.asarray(flags, dtype=bool)
+        report.dropped[stage] = int((~flags).sum())
+        keep[alive[~flags]] = False
+    report.kept = int(keep.sum())
+    drop = [ids[i] for i in np.flatnonzero(~keep)]
+    if drop and not dry_run:
+        report.deleted = store.delete_personas(drop)
+    return report
