@@ -31,30 +31,11 @@ from typing import Any
 import numpy as np
 
 from personahub.llm import ErrorKind, LLMClient, LLMSettings
-from personahub.synthesis.job import Prepared, kept_rows
+from personahub.synthesis.job import Prepared, kept_rows, synthesizer_for
 from personahub.synthesis.records import write_output
 from personahub.synthesis.synthesizer import Item, ItemOutcome, SynthesisReport, Synthesizer
 
 USAGE_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens")
-
-
-def _synthesizer(client: LLMClient, prepared: Prepared) -> Synthesizer:
-    job = prepared.job
-    return Synthesizer(
-        client,
-        prepared.spec,
-        job.mode,
-        prepared.examples,
-        prepared.world,
-        prepared.version,
-        seed=job.seed,
-        concurrency=job.concurrency,
-        temperature=job.temperature,
-        verify_math=job.verify,
-        solve_k=job.solve_k,
-        agree=job.agree,
-        dedup_threshold=0.9 if job.dedup else None,
-    )
 
 
 class _SynthWorker:
@@ -63,7 +44,7 @@ class _SynthWorker:
     def __init__(self, settings: LLMSettings, prepared: Prepared) -> None:
         self.loop = asyncio.new_event_loop()
         self.client = LLMClient(settings)
-        self.synthesizer = _synthesizer(self.client, prepared)
+        self.synthesizer = synthesizer_for(self.client, prepared)
         self.reported: Counter[str] = Counter()
 
     async def _batch(self, items: list[Item]) -> list[ItemOutcome]:
@@ -126,7 +107,7 @@ def run_job_ray(
     """
     import ray.data
 
-    synthesizer = _synthesizer(client, prepared)
+    synthesizer = synthesizer_for(client, prepared)
     journal = prepared.journal
     todo = [item for item in prepared.items if item.key not in journal]
     report = SynthesisReport(planned=len(prepared.items))

@@ -115,14 +115,10 @@ def prepare(job: SynthesisJob) -> Prepared:
     return Prepared(job, spec, examples, world, version, plan_items(personas, job.n), journal)
 
 
-async def run_job(
-    client: LLMClient,
-    prepared: Prepared,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> SynthesisReport:
-    """Generate what the journal lacks, then write the output file from the journal."""
+def synthesizer_for(client: LLMClient, prepared: Prepared) -> Synthesizer:
+    """The synthesizer of a checked job, calling the model through ``client``."""
     job = prepared.job
-    synthesizer = Synthesizer(
+    return Synthesizer(
         client,
         prepared.spec,
         job.mode,
@@ -137,6 +133,16 @@ async def run_job(
         agree=job.agree,
         dedup_threshold=0.9 if job.dedup else None,
     )
+
+
+async def run_job(
+    client: LLMClient,
+    prepared: Prepared,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SynthesisReport:
+    """Generate what the journal lacks, then write the output file from the journal."""
+    job = prepared.job
+    synthesizer = synthesizer_for(client, prepared)
     try:
         report = await synthesizer.run(prepared.items, prepared.journal, on_progress)
     finally:
