@@ -241,3 +241,27 @@ def test_a_repeated_line_ends_the_conversation_unrecorded(tmp_path):
         assert len(said) == len(set(said)) == 1
     metrics = [row.metrics for row in db.step_metrics(run_id)]
     assert sum(m["repeats_cut"] for m in metrics) >= 1
+
+
+def test_a_player_with_a_goal_is_spoken_for_by_the_model(tmp_path):
+    base = npc_responder()
+
+    def respond(body):
+        system = body["messages"][0]["content"]
+        if "Your goal: find the keeper" in system:
+            later = "The conversation so far" in body["messages"][-1]["content"]
+            say = "Then who keeps the light now?" if later else "Have you seen the keeper?"
+            return {"say": say, "feeling": "same", "end": False}
+        return base(body)
+
+    scenario = SCENARIO.split("player:")[0] + (
+        "player: {name: the stranger, goal: find the keeper}\n"
+    )
+    db_path, run_id = make_run(tmp_path, scenario, respond, _people())
+    db = RunDatabase(db_path, must_exist=True)
+    player = [t for t in _conversations(db, run_id).values() if t[0].speaker == PLAYER_ID]
+    assert len(player) == 2  # one conversation per step
+    for turns in player:
+        assert [t.speaker == PLAYER_ID for t in turns] == [True, False, True, False]
+        assert turns[0].content == "Have you seen the keeper?"
+        assert turns[0].topic == "find the keeper"
