@@ -26,7 +26,7 @@ from sandbox.runner import (
     run_folder,
     start_run,
 )
-from sandbox.scenario import ScenarioError, load_scenario
+from sandbox.scenario_loader import ScenarioError, load_scenario
 
 app = typer.Typer(
     help="Persona simulation sandbox: personas become agents on a relationship graph, react to "

@@ -28,8 +28,8 @@ from sandbox.scenario import (
     NumberQuestion,
     Question,
     Scenario,
-    parse_scenario,
 )
+from sandbox.scenario_loader import parse_scenario
 from sandbox.ssr import Encoder, SSRComparison, ssr_comparisons
 from sandbox.stats import Estimate, bootstrap_means, resample_weights
 

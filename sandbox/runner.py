@@ -30,8 +30,8 @@ from sandbox.npc.model import NPCWorldModel
 from sandbox.npc.profiles import write_profiles
 from sandbox.population import PersonaRecord, load_cast
 from sandbox.recorder import RunDatabase, RunRow
-from sandbox.scenario import (
-    Scenario,
+from sandbox.scenario import Scenario
+from sandbox.scenario_loader import (
     ScenarioError,
     load_scenario,
     parse_scenario,

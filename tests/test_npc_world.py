@@ -14,7 +14,7 @@ from personahub.llm import LLMClient, load_settings
 from sandbox.export import export_run
 from sandbox.recorder import PLAYER_ID, RunDatabase
 from sandbox.runner import RunOptions, resume_run, start_run
-from sandbox.scenario import ScenarioError, load_scenario
+from sandbox.scenario_loader import ScenarioError, load_scenario
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.runs import make_run, personas, request_schema
 

@@ -12,11 +12,10 @@ from sandbox.scenario import (
     Homophily,
     LikertQuestion,
     NumberQuestion,
-    ScenarioError,
     StoredEdges,
     TextQuestion,
-    load_scenario,
 )
+from sandbox.scenario_loader import ScenarioError, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 
