@@ -98,7 +98,8 @@ async def test_math_keeps_problems_only_when_two_of_three_agree(
     assert report.kept == 2 and report.dropped == {"unverified": 1}
     by_id = {r["persona_id"]: r["verification"] for r in rows}
     assert by_id["p0"]["agreement"] == 3 and by_id["p0"]["answer"] == "36"
-    assert by_id["p1"]["agreement"] == 2 and by_id["p1"]["answer"] == "29"
+    # Attempts run concurrently, so which of "29" and "29.0" came first varies.
+    assert by_id["p1"]["agreement"] == 2 and by_id["p1"]["answer"] in ("29", "29.0")
     assert "p2" not in by_id
 
 
