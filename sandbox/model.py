@@ -21,6 +21,7 @@ from mesa.discrete_space import Network
 from personahub.llm import LLMClient, LLMResult
 from sandbox.agent import Observation, PersonaAgent
 from sandbox.population import PersonaRecord
+from sandbox.recorded_model import RecordedModel
 from sandbox.recorder import MessageRow, RunDatabase
 from sandbox.responses import response_model
 from sandbox.scenario import ChoiceQuestion, Event, Scenario
@@ -33,7 +34,7 @@ def relation_source(relation: str) -> str:
     return f"someone you know ({relation})" if relation else "someone you know"
 
 
-class SandboxModel(mesa.Model):
+class SandboxModel(RecordedModel):
     """A scenario run.
 
     Args:
@@ -211,33 +212,7 @@ class SandboxModel(mesa.Model):
         self.last_active = len(active)
         self.last_posts = len(posts)
         self.last_errors = sum(r.error is not None for r in results)
-        self.datacollector.collect(self)
-        metrics = {k: v[-1] for k, v in self.datacollector.model_vars.items()}
-        self.llm.flush()
-        changed = [a for a in self.by_node if a.dirty]
-        for agent in changed:
-            agent.dirty = False
-        if self.database is not None:
-            self.database.commit_step(
-                self.run_id,
-                step,
-                interactions=interactions,
-                messages=messages,
-                states=[
-                    {
-                        "run_id": self.run_id,
-                        "agent_id": a.unique_id,
-                        "step": step,
-                        "state": a.state(),
-                    }
-                    for a in changed
-                ],
-                metrics=metrics,
-                rng_state=self.rng_state(),
-                usage=self.llm.usage(),
-            )
-        if self.steps >= self.scenario.steps:
-            self.running = False
+        self.record_step(step, messages=messages, interactions=interactions)
 
     def _interaction_row(
         self, step: int, agent: PersonaAgent, result: LLMResult, post: str
@@ -261,10 +236,6 @@ class SandboxModel(mesa.Model):
             "error_message": result.error.message if result.error else None,
         }
 
-    def rng_state(self) -> list[Any]:
-        version, internal, gauss = self.random.getstate()
-        return [version, list(internal), gauss]
-
     def restore(
         self,
         last_step: int,
@@ -278,8 +249,7 @@ class SandboxModel(mesa.Model):
         Agents are saved only when they act or receive posts; events that reached an agent
         after its last save are replayed from the recorded event deliveries, in order.
         """
-        version, internal, gauss = rng_state
-        self.random.setstate((version, tuple(internal), gauss))
+        self.restore_run_state(last_step, rng_state, metrics)
         saved_at: dict[int, int] = {}
         for agent in self.by_node:
             if agent.unique_id in states:
@@ -295,8 +265,3 @@ class SandboxModel(mesa.Model):
             for agent in targets:
                 if row.step > saved_at.get(agent.unique_id, -1):
                     agent.observe(observation, persist=False)
-        for row in metrics:
-            for key, value in row.items():
-                self.datacollector.model_vars.setdefault(key, []).append(value)
-        self.steps = last_step + 1
-        self.running = self.steps < self.scenario.steps

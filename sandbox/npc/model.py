@@ -26,6 +26,7 @@ from sandbox.npc.agent import NPCAgent, describe_relation
 from sandbox.npc.dialogue import Conversation, Speaker, hold_conversations
 from sandbox.npc.profiles import npc_system_prompt, player_system_prompt
 from sandbox.population import PersonaRecord
+from sandbox.recorded_model import RecordedModel
 from sandbox.recorder import PLAYER_ID, RunDatabase
 from sandbox.scenario import Scenario
 
@@ -52,7 +53,7 @@ def with_relationships(profiles: list[dict[str, Any]], graph: nx.Graph) -> list[
     return out
 
 
-class NPCWorldModel(mesa.Model):
+class NPCWorldModel(RecordedModel):
     """An NPC-world run.
 
     Args:
@@ -264,38 +265,7 @@ class NPCWorldModel(mesa.Model):
             "failed_turns": sum(t["error_kind"] is not None for t in turns),
             "repeats_cut": sum(c.repeats for c in conversations),
         }
-        self.datacollector.collect(self)
-        metrics = {k: v[-1] for k, v in self.datacollector.model_vars.items()}
-        self.llm.flush()
-        changed = [a for a in self.by_node if a.dirty]
-        for agent in changed:
-            agent.dirty = False
-        if self.database is not None:
-            self.database.commit_step(
-                self.run_id,
-                step,
-                interactions=[],
-                messages=messages,
-                states=[
-                    {
-                        "run_id": self.run_id,
-                        "agent_id": a.unique_id,
-                        "step": step,
-                        "state": a.state(),
-                    }
-                    for a in changed
-                ],
-                metrics=metrics,
-                rng_state=self.rng_state(),
-                usage=self.llm.usage(),
-                turns=turns,
-            )
-        if self.steps >= self.scenario.steps:
-            self.running = False
-
-    def rng_state(self) -> list[Any]:
-        version, internal, gauss = self.random.getstate()
-        return [version, list(internal), gauss]
+        self.record_step(step, messages=messages, turns=turns)
 
     def restore(
         self,
@@ -306,14 +276,8 @@ class NPCWorldModel(mesa.Model):
         metrics: list[dict[str, Any]],
     ) -> None:
         """Continue after ``last_step`` from saved NPC states (every change is saved)."""
-        version, internal, gauss = rng_state
-        self.random.setstate((version, tuple(internal), gauss))
+        self.restore_run_state(last_step, rng_state, metrics)
         for agent in self.by_node:
             if agent.unique_id in states:
                 agent.restore(states[agent.unique_id][1])
         self.next_conversation = next_conversation
-        for row in metrics:
-            for key, value in row.items():
-                self.datacollector.model_vars.setdefault(key, []).append(value)
-        self.steps = last_step + 1
-        self.running = self.steps < self.scenario.steps

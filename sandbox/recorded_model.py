@@ -1,0 +1,74 @@
+"""RecordedModel: what every run model shares, whatever its agents do in a step.
+
+The end of a step (metrics snapshot, cache flush, saving the agents that changed, one
+database transaction, stopping after the last step) and the parts of a resume that do not
+depend on the agents (random state, metric history, step counter).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mesa
+
+
+class RecordedModel(mesa.Model):
+    """Base of :class:`~sandbox.model.SandboxModel` and the NPC-world model.
+
+    Subclasses set ``scenario``, ``llm``, ``run_id``, ``database``, ``by_node`` (agents with
+    ``dirty``, ``unique_id`` and ``state()``) and ``datacollector`` in their constructor.
+    """
+
+    def record_step(
+        self,
+        step: int,
+        *,
+        messages: list[dict[str, Any]],
+        interactions: list[dict[str, Any]] | None = None,
+        turns: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Collect metrics and write the step in one transaction; stop after the last step."""
+        self.datacollector.collect(self)
+        metrics = {k: v[-1] for k, v in self.datacollector.model_vars.items()}
+        self.llm.flush()
+        changed = [a for a in self.by_node if a.dirty]
+        for agent in changed:
+            agent.dirty = False
+        if self.database is not None:
+            self.database.commit_step(
+                self.run_id,
+                step,
+                interactions=interactions or [],
+                messages=messages,
+                states=[
+                    {
+                        "run_id": self.run_id,
+                        "agent_id": a.unique_id,
+                        "step": step,
+                        "state": a.state(),
+                    }
+                    for a in changed
+                ],
+                metrics=metrics,
+                rng_state=self.rng_state(),
+                usage=self.llm.usage(),
+                turns=turns,
+            )
+        if self.steps >= self.scenario.steps:
+            self.running = False
+
+    def rng_state(self) -> list[Any]:
+        version, internal, gauss = self.random.getstate()
+        return [version, list(internal), gauss]
+
+    def restore_run_state(
+        self, last_step: int, rng_state: list[Any], metrics: list[dict[str, Any]]
+    ) -> None:
+        """Random state, metric history and step counter as of ``last_step``."""
+        version, internal, gauss = rng_state
+        self.random.setstate((version, tuple(internal), gauss))
+        for row in metrics:
+            for key, value in row.items():
+                self.datacollector.model_vars.setdefault(key, []).append(value)
+        self.steps = last_step + 1
+        self.running = self.steps < self.scenario.steps
