@@ -25,10 +25,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from personahub.distributed.usage import USAGE_KEYS, UsageDelta, add_usage
 from personahub.llm import ErrorKind, LLMClient, LLMError, LLMRequest, LLMResult, LLMSettings
 from personahub.llm.types import Usage
-
-USAGE_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "retries")
 
 
 def encode_request(request: LLMRequest, schema_index: int) -> str:
@@ -97,25 +96,17 @@ class _GatewayWorker:
         self.schemas = schemas
         self.loop = asyncio.new_event_loop()
         self.client = LLMClient(settings)
-        self.reported: Counter[str] = Counter()
+        self.usage = UsageDelta()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         requests = [decode_request(str(text), self.schemas) for text in batch["request"]]
         results = self.loop.run_until_complete(self.client.batch(requests))
         self.client.flush()
-        usage = self.client.usage()
-        delta = {k: int(usage.get(k, 0)) - self.reported[k] for k in USAGE_KEYS}
-        self.reported.update(delta)
         out: dict[str, Any] = {
             "index": batch["index"],
             "result": np.array([encode_result(r) for r in results], dtype=object),
         }
-        for key in USAGE_KEYS:  # usage since the previous slice rides on the first row
-            column = np.zeros(len(results), dtype=np.int64)
-            if len(results):
-                column[0] = delta[key]
-            out[key] = column
-        return out
+        return {**out, **self.usage.columns(self.client, len(results))}
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -173,8 +164,7 @@ class RayBatchClient:
         )
         texts: list[str] = [""] * len(requests)
         for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
-            for key in USAGE_KEYS:
-                self._usage[key] += int(batch[key].sum())
+            add_usage(self._usage, batch)
             for index, text in zip(batch["index"], batch["result"], strict=True):
                 texts[int(index)] = str(text)
         return texts

@@ -30,12 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from personahub.distributed.usage import USAGE_KEYS, UsageDelta, add_usage
 from personahub.llm import ErrorKind, LLMClient, LLMSettings
 from personahub.synthesis.job import Prepared, kept_rows, synthesizer_for
 from personahub.synthesis.records import write_output
 from personahub.synthesis.synthesizer import Item, ItemOutcome, SynthesisReport, Synthesizer
-
-USAGE_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens")
 
 
 class _SynthWorker:
@@ -45,10 +44,10 @@ class _SynthWorker:
         self.loop = asyncio.new_event_loop()
         self.client = LLMClient(settings)
         self.synthesizer = synthesizer_for(self.client, prepared)
-        self.reported: Counter[str] = Counter()
+        self.usage = UsageDelta()
 
     async def _batch(self, items: list[Item]) -> list[ItemOutcome]:
-        return list(await asyncio.gather(*(self.synthesizer._process(i) for i in items)))
+        return list(await asyncio.gather(*(self.synthesizer.process(i) for i in items)))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         items = [
@@ -59,10 +58,6 @@ class _SynthWorker:
         ]
         outcomes = self.loop.run_until_complete(self._batch(items))
         self.client.flush()
-        # Usage since the previous batch rides on the batch's first row.
-        usage = self.client.usage()
-        delta = {k: int(usage.get(k, 0)) - self.reported[k] for k in USAGE_KEYS}
-        self.reported.update(delta)
         out: dict[str, Any] = {
             "index": np.array([o.item.index for o in outcomes], dtype=np.int64),
             "row": np.array([json.dumps(o.row) if o.row else "" for o in outcomes], dtype=object),
@@ -70,12 +65,7 @@ class _SynthWorker:
             "error": np.array([o.error or "" for o in outcomes], dtype=object),
             "tokens": np.array([o.tokens for o in outcomes], dtype=np.int64),
         }
-        for key in USAGE_KEYS:
-            column = np.zeros(len(outcomes), dtype=np.int64)
-            if len(outcomes):
-                column[0] = delta[key]
-            out[key] = column
-        return out
+        return {**out, **self.usage.columns(self.client, len(outcomes))}
 
     def __del__(self) -> None:
         # Close the HTTP connections on the loop that opened them.
@@ -165,12 +155,11 @@ def _generate(
         compute=data.ActorPoolStrategy(size=workers),
     )
     by_index = {item.index: item for item in todo}
-    deduper = synthesizer._deduper(prepared.journal)
+    deduper = synthesizer.deduper(prepared.journal)
     finished: dict[int, ItemOutcome] = {}
     next_to_settle = 0
     for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
-        for key in USAGE_KEYS:
-            usage[key] += int(batch[key].sum())
+        add_usage(usage, batch)
         for index, row, reason, error, tokens in zip(
             batch["index"],
             batch["row"],
@@ -191,7 +180,7 @@ def _generate(
             ready.append(finished.pop(todo[next_to_settle].index))
             next_to_settle += 1
         if ready:
-            synthesizer._settle(ready, deduper, prepared.journal, report)
+            synthesizer.settle(ready, deduper, prepared.journal, report)
             if on_progress is not None:
                 on_progress(len(ready), sum(o.tokens for o in ready))
     if report.errors.get(ErrorKind.BUDGET_EXHAUSTED.value):

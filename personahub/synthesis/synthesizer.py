@@ -159,7 +159,8 @@ class Synthesizer:
             "seed": request.seed,
         }
 
-    async def _process(self, item: Item) -> ItemOutcome:
+    async def process(self, item: Item) -> ItemOutcome:
+        """Generate and check one item (not yet deduplicated or journaled)."""
         request = generation_request(
             self.spec,
             item.persona,
@@ -223,7 +224,8 @@ class Synthesizer:
         )
         return ItemOutcome(item, row=row.model_dump(mode="json"), tokens=tokens)
 
-    def _deduper(self, journal: Journal) -> MinHashDeduper | None:
+    def deduper(self, journal: Journal) -> MinHashDeduper | None:
+        """The output deduper, seeded with the rows the journal already kept."""
         if self.dedup_threshold is None:
             return None
         deduper = MinHashDeduper(threshold=self.dedup_threshold)
@@ -232,7 +234,7 @@ class Synthesizer:
             deduper.add_batch([r["id"] for r in rows], [r["text"] for r in rows])
         return deduper
 
-    def _settle(
+    def settle(
         self,
         outcomes: list[ItemOutcome],
         deduper: MinHashDeduper | None,
@@ -282,7 +284,7 @@ class Synthesizer:
         report = SynthesisReport(planned=len(items))
         todo = [item for item in items if item.key not in journal]
         report.already_settled = len(items) - len(todo)
-        deduper = self._deduper(journal)
+        deduper = self.deduper(journal)
         window = max(2 * self.concurrency, 8)
         finished: dict[int, ItemOutcome] = {}
         running: set[asyncio.Task[ItemOutcome]] = set()
@@ -293,7 +295,7 @@ class Synthesizer:
                 and next_to_start < len(todo)
                 and next_to_start - next_to_settle < window
             ):
-                running.add(asyncio.create_task(self._process(todo[next_to_start])))
+                running.add(asyncio.create_task(self.process(todo[next_to_start])))
                 next_to_start += 1
             if not running:
                 break
@@ -306,7 +308,7 @@ class Synthesizer:
                 ready.append(finished.pop(todo[next_to_settle].index))
                 next_to_settle += 1
             if ready:
-                self._settle(ready, deduper, journal, report)
+                self.settle(ready, deduper, journal, report)
                 if on_progress is not None:
                     on_progress(len(ready), sum(o.tokens for o in ready))
         report.stopped = self._stop

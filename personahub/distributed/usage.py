@@ -1,0 +1,40 @@
+"""Gateway usage of Ray workers, carried back to the driver inside the result batches.
+
+Each worker's client meters its own calls; a worker reports what it used since its previous
+batch in extra columns of the batch's first row, and the driver sums those columns.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+USAGE_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "retries")
+
+
+class UsageDelta:
+    """A worker's usage since its previous batch, as batch columns."""
+
+    def __init__(self) -> None:
+        self.reported: Counter[str] = Counter()
+
+    def columns(self, client: Any, rows: int) -> dict[str, np.ndarray]:
+        """One int column per usage key: the delta on the first row, zeros below."""
+        usage = client.usage()
+        delta = {k: int(usage.get(k, 0)) - self.reported[k] for k in USAGE_KEYS}
+        self.reported.update(delta)
+        out = {}
+        for key in USAGE_KEYS:
+            column = np.zeros(rows, dtype=np.int64)
+            if rows:
+                column[0] = delta[key]
+            out[key] = column
+        return out
+
+
+def add_usage(totals: Counter[str], batch: dict[str, np.ndarray]) -> None:
+    """Add a result batch's usage columns to the driver's totals."""
+    for key in USAGE_KEYS:
+        totals[key] += int(batch[key].sum())
