@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -157,40 +157,44 @@ def _closing(client: LLMClient) -> Iterator[None]:
         asyncio.run(client.aclose())
 
 
+@contextmanager
+def _progress(
+    prepared: Prepared, quiet: bool, label: str
+) -> Iterator[Callable[[int, int], None] | None]:
+    """An items and tokens/s bar over what the journal lacks; None when quiet or done."""
+    todo = sum(1 for item in prepared.items if item.key not in prepared.journal)
+    if quiet or not todo:
+        yield None
+        return
+    with make_progress(tokens=True) as bar:
+        task = bar.add_task(label, total=todo, tokens=0)
+        tokens = [0]
+
+        def advance(items: int, used: int) -> None:
+            tokens[0] += used
+            bar.update(task, advance=items, tokens=tokens[0])
+
+        yield advance
+
+
 def _run_ray(
     client: LLMClient, prepared: Prepared, quiet: bool, address: str | None, workers: int
 ) -> tuple[SynthesisReport, dict[str, int]]:
     from personahub.distributed.engine import ray_session
     from personahub.distributed.ray_synthesis import run_job_ray
 
-    todo = sum(1 for item in prepared.items if item.key not in prepared.journal)
-    with ray_session(address, num_cpus=None if address else workers), _closing(client):
-        if quiet or not todo:
-            return run_job_ray(client, prepared, workers)
-        with make_progress(tokens=True) as bar:
-            task = bar.add_task(f"synthesize {prepared.spec.name} (ray)", total=todo, tokens=0)
-            tokens = [0]
-
-            def advance(items: int, used: int) -> None:
-                tokens[0] += used
-                bar.update(task, advance=items, tokens=tokens[0])
-
-            return run_job_ray(client, prepared, workers, on_progress=advance)
+    label = f"synthesize {prepared.spec.name} (ray)"
+    with (
+        ray_session(address, num_cpus=None if address else workers),
+        _closing(client),
+        _progress(prepared, quiet, label) as advance,
+    ):
+        return run_job_ray(client, prepared, workers, on_progress=advance)
 
 
 async def _run(client: LLMClient, prepared: Prepared, quiet: bool) -> SynthesisReport:
     async with client:
-        todo = sum(1 for item in prepared.items if item.key not in prepared.journal)
-        if quiet or not todo:
-            return await run_job(client, prepared)
-        with make_progress(tokens=True) as bar:
-            task = bar.add_task(f"synthesize {prepared.spec.name}", total=todo, tokens=0)
-            tokens = [0]
-
-            def advance(items: int, used: int) -> None:
-                tokens[0] += used
-                bar.update(task, advance=items, tokens=tokens[0])
-
+        with _progress(prepared, quiet, f"synthesize {prepared.spec.name}") as advance:
             return await run_job(client, prepared, advance)
 
 
