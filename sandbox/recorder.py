@@ -60,8 +60,9 @@ class AgentRow(SQLModel, table=True):
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     community: int = 0
     degree: int = 0
-    # The system prompt the agent speaks under, and (NPC worlds) its character profile:
-    # what exports use as the system message of a training sample.
+    # NPC worlds: the system prompt the NPC speaks under and its character profile, what
+    # the dialogue export uses as a sample's system message. Empty for forecast agents,
+    # whose system prompt is stored with each of their interactions.
     system_prompt: str = Field(default="", sa_column=Column(Text))
     profile: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 

@@ -286,6 +286,9 @@ def _agent_rows(model: AnyModel, graph: nx.Graph, run_id: str) -> list[dict[str,
     # Louvain takes seconds per 10k nodes: on big graphs only when a segment asks for it.
     wanted = "community" in model.scenario.segments or graph.number_of_nodes() <= COMMUNITY_LIMIT
     community = communities(graph, model.run_seed) if wanted else {}
+    # A forecast agent's system prompt is in every one of its interactions already; an
+    # NPC's (world, profile, relationships) is what the dialogue export needs.
+    npc = isinstance(model, NPCWorldModel)
     return [
         {
             "run_id": run_id,
@@ -295,8 +298,8 @@ def _agent_rows(model: AnyModel, graph: nx.Graph, run_id: str) -> list[dict[str,
             "attributes": agent.persona.attributes,
             "community": community.get(node, 0),
             "degree": graph.degree(node),
-            "system_prompt": agent.system_prompt(),
-            "profile": getattr(agent, "profile", {}),
+            "system_prompt": agent.system_prompt() if npc else "",
+            "profile": agent.profile if npc else {},  # type: ignore[union-attr]
         }
         for node, agent in enumerate(model.by_node)
     ]
