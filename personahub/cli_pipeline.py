@@ -19,7 +19,7 @@ from rich.table import Table
 
 from personahub.cli_common import console, fail, open_client
 from personahub.cli_progress import progress as make_progress
-from personahub.distributed.engine import check_engine
+from personahub.distributed.engine import EngineError, check_engine
 from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
 from personahub.llm import ConfigError, LLMClient
 from personahub.llm import cli_options as opt
@@ -155,7 +155,7 @@ def build_command(
         else:
             builder = PersonaBuilder(target, client, options, embedder=embedder, progress=progress)
             report = asyncio.run(_run(builder, client, records, progress))
-    except (SourceError, StoreError) as exc:  # stdin is only checked when first read
+    except (SourceError, StoreError, EngineError) as exc:  # stdin is checked when first read
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to continue where it stopped", 130)

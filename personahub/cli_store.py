@@ -241,15 +241,18 @@ def dedup_command(
             from personahub.distributed.engine import ray_session
             from personahub.distributed.ray_dedup import dedup_store_ray
 
-            with ray_session(ray_address, num_cpus=None if ray_address else ray_workers):
-                report = dedup_store_ray(
-                    target,
-                    chosen,
-                    minhash_threshold,
-                    embedding_threshold,
-                    dry_run=dry_run,
-                    workers=ray_workers,
-                )
+            try:
+                with ray_session(ray_address, num_cpus=None if ray_address else ray_workers):
+                    report = dedup_store_ray(
+                        target,
+                        chosen,
+                        minhash_threshold,
+                        embedding_threshold,
+                        dry_run=dry_run,
+                        workers=ray_workers,
+                    )
+            except EngineError as exc:
+                fail(str(exc))
         else:
             with _progress() as progress:
                 report = dedup_personas(

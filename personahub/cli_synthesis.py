@@ -143,6 +143,8 @@ def synthesize_command(
             report, usage = _run_ray(client, prepared, quiet, ray_address, ray_workers)
         else:
             report = asyncio.run(_run(client, prepared, quiet))
+    except EngineError as exc:  # a Ray cluster that cannot be reached
+        fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to continue where it stopped", 130)
     _print_summary(report, prepared, client, usage)

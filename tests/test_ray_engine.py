@@ -208,6 +208,8 @@ def test_synthesize_engine_ray_gives_the_local_rows(tmp_path, fake_server):
         (["--engine", "spark"], "error: unknown engine 'spark'; choose from local, ray"),
         (["--ray-address", "auto"], "error: --ray-address needs --engine ray"),
         (["--engine", "ray", "--ray-workers", "0"], "error: --ray-workers must be at least 1"),
+        (["--engine", "ray", "--ray-address", "127.0.0.1:1"], "127.0.0.1:1: cannot connect"),
+        (["--engine", "ray", "--ray-address", "headnode"], "expected auto, host:port"),
     ],
 )
 def test_bad_engine_options_are_one_line_errors(tmp_path, extra, message):

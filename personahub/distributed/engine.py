@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,7 +22,8 @@ class EngineError(ValueError):
 
 
 def check_engine(engine: str, address: str | None = None, workers: int | None = None) -> str:
-    """Normalise and check the engine options before any work starts.
+    """Normalise and check the engine options before any work starts, including that a
+    ``--ray-address`` host:port accepts connections (Ray itself would retry for minutes).
 
     Args:
         engine: ``local`` or ``ray``.
@@ -43,6 +45,8 @@ def check_engine(engine: str, address: str | None = None, workers: int | None = 
         raise EngineError("--ray-address is empty (use auto, host:port or ray://host:port)")
     if workers is not None and workers < 1:
         raise EngineError(f"--ray-workers must be at least 1, got {workers}")
+    if name == "ray" and address is not None:
+        _check_reachable(address.strip())
     if name == "ray":
         try:
             import ray  # noqa: F401
@@ -51,6 +55,21 @@ def check_engine(engine: str, address: str | None = None, workers: int | None = 
                 "the ray engine needs Ray: pip install 'persona-sandbox[ray]'"
             ) from None
     return name
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a cluster address nobody listens at: Ray itself retries for minutes."""
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        raise EngineError(f"--ray-address {address}: expected auto, host:port or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise EngineError(
+            f"--ray-address {address}: cannot connect ({exc.strerror or exc})"
+        ) from None
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
@@ -62,6 +81,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
 
     Returns:
         The ``ray`` module.
+
+    Raises:
+        EngineError: The cluster address cannot be reached (one line).
     """
     import ray
 
@@ -71,7 +93,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address is not None:
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EngineError(f"--ray-address {address}: {first}") from None
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
     context = ray.data.DataContext.get_current()
