@@ -9,14 +9,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personahub.cli_common import console, err_console, fail
-from personahub.db import DatabaseError
+from personahub.cli import llm_options as opt
+from personahub.cli.common import console, err_console, fail
+from personahub.db.engine import DatabaseError
 from personahub.llm import ConfigError
-from personahub.llm import cli_options as opt
 from personahub.llm.backends.local import ModelUnavailableError
 from sandbox.export import ExportError, export_run, report_table
 from sandbox.population import PopulationError
-from sandbox.recorder import RunDatabase
+from sandbox.rundb import RunDatabase
 from sandbox.runner import (
     RUN_DB,
     RunError,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from personahub.db import DatabaseError
+from personahub.db.engine import DatabaseError
 from personahub.store.filters import PersonaFilter
 from personahub.store.io import import_file
 from personahub.store.opening import open_personas

@@ -13,7 +13,7 @@ import mesa
 
 
 class RecordedModel(mesa.Model):
-    """Base of :class:`~sandbox.model.SandboxModel` and the NPC-world model.
+    """Base of :class:`~sandbox.forecast.model.ForecastModel` and the NPC-world model.
 
     Subclasses set ``scenario``, ``llm``, ``run_id``, ``database``, ``by_node`` (agents with
     ``dirty``, ``unique_id`` and ``state()``) and ``datacollector`` in their constructor.

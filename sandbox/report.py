@@ -1,7 +1,8 @@
 """The run report: one self-contained HTML page per run, and a short terminal summary.
 
 :func:`write_report` turns a run database into ``<run folder>/report.html``: the forecast's
-numbers (:mod:`sandbox.forecast`), charts embedded as base64 PNGs (:mod:`sandbox.plots`), a
+numbers (:mod:`sandbox.forecast.analysis`), charts embedded as base64 PNGs
+(:mod:`sandbox.forecast.plots`), a
 sample of agent transcripts and the effective scenario. The page loads nothing from anywhere:
 no external CSS, scripts, fonts or images. Everything taken from the database is escaped by the
 template (Jinja2 autoescape). Partial runs (running, interrupted, failed) and runs in which every
@@ -25,10 +26,10 @@ from rich.console import Console
 from rich.table import Table
 
 from personahub.llm.meter import endpoint_lines
-from sandbox import plots
-from sandbox.forecast import Forecast, build_forecast, segment_value
+from sandbox.forecast import plots
+from sandbox.forecast.analysis import Forecast, build_forecast, segment_value
 from sandbox.npc.report import build_npc_report, print_npc_summary, render_npc_report
-from sandbox.recorder import AgentRow, InteractionRow, RunDatabase, RunRow
+from sandbox.rundb import AgentRow, InteractionRow, RunDatabase, RunRow
 
 REPORT_NAME = "report.html"
 RUN_DB = "run.db"  # the runner's name for it; not imported, to keep the runner's imports out

@@ -23,13 +23,13 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from personahub.llm import LLMClient, load_settings
-from personahub.synthesis.world import World
+from personahub.worlds import World
+from sandbox.forecast.model import ForecastModel
 from sandbox.graph import build_graph, communities
-from sandbox.model import SandboxModel
 from sandbox.npc.model import NPCWorldModel
 from sandbox.npc.profiles import write_profiles
 from sandbox.population import PersonaRecord, load_cast
-from sandbox.recorder import RunDatabase, RunRow
+from sandbox.rundb import RunDatabase, RunRow
 from sandbox.scenario import Scenario
 from sandbox.scenario_loader import (
     ScenarioError,
@@ -39,7 +39,7 @@ from sandbox.scenario_loader import (
 )
 
 RUN_DB = "run.db"
-AnyModel = SandboxModel | NPCWorldModel
+AnyModel = ForecastModel | NPCWorldModel
 
 
 class RunError(RuntimeError):
@@ -195,7 +195,7 @@ def _make_model(
     }
     if profiles is not None:
         return NPCWorldModel(scenario, personas, profiles, graph, client, **common)
-    return SandboxModel(scenario, personas, graph, client, **common)
+    return ForecastModel(scenario, personas, graph, client, **common)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from personahub.synthesis.world import World, WorldError, load_world
+from personahub.worlds import World, WorldError, load_world
 from sandbox.scenario import (
     QUESTION_ID,
     RESERVED_IDS,

@@ -19,8 +19,8 @@ from rich.console import Console
 from personahub.llm import LLMClient, LLMRequest, LLMSettings
 from personahub.llm.backends.endpoints import Endpoint, EndpointPool
 from personahub.llm.meter import endpoint_lines
-from sandbox.recorder import RunDatabase
 from sandbox.report import print_summary
+from sandbox.rundb import RunDatabase
 from sandbox.runner import RunOptions, start_run
 from tests.support.fake_openai import FakeOpenAIServer
 

@@ -24,7 +24,7 @@ from sandbox.export.clean import first_of_near_duplicates, scrub_text
 from sandbox.export.records import OpenAIRecord, ParquetRecord, ShareGPTRecord
 from sandbox.export.samples import Sample, collect
 from sandbox.export.writers import split_groups
-from sandbox.recorder import PLAYER_ID, RunDatabase, RunRow
+from sandbox.rundb import PLAYER_ID, RunDatabase, RunRow
 from tests.support.runs import make_run, personas, scripted
 
 # --- the forecast run ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests for sandbox.forecast on real run databases produced against the fixture server.
+"""Tests for sandbox.forecast.analysis on real run databases produced against the fixture server.
 
 The main run is scripted: every agent's answer at every step is a known function of its persona
 index and the step, so each share and mean can be recomputed here by hand, with failed
@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sandbox.forecast import Forecast, build_forecast
-from sandbox.recorder import RunDatabase
+from sandbox.forecast.analysis import Forecast, build_forecast
+from sandbox.forecast.ssr import generic_anchors, ssr_pmf
+from sandbox.forecast.stats import bootstrap_means, resample_weights
+from sandbox.rundb import RunDatabase
 from sandbox.scenario import LikertQuestion
-from sandbox.ssr import generic_anchors, ssr_pmf
-from sandbox.stats import bootstrap_means, resample_weights
 from tests.support.runs import make_run, personas, scripted
 
 N = 12

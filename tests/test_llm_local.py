@@ -104,7 +104,7 @@ async def test_an_unloadable_model_file_is_an_error_value(
 
 def test_llm_check_with_the_default_local_backend(tmp_path: Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "personahub.cli", "llm", "check"],
+        [sys.executable, "-m", "personahub.cli.app", "llm", "check"],
         cwd=tmp_path,
         env={**os.environ, "COLUMNS": "200"},
         capture_output=True,

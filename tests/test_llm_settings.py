@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from personahub.cli.llm_options import llm_overrides
 from personahub.llm import ConfigError, load_settings
-from personahub.llm.cli_options import llm_overrides
 from personahub.llm.settings import LOCAL_MODEL_NAME
 
 KEY_IN_TOML = "sk-toml-000000000000"
@@ -225,7 +225,7 @@ def test_secrets_stay_out_of_errors_and_descriptions(workdir: Path) -> None:
 def run_check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PERSONAHUB_BACKOFF_BASE_S": "0.01", "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "personahub.cli", "llm", "check", *args],
+        [sys.executable, "-m", "personahub.cli.app", "llm", "check", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

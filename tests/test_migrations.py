@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, inspect, text
 
-from personahub import migrations
-from personahub.db import DatabaseError, make_engine
-from personahub.migrations import Schema, differences, head
+from personahub.db import migrations
+from personahub.db.engine import DatabaseError, make_engine
+from personahub.db.migrations import Schema, differences, head
 from personahub.store import PersonaStore, StoreError
 from personahub.store.models import STORE_SCHEMA, STORE_TABLES, persona_hash
-from sandbox.recorder import RUN_SCHEMA, RUN_TABLES, RunDatabase, RunRow
+from sandbox.rundb import RUN_SCHEMA, RUN_TABLES, RunDatabase, RunRow
 
 
 def _run_tables() -> list[Table]:

@@ -12,7 +12,7 @@ import pytest
 
 from personahub.llm import LLMClient, load_settings
 from sandbox.export import export_run
-from sandbox.recorder import PLAYER_ID, RunDatabase
+from sandbox.rundb import PLAYER_ID, RunDatabase
 from sandbox.runner import RunOptions, resume_run, start_run
 from sandbox.scenario_loader import ScenarioError, load_scenario
 from tests.support.fake_openai import FakeOpenAIServer

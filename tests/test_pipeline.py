@@ -19,16 +19,12 @@ import typer
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from personahub.cli_pipeline import register
-from personahub.embeddings import Embedder, get_embedder
-from personahub.llm import LLMClient, LLMSettings
-from personahub.persona_to_persona import example_context as p2p_example_context
-from personahub.persona_to_persona import normalise_relation, p2p_messages, related_schema
-from personahub.pipeline import BuildOptions, BuildReport, PersonaBuilder
-from personahub.quality import REASONS, QualityFilter, looks_like_person
-from personahub.sources import read_texts
-from personahub.store import PersonaStore, SourceText
-from personahub.text_to_persona import (
+from personahub.build.persona_to_persona import example_context as p2p_example_context
+from personahub.build.persona_to_persona import normalise_relation, p2p_messages, related_schema
+from personahub.build.pipeline import BuildOptions, BuildReport, PersonaBuilder
+from personahub.build.quality import REASONS, QualityFilter, looks_like_person
+from personahub.build.sources import read_texts
+from personahub.build.text_to_persona import (
     ANGLES,
     GRANULARITIES,
     PersonaAnswer,
@@ -37,6 +33,10 @@ from personahub.text_to_persona import (
     t2p_messages,
     text_to_persona,
 )
+from personahub.cli.build import register
+from personahub.embeddings import Embedder, get_embedder
+from personahub.llm import LLMClient, LLMSettings
+from personahub.store import PersonaStore, SourceText
 from tests.support.fake_openai import FakeOpenAIServer
 
 TEXTS = {

@@ -34,7 +34,7 @@ TEXTS = [
 
 def _build(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "personahub.cli", "build", *args],
+        [sys.executable, "-m", "personahub.cli.app", "build", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

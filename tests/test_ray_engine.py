@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from personahub.cli import app
+from personahub.cli.app import app
 from personahub.dedup import EmbeddingDeduper, MinHashDeduper
 from personahub.synthesis import read_rows
 from tests.support.synth import PERSONAS, synthesis_responder, write_personas

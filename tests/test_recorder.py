@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from personahub.db import DatabaseError, make_engine
-from sandbox.recorder import PLAYER_ID, RunDatabase, RunRow
+from personahub.db.engine import DatabaseError, make_engine
+from sandbox.rundb import PLAYER_ID, RunDatabase, RunRow
 
 MT_STATE = [3, [2**32 - 1, *range(623), 624], None]  # random.getstate() shape, big ints
 

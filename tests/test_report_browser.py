@@ -20,9 +20,9 @@ from rich.console import Console
 from sqlalchemy import delete, update
 from sqlmodel import Session
 
-from sandbox.forecast import build_forecast
-from sandbox.recorder import InteractionRow, RunDatabase, RunRow, StepMetricRow
+from sandbox.forecast.analysis import build_forecast
 from sandbox.report import REPORT_NAME, print_summary, write_report
+from sandbox.rundb import InteractionRow, RunDatabase, RunRow, StepMetricRow
 from tests.support.runs import make_run, persona_index, personas, varied_responder
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.recorder import RunDatabase
+from sandbox.rundb import RunDatabase
 
 REPO = Path(__file__).resolve().parents[1]
 SANDBOX = Path(sys.executable).with_name("sandbox")

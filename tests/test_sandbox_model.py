@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from personahub.db import DatabaseError
+from personahub.db.engine import DatabaseError
 from personahub.llm import LLMClient, load_settings
-from sandbox.recorder import RunDatabase
+from sandbox.rundb import RunDatabase
 from sandbox.runner import RunOptions, locate_run, resume_run, start_run
 from tests.support.fake_openai import FakeOpenAIServer
 

@@ -10,13 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from personahub.sources import (
-    SourceError,
-    normalise_text,
-    read_texts,
-    text_hash,
-    truncate_text,
-)
+from personahub.build.sources import read_texts, truncate_text
+from personahub.rows import SourceError, normalise_text, text_hash
 
 
 def _write_jsonl(path: Path, rows: list[object]) -> Path:

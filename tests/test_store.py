@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from personahub.cli_store import register
+from personahub.cli.store import register
 from personahub.embeddings import Embedder, get_embedder
 from personahub.store import (
     PersonaFilter,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from personahub.cli import app
+from personahub.cli.app import app
 from personahub.llm import LLMClient
 from personahub.synthesis import TASKS, SynthesisError, SynthesisJob, prepare, read_rows, run_job
 from personahub.synthesis.tasks import MODES

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from personahub.cli import app
+from personahub.cli.app import app
 from personahub.synthesis import verify
 from personahub.synthesis.diversity import distinct_n, duplicate_rate, measure
 

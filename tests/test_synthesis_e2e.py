@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "120"}
     return subprocess.run(
-        [sys.executable, "-m", "personahub.cli", *args],
+        [sys.executable, "-m", "personahub.cli.app", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from personahub.sources import SourceError, columns_of, detect_format, iter_rows
+from personahub.rows import SourceError, columns_of, detect_format, iter_rows
 from personahub.store.filters import PersonaFilter
 from personahub.store.models import ORIGINS, EdgeIn, Persona, PersonaIn
 from personahub.store.store import PersonaStore, StoreError

@@ -23,9 +23,9 @@ from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from personahub.db import BIG_ID
-from personahub.migrations import Schema
-from personahub.sources import text_hash
+from personahub.db.engine import BIG_ID
+from personahub.db.migrations import Schema
+from personahub.rows import text_hash
 
 
 class PersonaOrigin(StrEnum):
@@ -148,13 +148,3 @@ class EdgeIn(BaseModel):
     dst_id: int
     relation: str = PydanticField(min_length=1, max_length=64)
     strength: float = 1.0
-
-
-class SourceTextIn(BaseModel):
-    """An input text to register (the text copy is optional and truncated)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str
-    origin: str
-    keep_text: bool = True

@@ -4,7 +4,7 @@ A plain path means a SQLite file (WAL journal, foreign keys on); a string contai
 ``://`` is any SQLAlchemy URL (PostgreSQL for shared or large stores). Every operation
 opens its own short :class:`sqlmodel.Session`, so a store object is cheap to share.
 
-Opening a store migrates its schema to the newest revision (:mod:`personahub.migrations`).
+Opening a store migrates its schema to the newest revision (:mod:`personahub.db.migrations`).
 Inserts skip rows whose unique key another writer stored first, so several processes can
 fill one PostgreSQL store at once.
 """
@@ -21,7 +21,7 @@ from sqlalchemy import Engine, delete, or_, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
-from personahub.db import (
+from personahub.db.engine import (
     DatabaseError,
     database_url,
     insert_new,
@@ -29,8 +29,8 @@ from personahub.db import (
     safe_url,
     write_transaction,
 )
-from personahub.migrations import upgrade
-from personahub.sources import text_hash
+from personahub.db.migrations import upgrade
+from personahub.rows import text_hash
 from personahub.store.filters import PersonaFilter, carve_batches, sql_conditions
 from personahub.store.models import (
     STORE_SCHEMA,
@@ -85,7 +85,7 @@ class PersonaStore:
 
     Args:
         url_or_path: A SQLite file path (``personas.db`` by default) or an SQLAlchemy URL.
-            Engines come from :func:`personahub.db.make_engine` (SQLite: WAL, foreign keys).
+            Engines come from :func:`personahub.db.engine.make_engine` (SQLite: WAL, foreign keys).
 
     Raises:
         StoreError: If the URL is invalid, its driver is missing or the database is

@@ -17,7 +17,7 @@ from personahub.synthesis.job import SynthesisJob, prepare, run_job
 from personahub.synthesis.records import SynthesisError, SynthesisRow, read_rows
 from personahub.synthesis.synthesizer import SynthesisReport
 from personahub.synthesis.tasks import MODES, TASKS, NPCProfile, task
-from personahub.synthesis.world import World, WorldError, load_world
+from personahub.worlds import World, WorldError, load_world
 
 __all__ = [
     "MODES",

@@ -25,7 +25,7 @@ from personahub.synthesis.records import (
 )
 from personahub.synthesis.synthesizer import Item, SynthesisReport, Synthesizer, plan_items
 from personahub.synthesis.tasks import MODES, TaskSpec, task
-from personahub.synthesis.world import World, load_world
+from personahub.worlds import World, load_world
 
 
 @dataclass

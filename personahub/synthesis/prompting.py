@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from personahub import prompts
 from personahub.llm import LLMRequest, Message
+from personahub.llm.seeds import request_seed
 from personahub.synthesis.tasks import MODES, SOLVE_MAX_TOKENS, MathSolution, TaskSpec
-from personahub.synthesis.world import World
-from personahub.text_to_persona import request_seed
+from personahub.worlds import World
 
 EXAMPLES_DIR = Path(prompts.__file__).resolve().parent / "synthesis" / "examples"
 MAX_EXAMPLES = 8

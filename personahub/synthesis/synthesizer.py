@@ -22,7 +22,7 @@ from personahub.synthesis import verify
 from personahub.synthesis.prompting import Example, generation_request, solve_request
 from personahub.synthesis.records import Journal, SynthesisRow
 from personahub.synthesis.tasks import TaskSpec
-from personahub.synthesis.world import World
+from personahub.worlds import World
 
 SOLVE_TEMPERATURE = 0.7
 # Word-set Jaccard at which an output counts as a copy of a worked example: small models

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from personahub.text_to_persona import plain_text
+from personahub.llm.seeds import plain_text
 
 
 def _line(max_chars: int, min_chars: int = 0, description: str = "") -> Any:

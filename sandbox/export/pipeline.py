@@ -15,12 +15,12 @@ from pydantic import ValidationError
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from personahub.db import safe_url
+from personahub.db.engine import safe_url
 from sandbox.export.clean import first_of_near_duplicates, long_enough, scrub
 from sandbox.export.records import FORMATS, Format, Record
 from sandbox.export.samples import ROLES, Role, Sample, collect
 from sandbox.export.writers import split_groups, split_paths, to_record, write_records
-from sandbox.recorder import RunDatabase
+from sandbox.rundb import RunDatabase
 
 DROP_REASONS = ("failed", "invalid", "too_short", "duplicate")
 

@@ -19,7 +19,7 @@ from itertools import groupby
 from typing import Any, Literal
 
 from personahub import prompts
-from sandbox.recorder import PLAYER_ID, AgentRow, DialogueTurnRow, RunDatabase
+from sandbox.rundb import PLAYER_ID, AgentRow, DialogueTurnRow, RunDatabase
 
 Role = Literal["agent", "npc", "all"]
 ROLES: tuple[Role, ...] = ("agent", "npc", "all")

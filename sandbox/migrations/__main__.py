@@ -1,6 +1,6 @@
 """``python -m sandbox.migrations revision -m "..." | check [URL] | upgrade URL``."""
 
-from personahub.migrations import main
-from sandbox.recorder import RUN_SCHEMA
+from personahub.db.migrations import main
+from sandbox.rundb import RUN_SCHEMA
 
 main(RUN_SCHEMA)

@@ -1,5 +1,5 @@
-"""Alembic environment of the run database; run by :func:`personahub.migrations.upgrade`."""
+"""Alembic environment of the run database; run by :func:`personahub.db.migrations.upgrade`."""
 
-from personahub.migrations import run_environment
+from personahub.db.migrations import run_environment
 
 run_environment()

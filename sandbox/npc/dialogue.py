@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from personahub import prompts
 from personahub.llm import LLMClient, LLMRequest, LLMResult
-from personahub.text_to_persona import plain_text, request_seed
+from personahub.llm.seeds import plain_text, request_seed
 
 LINE_MAX_TOKENS = 160
 MEMORIES_SHOWN = 4

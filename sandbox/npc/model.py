@@ -21,13 +21,13 @@ import networkx as nx
 from mesa.discrete_space import Network
 
 from personahub.llm import LLMClient
-from personahub.synthesis.world import World
+from personahub.worlds import World
 from sandbox.npc.agent import NPCAgent, describe_relation
 from sandbox.npc.dialogue import Conversation, Speaker, hold_conversations
 from sandbox.npc.profiles import npc_system_prompt, player_system_prompt
 from sandbox.population import PersonaRecord
 from sandbox.recorded_model import RecordedModel
-from sandbox.recorder import PLAYER_ID, RunDatabase
+from sandbox.rundb import PLAYER_ID, RunDatabase
 from sandbox.scenario import Scenario
 
 MEMORY_CHARS = 160

@@ -15,7 +15,7 @@ from personahub import prompts
 from personahub.llm import LLMClient, LLMResult
 from personahub.synthesis.prompting import generation_request
 from personahub.synthesis.tasks import TASKS, NPCProfile
-from personahub.synthesis.world import World
+from personahub.worlds import World
 from sandbox.npc.schema import Player
 from sandbox.population import PersonaRecord
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from personahub.llm.meter import endpoint_lines
-from sandbox.recorder import PLAYER_ID, RunDatabase, RunRow
+from sandbox.rundb import PLAYER_ID, RunDatabase, RunRow
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from personahub.synthesis.world import World
+from personahub.worlds import World
 
 
 class _Strict(BaseModel):

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from personahub.llm import LLMClient, load_settings
-from sandbox.agent import request_seed
+from personahub.llm.seeds import request_seed
 from sandbox.runner import RunOptions, start_run
 from tests.support.fake_openai import FakeOpenAIServer
 

@@ -1,5 +1,5 @@
-"""Alembic environment of the persona store; run by :func:`personahub.migrations.upgrade`."""
+"""Alembic environment of the persona store; run by :func:`personahub.db.migrations.upgrade`."""
 
-from personahub.migrations import run_environment
+from personahub.db.migrations import run_environment
 
 run_environment()

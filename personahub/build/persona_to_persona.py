@@ -33,14 +33,14 @@ from sqlmodel import col, func, select
 from personahub import prompts
 from personahub.llm import LLMClient, LLMError, LLMRequest, LLMResult, Message
 from personahub.store import Persona, PersonaEdge, PersonaStore
-from personahub.text_to_persona import (
+from personahub.build.text_to_persona import (
     GRANULARITIES,
     PERSONA_MAX_CHARS,
     PERSONA_PATTERN,
     Candidate,
     examples,
-    request_seed,
 )
+from personahub.llm.seeds import request_seed
 
 RELATION_MAX_CHARS = 40
 # Letters, then letters, spaces, hyphens or slashes: "colleague", "mentor-mentee".

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from personahub.cli_common import console, fail
+from personahub.cli.common import console, fail
 from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
-from personahub.sources import SourceError
+from personahub.rows import SourceError
 from personahub.store import PersonaFilter, PersonaStore, StoreError, export_file, import_file
 
 StoreOpt = Annotated[

@@ -17,13 +17,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personahub.cli_common import console, fail, open_client
-from personahub.cli_progress import progress as make_progress
-from personahub.cli_store import AttrOpt, ContainsOpt, RegexOpt, persona_filter
+from personahub.cli import llm_options as opt
+from personahub.cli.common import console, fail, open_client
+from personahub.cli.progress import progress as make_progress
+from personahub.cli.store import AttrOpt, ContainsOpt, RegexOpt, persona_filter
 from personahub.distributed.engine import EngineError, check_engine
 from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
 from personahub.llm import ConfigError, LLMClient
-from personahub.llm import cli_options as opt
 from personahub.llm.backends.local import ModelUnavailableError
 from personahub.llm.meter import endpoint_lines
 from personahub.synthesis import SynthesisError, SynthesisJob, prepare, read_rows, run_job

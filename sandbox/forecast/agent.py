@@ -8,7 +8,6 @@ agent's request through the gateway at once.
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,12 +17,13 @@ from pydantic import BaseModel
 
 from personahub import prompts
 from personahub.llm import LLMRequest, LLMResult
+from personahub.llm.seeds import request_seed
+from sandbox.forecast.answers import answers_of
 from sandbox.population import PersonaRecord
-from sandbox.responses import answers_of
 from sandbox.scenario import ChoiceQuestion, LikertQuestion, NumberQuestion, Question, Scenario
 
 if TYPE_CHECKING:
-    from sandbox.model import SandboxModel
+    from sandbox.forecast.model import ForecastModel
 
 SUMMARY_EVENTS = 4
 
@@ -72,12 +72,6 @@ def question_hint(question: Question) -> str:
     return "A short answer in your own words."
 
 
-def request_seed(run_seed: int, step: int, agent_id: int) -> int:
-    """A sampling seed fixed by (run seed, step, agent): reruns ask the very same question."""
-    digest = hashlib.blake2b(f"{run_seed}:{step}:{agent_id}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big") & 0x7FFFFFFF
-
-
 class PersonaAgent(FixedAgent):
     """An agent that plays one persona.
 
@@ -94,9 +88,9 @@ class PersonaAgent(FixedAgent):
         aware: Whether it has heard anything about the scenario yet.
     """
 
-    model: SandboxModel
+    model: ForecastModel
 
-    def __init__(self, model: SandboxModel, persona: PersonaRecord, memory_size: int):
+    def __init__(self, model: ForecastModel, persona: PersonaRecord, memory_size: int):
         super().__init__(model)
         self.persona = persona
         self.inbox: list[Observation] = []

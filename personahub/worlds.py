@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-DEFAULT_WORLD = Path(__file__).resolve().parents[1] / "data" / "worlds" / "saltmere.yaml"
+DEFAULT_WORLD = Path(__file__).resolve().parent / "data" / "worlds" / "saltmere.yaml"
 
 
 class Place(BaseModel):

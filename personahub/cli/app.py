@@ -9,10 +9,13 @@ import typer
 from pydantic import BaseModel, Field
 from rich.table import Table
 
-from personahub import cli_pipeline, cli_store, cli_synthesis, prompts
-from personahub.cli_common import console, fail
+from personahub import prompts
+from personahub.cli import build as cli_pipeline
+from personahub.cli import llm_options as opt
+from personahub.cli import store as cli_store
+from personahub.cli import synthesize as cli_synthesis
+from personahub.cli.common import console, fail
 from personahub.llm import ConfigError, LLMClient, LLMRequest, load_settings
-from personahub.llm import cli_options as opt
 from personahub.llm.backends.local import ModelUnavailableError
 
 app = typer.Typer(

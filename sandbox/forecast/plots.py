@@ -15,8 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from sandbox.forecast import Series
-from sandbox.stats import Estimate
+from sandbox.forecast.analysis import Series
+from sandbox.forecast.stats import Estimate
 
 DPI = 110
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.

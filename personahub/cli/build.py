@@ -17,17 +17,17 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from personahub.cli_common import console, fail, open_client
-from personahub.cli_progress import progress as make_progress
+from personahub.build.pipeline import DEDUP_STAGES, BuildOptions, BuildReport, PersonaBuilder
+from personahub.build.quality import REASONS
+from personahub.build.sources import SourceError, SourceRecord, read_texts
+from personahub.cli import llm_options as opt
+from personahub.cli.common import console, fail, open_client
+from personahub.cli.progress import progress as make_progress
 from personahub.distributed.engine import EngineError, check_engine
 from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
 from personahub.llm import ConfigError, LLMClient
-from personahub.llm import cli_options as opt
 from personahub.llm.backends.local import ModelUnavailableError
 from personahub.llm.meter import endpoint_lines
-from personahub.pipeline import DEDUP_STAGES, BuildOptions, BuildReport, PersonaBuilder
-from personahub.quality import REASONS
-from personahub.sources import SourceError, SourceRecord, read_texts
 from personahub.store import PersonaStore, StoreError
 
 _MAX_WARNINGS = 5

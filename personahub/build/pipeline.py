@@ -38,11 +38,11 @@ from sqlmodel import col, select
 
 from personahub.dedup import DedupPipeline
 from personahub.llm import ErrorKind, LLMClient, LLMError, LLMResult
-from personahub.persona_to_persona import count_unexpanded, persona_to_persona, unexpanded
-from personahub.quality import QualityFilter, clean_persona
-from personahub.sources import SourceRecord
+from personahub.build.persona_to_persona import count_unexpanded, persona_to_persona, unexpanded
+from personahub.build.quality import QualityFilter, clean_persona
+from personahub.build.sources import SourceRecord
 from personahub.store import EdgeIn, PersonaStore, SourceText
-from personahub.text_to_persona import (
+from personahub.build.text_to_persona import (
     ANGLES,
     DEFAULT_ANGLES,
     GRANULARITIES,
@@ -247,7 +247,7 @@ class PersonaBuilder:
         """Build from input texts: Text-to-Persona over every new text, then the hops.
 
         Args:
-            records: Input texts (e.g. from :func:`personahub.sources.read_texts`).
+            records: Input texts (e.g. from :func:`personahub.build.sources.read_texts`).
 
         Returns:
             The report (also kept as ``self.report``).

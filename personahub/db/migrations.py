@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection, Engine
 
-from personahub.db import DatabaseError
+from personahub.db.engine import DatabaseError
 
 if TYPE_CHECKING:  # Alembic is imported only when a migration actually runs.
     from alembic.config import Config
@@ -176,7 +176,7 @@ def run_environment() -> None:
     connection: Connection | None = context.config.attributes.get("connection")
     if schema is None or connection is None:
         raise SystemExit(
-            "this migration environment runs from code (personahub.migrations.upgrade), "
+            "this migration environment runs from code (personahub.db.migrations.upgrade), "
             "not from the alembic command line"
         )
     context.configure(
@@ -241,7 +241,7 @@ def main(schema: Schema, argv: Sequence[str] | None = None) -> None:
     compares a database (a scratch SQLite one at head by default) with the models; ``upgrade
     URL`` migrates a database to head.
     """
-    from personahub.db import make_engine
+    from personahub.db.engine import make_engine
 
     parser = argparse.ArgumentParser(description=f"migrations of the {schema.name}")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from sandbox.recorder import InteractionRow
+from sandbox.rundb import InteractionRow
 from sandbox.scenario import LikertQuestion
 
 _INTENSIFIERS = {"strongly", "very", "extremely", "completely", "totally", "fully", "highly"}

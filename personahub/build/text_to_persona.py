@@ -21,7 +21,6 @@ filters, deduplicates and turns into :class:`~personahub.store.PersonaIn` rows.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from personahub import prompts
 from personahub.llm import LLMClient, LLMError, LLMRequest, LLMResult, Message
+from personahub.llm.seeds import plain_text, request_seed
 from personahub.store import PersonaIn
 
 ANGLES: tuple[str, ...] = ("read", "write", "like", "dislike")
@@ -42,13 +42,6 @@ PERSONA_MAX_CHARS = 200
 # pattern), and quotes are excluded so the model cannot close the JSON string early.
 PERSONA_PATTERN = r'^An? [^"\\\n\r\t]{8,190}$'
 T2P_MAX_TOKENS = 384
-
-
-def plain_text(max_chars: int, min_chars: int = 0) -> str:
-    """A pattern for one line of ``min_chars`` to ``max_chars`` characters without quotes or
-    backslashes. Without it llama.cpp's grammar lets raw newlines into strings, which is
-    not valid JSON, and the answer is lost; the grammar enforces the bounds of the pattern."""
-    return rf'^[^"\\\n\r\t]{{{min_chars},{max_chars}}}$'
 
 
 AgeBand = Literal["", "under 18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
@@ -130,13 +123,6 @@ class Candidate:
             model=self.model,
             attributes=self.attributes,
         )
-
-
-def request_seed(*parts: object) -> int:
-    """A stable sampling seed from the request's identity, so that runs are reproducible
-    even without the response cache."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 @functools.cache

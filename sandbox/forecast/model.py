@@ -1,4 +1,4 @@
-"""SandboxModel: the Mesa model that runs a scenario over persona agents on a graph.
+"""ForecastModel: the Mesa model that runs a scenario over persona agents on a graph.
 
 One step: deliver the step's events -> pick the active agents -> send all their requests as
 one concurrent batch through the gateway -> apply the validated answers -> spread posts along
@@ -19,11 +19,11 @@ import networkx as nx
 from mesa.discrete_space import Network
 
 from personahub.llm import LLMClient, LLMResult
-from sandbox.agent import Observation, PersonaAgent
+from sandbox.forecast.agent import Observation, PersonaAgent
+from sandbox.forecast.answers import response_model
 from sandbox.population import PersonaRecord
 from sandbox.recorded_model import RecordedModel
-from sandbox.recorder import MessageRow, RunDatabase
-from sandbox.responses import response_model
+from sandbox.rundb import MessageRow, RunDatabase
 from sandbox.scenario import ChoiceQuestion, Event, Scenario
 
 ResultCallback = Callable[[int, LLMResult], None]
@@ -34,7 +34,7 @@ def relation_source(relation: str) -> str:
     return f"someone you know ({relation})" if relation else "someone you know"
 
 
-class SandboxModel(RecordedModel):
+class ForecastModel(RecordedModel):
     """A scenario run.
 
     Args:
@@ -93,8 +93,8 @@ class SandboxModel(RecordedModel):
         """Index of the step being run (0-based); Mesa counts ``steps`` from 1."""
         return self.steps - 1
 
-    def _reporters(self) -> dict[str, Callable[[SandboxModel], Any]]:
-        reporters: dict[str, Callable[[SandboxModel], Any]] = {
+    def _reporters(self) -> dict[str, Callable[[ForecastModel], Any]]:
+        reporters: dict[str, Callable[[ForecastModel], Any]] = {
             "aware": lambda m: sum(a.aware for a in m.by_node) / max(1, len(m.by_node)),
             "active": lambda m: m.last_active,
             "posts": lambda m: m.last_posts,

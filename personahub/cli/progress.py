@@ -12,7 +12,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from personahub.cli_common import console
+from personahub.cli.common import console
 
 
 class CountColumn(ProgressColumn):

@@ -2,13 +2,13 @@
 
 The state of the population at step ``t`` is each agent's latest successful answer at or before
 ``t`` (answers persist until an agent answers again); agents that have never answered do not
-count. Intervals are percentile bootstraps over agents (:mod:`sandbox.stats`): one seeded
+count. Intervals are percentile bootstraps over agents (:mod:`sandbox.forecast.stats`): one seeded
 ``(n_boot, n_agents)`` matrix of resampled agent indices, turned into per-resample weights, so
 every share and mean at every step comes out of a single matrix product instead of a loop over
 resamples.
 
 For likert questions the agents' own reactions are also rated by semantic similarity
-(:mod:`sandbox.ssr`) against one anchor statement per scale point, and the resulting
+(:mod:`sandbox.forecast.ssr`) against one anchor statement per scale point, and the resulting
 distribution is set beside the direct answers.
 """
 
@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from sandbox.recorder import InteractionRow, RunDatabase
+from sandbox.forecast.ssr import Encoder, SSRComparison, ssr_comparisons
+from sandbox.forecast.stats import Estimate, bootstrap_means, resample_weights
+from sandbox.rundb import InteractionRow, RunDatabase
 from sandbox.scenario import (
     ChoiceQuestion,
     LikertQuestion,
@@ -30,8 +32,6 @@ from sandbox.scenario import (
     Scenario,
 )
 from sandbox.scenario_loader import parse_scenario
-from sandbox.ssr import Encoder, SSRComparison, ssr_comparisons
-from sandbox.stats import Estimate, bootstrap_means, resample_weights
 
 TEXT_SAMPLES = 5
 ERROR_SAMPLES = 10

@@ -18,8 +18,8 @@ from sqlalchemy import JSON, Column, Text, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel
 
-from personahub.db import BIG_ID, DatabaseError, database_url, make_engine, safe_url
-from personahub.migrations import Schema, upgrade
+from personahub.db.engine import BIG_ID, DatabaseError, database_url, make_engine, safe_url
+from personahub.db.migrations import Schema, upgrade
 
 
 def _now() -> datetime:

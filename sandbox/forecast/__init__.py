@@ -1,0 +1,7 @@
+"""Forecast mode: persona agents answer a scenario's questions as its timeline unfolds.
+
+``agent`` (what one agent sees and decides), ``answers`` (the structured reply it gives),
+``model`` (``ForecastModel``: the Mesa model that steps them), and the analysis of a finished
+run: ``analysis`` (shares, means, intervals, segments), ``stats``, ``ssr`` (semantic-similarity
+rating), ``plots``.
+"""
