@@ -57,7 +57,11 @@ class Embedder:
         get_dim = getattr(model, "get_embedding_dimension", None)
         if get_dim is None:
             get_dim = model.get_sentence_embedding_dimension
-        self.dim: int = int(get_dim())
+        dim = get_dim()
+        # Models without a pooling/dense head do not report a dimension; dedup indexes need one.
+        if dim is None:
+            raise RuntimeError(f"the embedding model at {path} does not report its dimension")
+        self.dim: int = int(dim)
 
     def encode(
         self, texts: list[str], batch_size: int = 64, show_progress: bool = False

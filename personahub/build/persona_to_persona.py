@@ -32,7 +32,7 @@ from sqlmodel import col, func, select
 
 from personahub import prompts
 from personahub.llm import LLMClient, LLMError, LLMRequest, LLMResult, Message
-from personahub.store import Persona, PersonaEdge, PersonaStore
+from personahub.store import Persona, PersonaEdge, PersonaStore, stored_id
 from personahub.build.text_to_persona import (
     GRANULARITIES,
     PERSONA_MAX_CHARS,
@@ -208,7 +208,7 @@ def _unexpanded_at(hop: int) -> Any:
         col(Persona.hop) == hop,
         col(Persona.origin).in_(GENERATED_ORIGINS),
         ~exists().where(col(PersonaEdge.src_id) == col(Persona.id)),
-        ~exists().where(child.parent_id == col(Persona.id)),
+        ~exists().where(col(child.parent_id) == col(Persona.id)),
     )
 
 
@@ -241,5 +241,5 @@ def unexpanded(
             )
         if not rows:
             return
-        last_id = rows[-1][0]
-        yield [(int(i), str(t), int(h)) for i, t, h in rows]
+        last_id = stored_id(rows[-1][0])
+        yield [(stored_id(i), str(t), int(h)) for i, t, h in rows]

@@ -409,8 +409,10 @@ class PersonaBuilder:
                 continue
             duplicate = self.dedup.duplicates_of(key)
             target = self._resolve(duplicate[1]) if duplicate else None
+            if target is None or target == candidate.parent_id:
+                continue
             pair = (candidate.parent_id, target)
-            if target is not None and target != candidate.parent_id and pair not in linked_pairs:
+            if pair not in linked_pairs:
                 linked_pairs.add(pair)
                 link_edges.append(self._edge(candidate, target))
         stage.edges += self.store.add_edges(child_edges) if child_edges else 0

@@ -114,9 +114,9 @@ class Candidate:
         """The store row for this candidate."""
         return PersonaIn(
             text=self.text,
-            origin=self.origin,  # type: ignore[arg-type]
-            angle=self.angle,  # type: ignore[arg-type]
-            granularity=self.granularity,  # type: ignore[arg-type]
+            origin=self.origin,
+            angle=self.angle,
+            granularity=self.granularity,
             source_text_id=self.source_text_id,
             parent_id=self.parent_id,
             hop=self.hop,

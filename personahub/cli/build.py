@@ -212,11 +212,13 @@ def print_summary(report: BuildReport, store_url: str, model: str) -> None:
     if len(stages) > 1:
         table.add_column("total", justify="right", style="bold")
 
-    def row(label: str, values: list[int], show_total: bool = True, **style: str) -> None:
+    def row(
+        label: str, values: list[int], show_total: bool = True, style: str | None = None
+    ) -> None:
         cells = [_cell(v) for v in values]
         if len(stages) > 1:
             cells.append(_cell(sum(values)) if show_total else "")
-        table.add_row(label, *cells, **style)
+        table.add_row(label, *cells, style=style)
 
     def field(name: str) -> list[int]:
         return [getattr(s, name) for _, s in stages]

@@ -334,8 +334,13 @@ def sample_command(
         rows = PersonaStore(store).personas(flt)
     if as_json:
         for row in rows:
-            record = {"id": row.id, "persona": row.text, "origin": row.origin, "hop": row.hop}
-            record["attributes"] = row.attributes or {}
+            record = {
+                "id": row.id,
+                "persona": row.text,
+                "origin": row.origin,
+                "hop": row.hop,
+                "attributes": row.attributes or {},
+            }
             typer.echo(json.dumps(record, ensure_ascii=False))
         return
     table = Table(title=f"{len(rows)} personas (seed {seed})")

@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 from sqlalchemy import BigInteger, Integer, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, create_engine
 
@@ -61,7 +63,7 @@ def safe_url(url: str) -> str:
         return "<invalid database URL>"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -69,7 +71,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def _postgres_session(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _postgres_session(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("SET TIME ZONE 'UTC'")
     cursor.close()
@@ -180,9 +182,9 @@ def make_engine(target: str | Path, create_parent: bool = True, must_exist: bool
         raise DatabaseError(f"not a database path or URL: {target!r}") from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
     is_postgres = parsed.get_backend_name() == "postgresql"
-    in_memory = not parsed.database or parsed.database == ":memory:"
-    if is_sqlite and must_exist and not in_memory and not Path(parsed.database).is_file():
-        raise DatabaseError(f"no database at {parsed.database}")
+    on_disk = parsed.database if parsed.database not in (None, "", ":memory:") else None
+    if is_sqlite and must_exist and on_disk and not Path(on_disk).is_file():
+        raise DatabaseError(f"no database at {on_disk}")
     if is_sqlite and parsed.database and create_parent and not must_exist:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {}

@@ -84,12 +84,9 @@ class EmbeddingDeduper:
         self.block_size = block_size
         self.threads = threads
         self._embedder = embedder
-        self.index_options = {
-            "metric": "cos",
-            "dtype": dtype,
-            "connectivity": connectivity,
-            "expansion_search": expansion_search,
-        }
+        self.dtype = dtype
+        self.connectivity = connectivity
+        self.expansion_search = expansion_search
         self.index: Index | None = None
         self._keys: list[Hashable] = []
         self._seen: set[Hashable] = set()
@@ -110,7 +107,13 @@ class EmbeddingDeduper:
 
     def _ensure_index(self, dim: int) -> Index:
         if self.index is None:
-            self.index = Index(ndim=dim, **self.index_options)
+            self.index = Index(
+                ndim=dim,
+                metric="cos",
+                dtype=self.dtype,
+                connectivity=self.connectivity,
+                expansion_search=self.expansion_search,
+            )
         return self.index
 
     def add_batch(self, keys: Sequence[Hashable], items: Sequence[str] | np.ndarray) -> list[bool]:

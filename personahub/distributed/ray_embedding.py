@@ -17,6 +17,7 @@ C across a shard boundary) the kept sets are the same.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -94,8 +95,9 @@ def embedding_dedup_ray(
         .groupby("shard")
         # Tasks, not an actor pool: actors holding every CPU would starve the shuffle.
         .map_groups(
-            _dedup_shard,
-            fn_args=(threshold, embedder_factory),
+            # Bound here rather than through fn_args: Ray types a group function as taking
+            # one batch, so the bound form is the one its signature describes.
+            partial(_dedup_shard, threshold=threshold, embedder_factory=embedder_factory),
             batch_format="numpy",
             compute=ray.data.TaskPoolStrategy(size=workers),
         )

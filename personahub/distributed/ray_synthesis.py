@@ -25,14 +25,13 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from personahub.distributed.usage import USAGE_KEYS, UsageDelta, add_usage
 from personahub.llm import ErrorKind, LLMClient, LLMSettings
-from personahub.synthesis.job import Prepared, kept_rows, synthesizer_for
+from personahub.synthesis.job import Prepared, TaskSetup, kept_rows, synthesizer_for
 from personahub.synthesis.records import write_output
 from personahub.synthesis.synthesizer import Item, ItemOutcome, SynthesisReport, Synthesizer
 
@@ -40,10 +39,10 @@ from personahub.synthesis.synthesizer import Item, ItemOutcome, SynthesisReport,
 class _SynthWorker:
     """Ray actor body: generate a batch of items through this worker's own client."""
 
-    def __init__(self, settings: LLMSettings, prepared: Prepared) -> None:
+    def __init__(self, settings: LLMSettings, setup: TaskSetup) -> None:
         self.loop = asyncio.new_event_loop()
         self.client = LLMClient(settings)
-        self.synthesizer = synthesizer_for(self.client, prepared)
+        self.synthesizer = synthesizer_for(self.client, setup)
         self.usage = UsageDelta()
 
     async def _batch(self, items: list[Item]) -> list[ItemOutcome]:
@@ -149,7 +148,7 @@ def _generate(
     ).map_batches(
         _SynthWorker,
         # Workers need the task, not the plan or the journal (the driver keeps those).
-        fn_constructor_args=(client.settings, replace(prepared, items=[], journal=None)),
+        fn_constructor_args=(client.settings, prepared.setup()),
         batch_size=size,
         batch_format="numpy",
         compute=data.ActorPoolStrategy(size=workers),

@@ -19,6 +19,7 @@ from personahub.store.models import (
     PersonaOrigin,
     SourceText,
     persona_hash,
+    stored_id,
 )
 from personahub.store.opening import is_store, open_personas
 from personahub.store.store import AddReport, PersonaStore, StoreError
@@ -42,4 +43,5 @@ __all__ = [
     "is_store",
     "open_personas",
     "persona_hash",
+    "stored_id",
 ]

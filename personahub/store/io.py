@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from personahub.rows import SourceError, columns_of, detect_format, iter_rows
 from personahub.store.filters import PersonaFilter
-from personahub.store.models import ORIGINS, EdgeIn, Persona, PersonaIn
+from personahub.store.models import ORIGINS, EdgeIn, Persona, PersonaIn, stored_id
 from personahub.store.store import PersonaStore, StoreError
 
 AUTO_TEXT_FIELDS: tuple[str, ...] = ("persona", "input persona", "text")
@@ -351,7 +351,7 @@ def export_file(
         with path.open("w", encoding="utf-8") as handle:
             for persona in personas:
                 handle.write(json.dumps(export_row(persona), ensure_ascii=False) + "\n")
-                keys[persona.id or 0] = persona.external_id or str(persona.id)
+                keys[stored_id(persona.id)] = persona.external_id or str(persona.id)
                 written += 1
                 if progress is not None and written % 1000 == 0:
                     progress(1000)
@@ -362,7 +362,7 @@ def export_file(
                 row = export_row(persona)
                 row["attributes"] = json.dumps(row["attributes"], ensure_ascii=False)
                 rows.append(row)
-                keys[persona.id or 0] = persona.external_id or str(persona.id)
+                keys[stored_id(persona.id)] = persona.external_id or str(persona.id)
                 written += 1
                 if len(rows) >= 5000:
                     writer.write_table(pa.Table.from_pylist(rows, schema=schema))

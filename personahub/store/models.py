@@ -52,6 +52,17 @@ def persona_hash(text: str) -> str:
     return text_hash(text)
 
 
+def stored_id(row_id: int | None) -> int:
+    """The id of a row read from the store.
+
+    The tables type ``id`` Optional because it is unset until the insert; a row read back
+    always has one, so a missing id is a bug, not data.
+    """
+    if row_id is None:
+        raise ValueError("a row read from the store has no id")
+    return row_id
+
+
 class SourceText(SQLModel, table=True):
     """An input text that personas were derived from."""
 

@@ -40,6 +40,7 @@ from personahub.store.models import (
     PersonaIn,
     SourceText,
     persona_hash,
+    stored_id,
     utcnow,
 )
 
@@ -230,9 +231,11 @@ class PersonaStore:
         ids = sorted({e.src_id for e in batch} | {e.dst_id for e in batch})
 
         def work(session: Session) -> int:
-            present: set[int] = set()
+            # The model's id is Optional (unset before insert), so its column selects as such.
+            present: set[int | None] = set()
             for chunk in _chunks(ids):
-                present.update(session.exec(select(Persona.id).where(col(Persona.id).in_(chunk))))
+                query = select(col(Persona.id)).where(col(Persona.id).in_(chunk))
+                present.update(session.exec(query))
             missing = [i for i in ids if i not in present]
             if missing:
                 raise StoreError(f"edge references unknown persona id {missing[0]}")
@@ -338,7 +341,7 @@ class PersonaStore:
                 page = list(session.exec(stmt))
             if not page:
                 return
-            last_id = page[-1].id or last_id
+            last_id = stored_id(page[-1].id)
             yield page
 
     def iter_personas(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -93,20 +93,20 @@ def measure(
     texts: Sequence[str], embed: Embed | None = None, max_pairs: int = 2000, seed: int = 0
 ) -> Diversity:
     """All metrics of ``texts``; similarity only when ``embed`` is given."""
-    base = {
-        "count": len(texts),
-        "distinct_1": distinct_n(texts, 1),
-        "distinct_2": distinct_n(texts, 2),
-        "duplicate_rate": duplicate_rate(texts),
-    }
+    base = Diversity(
+        count=len(texts),
+        distinct_1=distinct_n(texts, 1),
+        distinct_2=distinct_n(texts, 2),
+        duplicate_rate=duplicate_rate(texts),
+    )
     if embed is None:
-        return Diversity(**base)
+        return base
     sims, pairs = pairwise_similarity(texts, embed, max_pairs, seed)
     if not pairs:
-        return Diversity(**base)
+        return base
     p25, p50, p75 = (float(x) for x in np.percentile(sims, [25, 50, 75]))
-    return Diversity(
-        **base,
+    return replace(
+        base,
         mean_similarity=float(sims.mean()),
         similarity_p25=p25,
         similarity_p50=p50,

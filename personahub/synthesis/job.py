@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from personahub.llm import LLMClient
-from personahub.store import PersonaFilter, StoreError, open_personas
+from personahub.store import PersonaFilter, StoreError, open_personas, stored_id
 from personahub.synthesis.prompting import Example, load_examples, template_version
 from personahub.synthesis.records import (
     Journal,
@@ -51,16 +51,27 @@ class SynthesisJob:
 
 
 @dataclass
-class Prepared:
-    """A checked job: its task, examples, world, plan and journal."""
+class TaskSetup:
+    """What generating an item needs: a checked job, its task, examples, world and template
+    version (without the plan and journal, which stay with the driver)."""
 
     job: SynthesisJob
     spec: TaskSpec
     examples: list[Example]
     world: World | None
     version: str
+
+
+@dataclass
+class Prepared(TaskSetup):
+    """A checked job with its plan and journal."""
+
     items: list[Item]
     journal: Journal
+
+    def setup(self) -> TaskSetup:
+        """The generation part alone (what a worker process needs)."""
+        return TaskSetup(self.job, self.spec, self.examples, self.world, self.version)
 
 
 def _personas(job: SynthesisJob) -> list[tuple[str, str]]:
@@ -73,7 +84,7 @@ def _personas(job: SynthesisJob) -> list[tuple[str, str]]:
             rows = store.personas(None if job.filter.is_empty else job.filter)
         finally:
             store.close()
-    rows.sort(key=lambda p: p.id)
+    rows.sort(key=lambda p: stored_id(p.id))
     return [(row.external_id or str(row.id), row.text) for row in rows]
 
 
@@ -115,16 +126,16 @@ def prepare(job: SynthesisJob) -> Prepared:
     return Prepared(job, spec, examples, world, version, plan_items(personas, job.n), journal)
 
 
-def synthesizer_for(client: LLMClient, prepared: Prepared) -> Synthesizer:
+def synthesizer_for(client: LLMClient, setup: TaskSetup) -> Synthesizer:
     """The synthesizer of a checked job, calling the model through ``client``."""
-    job = prepared.job
+    job = setup.job
     return Synthesizer(
         client,
-        prepared.spec,
+        setup.spec,
         job.mode,
-        prepared.examples,
-        prepared.world,
-        prepared.version,
+        setup.examples,
+        setup.world,
+        setup.version,
         seed=job.seed,
         concurrency=job.concurrency,
         temperature=job.temperature,

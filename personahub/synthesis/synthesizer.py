@@ -206,7 +206,7 @@ class Synthesizer:
         row = SynthesisRow(
             id=f"{self.spec.name}:{self.mode}:{item.key}",
             task=self.spec.name,
-            mode=self.mode,  # type: ignore[arg-type]
+            mode=self.mode,
             persona_id=item.persona_id,
             persona=item.persona,
             sample=item.sample,
@@ -242,16 +242,15 @@ class Synthesizer:
         report: SynthesisReport,
     ) -> None:
         """Decide duplicates among finished items (in plan order) and journal them."""
-        candidates = [o for o in outcomes if o.row is not None]
+        candidates = [(o, o.row) for o in outcomes if o.row is not None]
         if deduper is not None and candidates:
             keep = deduper.add_batch(
-                [o.row["id"] for o in candidates],  # type: ignore[index]
-                [o.row["text"] for o in candidates],  # type: ignore[index]
+                [row["id"] for _, row in candidates], [row["text"] for _, row in candidates]
             )
-            for outcome, kept in zip(candidates, keep, strict=True):
+            for (outcome, _), kept in zip(candidates, keep, strict=True):
                 if not kept:
                     outcome.row, outcome.reason = None, "duplicate"
-        entries = []
+        entries: list[dict[str, Any]] = []
         for outcome in outcomes:
             if outcome.error is not None:
                 report.errors[outcome.error] += 1

@@ -20,7 +20,7 @@ branch_labels: str | tuple[str, ...] | None = None
 depends_on: str | tuple[str, ...] | None = None
 
 
-def _tables() -> dict[str, list[sa.SchemaItem]]:
+def _tables() -> dict[str, list[sa.schema.SchemaItem]]:
     big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     return {
         "source_text": [
@@ -80,7 +80,7 @@ _INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
 }
 
 
-def _widen_ids(inspector: sa.Inspector, name: str, items: list[sa.SchemaItem]) -> None:
+def _widen_ids(inspector: sa.Inspector, name: str, items: list[sa.schema.SchemaItem]) -> None:
     """64-bit ids on PostgreSQL for a table made while ids were INTEGER (int4 column and
     sequence, which a billion rows would exhaust); SQLite's INTEGER is 64-bit already."""
     bind = op.get_bind()
