@@ -179,6 +179,19 @@ def test_earlier_neighbours_chunked() -> None:
         assert [j for j, _ in pairs] == [j for j in range(i) if full[i, j] >= 0.9]
 
 
+class _DimensionlessModel:
+    """A sentence-transformers model without a pooling head reports no dimension."""
+
+    def get_embedding_dimension(self) -> None:
+        return None
+
+
+def test_embedder_of_a_model_without_a_dimension_is_a_clear_error(tmp_path: Path) -> None:
+    # int(None) used to fail with a bare TypeError far from the cause.
+    with pytest.raises(RuntimeError, match="does not report its dimension"):
+        Embedder(_DimensionlessModel(), tmp_path)
+
+
 @pytest.mark.slow
 def test_embedding_drops_paraphrases(embedder: Embedder) -> None:
     texts = [a for a, _ in PARAPHRASES] + DISTINCT + [b for _, b in PARAPHRASES]

@@ -95,8 +95,8 @@ def embedding_dedup_ray(
         .groupby("shard")
         # Tasks, not an actor pool: actors holding every CPU would starve the shuffle.
         .map_groups(
-            # Bound here rather than through fn_args: Ray types a group function as taking
-            # one batch, so the bound form is the one its signature describes.
+            # Options bound here, not through fn_args: Ray types a group function as taking
+            # the batch alone.
             partial(_dedup_shard, threshold=threshold, embedder_factory=embedder_factory),
             batch_format="numpy",
             compute=ray.data.TaskPoolStrategy(size=workers),
