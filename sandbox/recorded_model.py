@@ -15,8 +15,8 @@ import mesa
 class RecordedModel(mesa.Model):
     """Base of :class:`~sandbox.forecast.model.ForecastModel` and the NPC-world model.
 
-    Subclasses set ``scenario``, ``llm``, ``run_id``, ``database``, ``by_node`` (agents with
-    ``dirty``, ``unique_id`` and ``state()``) and ``datacollector`` in their constructor.
+    Subclasses set ``scenario``, ``llm``, ``run_id``, ``database`` and ``datacollector`` in
+    their constructor, and create agents with ``dirty`` and ``state()``.
     """
 
     def record_step(
@@ -31,9 +31,7 @@ class RecordedModel(mesa.Model):
         self.datacollector.collect(self)
         metrics = {k: v[-1] for k, v in self.datacollector.model_vars.items()}
         self.llm.flush()
-        changed = [a for a in self.by_node if a.dirty]
-        for agent in changed:
-            agent.dirty = False
+        changed = self.agents.select(lambda a: a.dirty).set("dirty", False)
         if self.database is not None:
             self.database.commit_step(
                 self.run_id,

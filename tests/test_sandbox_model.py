@@ -9,12 +9,17 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import pytest
 
 from personahub.db.engine import DatabaseError
 from personahub.llm import LLMClient, load_settings
+from sandbox.forecast.agent import Observation
+from sandbox.forecast.model import ForecastModel
+from sandbox.population import PersonaRecord
 from sandbox.rundb import RunDatabase
 from sandbox.runner import RunOptions, locate_run, resume_run, start_run
+from sandbox.scenario_loader import parse_scenario
 from tests.support.fake_openai import FakeOpenAIServer
 
 CHAIN = 5
@@ -164,6 +169,40 @@ def test_posts_spread_one_hop_per_step(tmp_path: Path) -> None:
     # Awareness grows by one agent per step: after step t, p0..p(t+1) have heard of it.
     aware = [metrics["aware"] for _, metrics in contents["metrics"]]
     assert aware == [min(CHAIN, t + 2) / CHAIN for t in range(CHAIN)]
+
+
+def test_agents_reach_their_graph_neighbours_through_their_cells(tmp_path: Path) -> None:
+    scenario = parse_scenario(
+        textwrap.dedent(
+            """\
+            name: cells
+            steps: 1
+            timeline: [{step: 0, content: News.}]
+            """
+        )
+        + QUESTIONS,
+        tmp_path / "cells.yaml",
+    )
+    graph = nx.Graph()
+    graph.add_nodes_from(range(4))
+    # Added out of node order: neighbours must still come in node order (replayable runs).
+    graph.add_edge(0, 3, relation="colleague", strength=0.2)
+    graph.add_edge(0, 1, relation="friend", strength=0.9)
+    graph.add_edge(1, 2, relation="", strength=0.5)
+    personas = [PersonaRecord(f"p{i}", f"Person number {i}.", {}) for i in range(4)]
+    model = ForecastModel(scenario, personas, graph, LLMClient(load_settings()), seed=1)
+    agents = model.by_node
+    assert list(model.agents) == agents
+    assert [a.cell.coordinate for a in agents] == [0, 1, 2, 3]
+
+    reached = agents[0].share("pass it on", step=2)
+    assert reached == [(agents[1], "friend"), (agents[3], "colleague")]
+    assert agents[1].inbox == [
+        Observation(2, "post", "someone you know (friend)", "pass it on", 0.9, agents[0].unique_id)
+    ]
+    assert [o.strength for o in agents[3].inbox] == [0.2]
+    assert agents[2].inbox == [] and agents[0].inbox == []
+    assert agents[1].dirty and not agents[2].dirty
 
 
 SEEDED = """\

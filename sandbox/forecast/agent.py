@@ -9,10 +9,11 @@ agent's request through the gateway at once.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mesa.discrete_space import FixedAgent
+from mesa.discrete_space import Cell, FixedAgent
 from pydantic import BaseModel
 
 from personahub import prompts
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
     from sandbox.forecast.model import ForecastModel
 
 SUMMARY_EVENTS = 4
+
+
+def relation_source(relation: str) -> str:
+    """How a neighbour is introduced to the agent who reads their post."""
+    return f"someone you know ({relation})" if relation else "someone you know"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +79,13 @@ def question_hint(question: Question) -> str:
 
 
 class PersonaAgent(FixedAgent):
-    """An agent that plays one persona.
+    """An agent that plays one persona, fixed to one cell (graph node) of the model's network.
 
     Args:
         model: The sandbox model.
         persona: The persona it plays.
         memory_size: Observations kept verbatim; older ones roll into the summary.
+        cell: Its cell in the model's :class:`~mesa.discrete_space.Network`.
 
     Attributes:
         inbox: Observations not yet acted on.
@@ -90,8 +97,9 @@ class PersonaAgent(FixedAgent):
 
     model: ForecastModel
 
-    def __init__(self, model: ForecastModel, persona: PersonaRecord, memory_size: int):
+    def __init__(self, model: ForecastModel, persona: PersonaRecord, memory_size: int, cell: Cell):
         super().__init__(model)
+        self.cell = cell
         self.persona = persona
         self.inbox: list[Observation] = []
         self.memory: deque[Observation] = deque(maxlen=memory_size)
@@ -111,6 +119,26 @@ class PersonaAgent(FixedAgent):
         self.aware = True
         if persist:
             self.dirty = True
+
+    def neighbours(self) -> Iterator[tuple[PersonaAgent, dict[str, Any]]]:
+        """The agents on the cells connected to this one, with the edge's data
+        (``relation``, ``strength``), in graph-node order so that runs replay exactly."""
+        edges = self.model.graph.adj[self.cell.coordinate]
+        for node, cell in sorted(self.cell.connections.items(), key=lambda item: item[0]):
+            for agent in cell.agents:
+                yield agent, edges[node]
+
+    def share(self, post: str, step: int) -> list[tuple[PersonaAgent, str]]:
+        """Pass ``post`` to every neighbour; returns who got it, with the relation."""
+        reached = []
+        for neighbour, edge in self.neighbours():
+            relation = edge.get("relation", "")
+            strength = float(edge.get("strength", 1.0))
+            neighbour.observe(
+                Observation(step, "post", relation_source(relation), post, strength, self.unique_id)
+            )
+            reached.append((neighbour, relation))
+        return reached
 
     def summary(self) -> str:
         """A short rolling summary of what fell out of memory and where the agent stands."""

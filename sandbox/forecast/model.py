@@ -1,10 +1,12 @@
 """ForecastModel: the Mesa model that runs a scenario over persona agents on a graph.
 
-One step: deliver the step's events -> pick the active agents -> send all their requests as
-one concurrent batch through the gateway -> apply the validated answers -> spread posts along
-graph edges -> collect metrics -> record the step (one transaction). Everything random comes
-from the model's seeded ``random``, and every request carries a seed fixed by (run, step,
-agent), so the same seed with the response cache replays a run exactly.
+One step: deliver the step's events -> select the active agents -> send all their requests as
+one concurrent batch through the gateway -> apply the validated answers -> each poster shares
+its post with the agents on its neighbouring cells -> collect metrics -> record the step (one
+transaction). The model steps through ``AgentSet`` operations (``select``, ``map``, ``do``,
+``agg``) on ``self.agents``, whose order is graph-node order. Everything random comes from the
+model's seeded ``random``, and every request carries a seed fixed by (run, step, agent), so the
+same seed with the response cache replays a run exactly.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import mesa
 import networkx as nx
+from mesa.agent import AgentSet
 from mesa.discrete_space import Network
 
 from personahub.llm import LLMClient, LLMResult
@@ -27,11 +30,6 @@ from sandbox.rundb import MessageRow, RunDatabase
 from sandbox.scenario import ChoiceQuestion, Event, Scenario
 
 ResultCallback = Callable[[int, LLMResult], None]
-
-
-def relation_source(relation: str) -> str:
-    """How a neighbour is introduced to the agent who reads their post."""
-    return f"someone you know ({relation})" if relation else "someone you know"
 
 
 class ForecastModel(RecordedModel):
@@ -47,6 +45,12 @@ class ForecastModel(RecordedModel):
         database: Where steps are recorded; None runs without recording.
         loop: The event loop that drives the gateway (the caller owns it).
         on_result: Called as each agent's answer arrives (for progress bars).
+
+    Attributes:
+        space: The Mesa network over ``graph``; agent ``i`` is fixed to the cell of node ``i``.
+        by_node: The agents in graph-node order (the runner writes agent and edge rows from
+            it and checks agent ids on resume). ``self.agents`` holds the same agents in the
+            same order, since they are created node by node.
     """
 
     def __init__(
@@ -74,14 +78,11 @@ class ForecastModel(RecordedModel):
         self.on_step_start: Callable[[int, int], None] | None = None
         self.schema = response_model(scenario)
         self.space = Network(graph, capacity=1, random=self.random)
-        cells = {cell.coordinate: cell for cell in self.space.all_cells}
         memory = scenario.interaction.memory_size
-        self.by_node: list[PersonaAgent] = []
-        for node, persona in enumerate(personas):
-            agent = PersonaAgent(self, persona, memory)
-            agent.cell = cells[node]
-            self.by_node.append(agent)
-        self.node_of = {agent.unique_id: node for node, agent in enumerate(self.by_node)}
+        self.by_node: list[PersonaAgent] = [
+            PersonaAgent(self, persona, memory, self.space[node])
+            for node, persona in enumerate(personas)
+        ]
         self.unit = "agents"
         self.last_active = 0
         self.last_posts = 0
@@ -95,7 +96,7 @@ class ForecastModel(RecordedModel):
 
     def _reporters(self) -> dict[str, Callable[[ForecastModel], Any]]:
         reporters: dict[str, Callable[[ForecastModel], Any]] = {
-            "aware": lambda m: sum(a.aware for a in m.by_node) / max(1, len(m.by_node)),
+            "aware": lambda m: m.agents.agg("aware", sum) / max(1, len(m.agents)),
             "active": lambda m: m.last_active,
             "posts": lambda m: m.last_posts,
             "errors": lambda m: m.last_errors,
@@ -110,7 +111,7 @@ class ForecastModel(RecordedModel):
         return reporters
 
     def answered(self, qid: str) -> list[Any]:
-        return [a.answers[qid] for a in self.by_node if qid in a.answers]
+        return [answers[qid] for answers in self.agents.get("answers") if qid in answers]
 
     def share(self, qid: str, option: str) -> float | None:
         values = self.answered(qid)
@@ -122,20 +123,22 @@ class ForecastModel(RecordedModel):
 
     def _deliver(self, event: Event, step: int) -> list[dict[str, Any]]:
         observation = Observation(step, "event", event.source, event.content)
+        targets: AgentSet
         if event.channel == "broadcast":
-            targets = list(self.by_node)
+            targets = self.agents
         elif event.channel == "targeted":
-            assert event.target is not None
-            targets = [
-                a
-                for a in self.by_node
-                if event.target.matches(a.persona.text, a.persona.attributes)
-            ]
+            target = event.target
+            assert target is not None
+            targets = self.agents.select(
+                lambda a: target.matches(a.persona.text, a.persona.attributes)
+            )
         else:
             assert event.k is not None
-            targets = self.random.sample(self.by_node, min(event.k, len(self.by_node)))
-        for agent in targets:
-            agent.observe(observation, persist=False)
+            # random.sample over the node-ordered agents (not AgentSet.shuffle): the same
+            # draws as every earlier run of this seed, so recorded runs still replay.
+            sample = self.random.sample(self.by_node, min(event.k, len(self.by_node)))
+            targets = AgentSet(sample, random=self.random)
+        targets.do("observe", observation, persist=False)
         if event.channel == "broadcast":  # one row stands for everyone
             return [self._message(step, "event", None, -1, "", event.content, event.source)]
         return [
@@ -171,11 +174,11 @@ class ForecastModel(RecordedModel):
             if event.step == step:
                 messages.extend(self._deliver(event, step))
         activation = self.scenario.interaction.activation
-        # Only agents with something new to react to act; the rest keep their answers.
-        active = [a for a in self.by_node if a.inbox and self.random.random() < activation]
-        requests = [
-            a.build_request(self.scenario, self.schema, step, self.run_seed) for a in active
-        ]
+        # Only agents with something new to react to act; the rest keep their answers. The
+        # draw is made only for agents with an inbox, in node order: the RNG stream resume
+        # and replay rely on.
+        active = self.agents.select(lambda a: a.inbox and self.random.random() < activation)
+        requests = active.map("build_request", self.scenario, self.schema, step, self.run_seed)
         if self.on_step_start is not None:
             self.on_step_start(step, len(requests))
         results = self.loop.run_until_complete(self.llm.batch(requests, on_result=self.on_result))
@@ -187,28 +190,16 @@ class ForecastModel(RecordedModel):
             interactions.append(self._interaction_row(step, agent, result, post))
             if post:
                 posts.append((agent, post))
+        # Posts spread only once every active agent has applied its answer: applying empties
+        # the inbox, so a post shared earlier would be lost to a neighbour acting later.
         if self.scenario.interaction.word_of_mouth:
             for agent, post in posts:
-                node = self.node_of[agent.unique_id]
-                for other in sorted(self.graph.neighbors(node)):
-                    edge = self.graph.edges[node, other]
-                    relation = edge.get("relation", "")
-                    neighbour = self.by_node[other]
-                    neighbour.observe(
-                        Observation(
-                            step,
-                            "post",
-                            relation_source(relation),
-                            post,
-                            float(edge.get("strength", 1.0)),
-                            agent.unique_id,
-                        )
+                messages.extend(
+                    self._message(
+                        step, "post", agent.unique_id, neighbour.unique_id, relation, post
                     )
-                    messages.append(
-                        self._message(
-                            step, "post", agent.unique_id, neighbour.unique_id, relation, post
-                        )
-                    )
+                    for neighbour, relation in agent.share(post, step)
+                )
         self.last_active = len(active)
         self.last_posts = len(posts)
         self.last_errors = sum(r.error is not None for r in results)
@@ -250,18 +241,16 @@ class ForecastModel(RecordedModel):
         after its last save are replayed from the recorded event deliveries, in order.
         """
         self.restore_run_state(last_step, rng_state, metrics)
-        saved_at: dict[int, int] = {}
-        for agent in self.by_node:
-            if agent.unique_id in states:
-                saved_at[agent.unique_id], state = states[agent.unique_id]
-                agent.restore(state)
+        saved_at = {agent_id: step for agent_id, (step, _) in states.items()}
+        saved = self.agents.select(lambda a: a.unique_id in states)
+        saved.do(lambda a: a.restore(states[a.unique_id][1]))
+        # Mesa keeps no index by agent id; a one-off one serves the per-agent event rows.
+        by_id = {a.unique_id: a for a in self.agents}
         for row in events:
             if row.kind != "event" or row.step > last_step:
                 continue
             observation = Observation(row.step, "event", row.source, row.content)
-            targets = (
-                self.by_node if row.dst_agent == -1 else [self.by_node[self.node_of[row.dst_agent]]]
-            )
+            targets = self.agents if row.dst_agent == -1 else [by_id[row.dst_agent]]
             for agent in targets:
                 if row.step > saved_at.get(agent.unique_id, -1):
                     agent.observe(observation, persist=False)

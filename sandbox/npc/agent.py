@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from mesa.discrete_space import FixedAgent
+from mesa.discrete_space import Cell, FixedAgent
 
 from sandbox.population import PersonaRecord
 
 if TYPE_CHECKING:
-    import mesa
+    from sandbox.npc.model import NPCWorldModel
 
 ATTITUDE_STEP = 0.3  # attitude change of a conversation felt "warmer" on every turn
 STRENGTH_STEP = 0.1  # every conversation ties two NPCs a little closer
@@ -40,7 +40,7 @@ def describe_relation(attitude: float, strength: float) -> str:
 
 
 class NPCAgent(FixedAgent):
-    """A game character on the relationship graph.
+    """A game character, fixed to one cell (graph node) of the model's network.
 
     Args:
         model: The Mesa model.
@@ -48,17 +48,22 @@ class NPCAgent(FixedAgent):
         profile: Its NPC profile (name, role, backstory, goals, speaking style, ...).
         system_prompt: The system message it speaks under.
         memory_size: Conversations remembered verbatim.
+        cell: Its cell in the model's :class:`~mesa.discrete_space.Network`.
     """
+
+    model: NPCWorldModel
 
     def __init__(
         self,
-        model: mesa.Model,
+        model: NPCWorldModel,
         persona: PersonaRecord,
         profile: dict[str, Any],
         system_prompt: str,
         memory_size: int,
+        cell: Cell,
     ) -> None:
         super().__init__(model)
+        self.cell = cell
         self.persona = persona
         self.profile = profile
         self._system_prompt = system_prompt
@@ -78,6 +83,13 @@ class NPCAgent(FixedAgent):
     def label(self) -> str:
         """Name and role, the way others see the NPC."""
         return f"{self.name}, {self.profile.get('role', 'a local')}"
+
+    def tie_strength(self, other: NPCAgent, default: float = 0.5) -> float:
+        """Strength of the graph edge to ``other``; ``default`` if their cells are not connected."""
+        if other.cell.coordinate not in self.cell.connections:
+            return default
+        edge = self.model.graph.adj[self.cell.coordinate][other.cell.coordinate]
+        return float(edge.get("strength", default))
 
     def relation(self, other: int, strength: float = 0.5) -> dict[str, float]:
         """The relationship with agent ``other`` (created neutral on first use)."""

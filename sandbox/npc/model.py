@@ -6,7 +6,9 @@ connected NPCs talk, no NPC in two conversations at once -> all conversations ru
 turn through the gateway (see :mod:`sandbox.npc.dialogue`) -> each NPC remembers the
 conversation and updates its relationship with the other -> metrics -> one transaction.
 Topics come from the step's events, else from the player's lines, else from the opener's
-goals. Everything random comes from the model's seeded ``random``.
+goals. NPCs are fixed to the cells of a Mesa network over the graph; the model works on them
+through ``AgentSet`` operations on ``self.agents`` (graph-node order). Everything random comes
+from the model's seeded ``random``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ class NPCWorldModel(RecordedModel):
         run_id: The run's id in ``database``.
         database: Where steps are recorded; None runs without recording.
         loop: The event loop that drives the gateway (the caller owns it).
+
+    Attributes:
+        space: The Mesa network over ``graph``; NPC ``i`` is fixed to the cell of node ``i``.
+        by_node: The NPCs in graph-node order (the runner writes agent and edge rows from it
+            and checks agent ids on resume). ``self.agents`` holds the same NPCs in the same
+            order, since they are created node by node.
+        by_id: The NPCs by agent id, for the conversation sides (Mesa keeps no such index).
     """
 
     def __init__(
@@ -94,16 +103,20 @@ class NPCWorldModel(RecordedModel):
         self.on_step_start: Callable[[int, int], None] | None = None
         self.on_turn: Callable[[int, int], None] | None = None
         self.space = Network(graph, capacity=1, random=self.random)
-        cells = {cell.coordinate: cell for cell in self.space.all_cells}
         memory = scenario.dialogue.memory_size
         profiles = with_relationships(profiles, graph)
-        self.by_node: list[NPCAgent] = []
-        for node, (persona, profile) in enumerate(zip(personas, profiles, strict=True)):
-            agent = NPCAgent(self, persona, profile, npc_system_prompt(profile, self.world), memory)
-            agent.cell = cells[node]
-            self.by_node.append(agent)
+        self.by_node: list[NPCAgent] = [
+            NPCAgent(
+                self,
+                persona,
+                profile,
+                npc_system_prompt(profile, self.world),
+                memory,
+                self.space[node],
+            )
+            for node, (persona, profile) in enumerate(zip(personas, profiles, strict=True))
+        ]
         self.by_id = {a.unique_id: a for a in self.by_node}
-        self.node_of = {a.unique_id: node for node, a in enumerate(self.by_node)}
         self.next_conversation = 0
         self.unit = "conversations"
         self.last: dict[str, float] = {}
@@ -123,7 +136,7 @@ class NPCWorldModel(RecordedModel):
         return self.steps - 1
 
     def mean_relation(self, key: str) -> float | None:
-        values = [r[key] for a in self.by_node for r in a.relations.values()]
+        values = [r[key] for relations in self.agents.get("relations") for r in relations.values()]
         return fmean(values) if values else None
 
     def _speaker(self, agent: NPCAgent) -> Speaker:
@@ -149,10 +162,14 @@ class NPCWorldModel(RecordedModel):
     def _player_target(self, to: str | None) -> NPCAgent:
         if to:
             words = to.lower().split()
-            for agent in self.by_node:
+
+            def named(agent: NPCAgent) -> bool:
                 text = f"{agent.label} {agent.persona.text}".lower()
-                if all(w in text for w in words):
-                    return agent
+                return all(w in text for w in words)
+
+            matches = self.agents.select(named, at_most=1)
+            if matches:
+                return matches[0]
         return self.random.choice(self.by_node)
 
     def _topic(self, opener: NPCAgent, rumours: list[str]) -> str:
@@ -216,10 +233,8 @@ class NPCWorldModel(RecordedModel):
                     f"they said '{_clip(theirs, 70)}'; you said '{_clip(mine, 70)}'"
                 )
             )
-            strength = 0.5
-            if other.id in self.node_of and me.id in self.node_of:
-                edge = self.graph.get_edge_data(self.node_of[me.id], self.node_of[other.id]) or {}
-                strength = float(edge.get("strength", 0.5))
+            partner = self.by_id.get(other.id)
+            strength = agent.tie_strength(partner) if partner is not None else 0.5
             agent.feel(other.id, conversation.feelings.get(me.id, []), strength)
 
     def step(self) -> None:
@@ -229,8 +244,9 @@ class NPCWorldModel(RecordedModel):
         for event in self.scenario.timeline:
             if event.step == step:
                 rumours.append(event.content)
-                for agent in self.by_node:
-                    agent.remember(_clip(f"Day {step + 1}: {event.source} says {event.content}"))
+                self.agents.do(
+                    "remember", _clip(f"Day {step + 1}: {event.source} says {event.content}")
+                )
                 messages.append(
                     {
                         "run_id": self.run_id,
@@ -277,7 +293,6 @@ class NPCWorldModel(RecordedModel):
     ) -> None:
         """Continue after ``last_step`` from saved NPC states (every change is saved)."""
         self.restore_run_state(last_step, rng_state, metrics)
-        for agent in self.by_node:
-            if agent.unique_id in states:
-                agent.restore(states[agent.unique_id][1])
+        saved = self.agents.select(lambda a: a.unique_id in states)
+        saved.do(lambda a: a.restore(states[a.unique_id][1]))
         self.next_conversation = next_conversation
