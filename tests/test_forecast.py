@@ -18,7 +18,7 @@ from sandbox.forecast.analysis import Forecast, build_forecast
 from sandbox.forecast.ssr import generic_anchors, ssr_pmf
 from sandbox.forecast.stats import bootstrap_means, resample_weights
 from sandbox.rundb import RunDatabase
-from sandbox.scenario import LikertQuestion
+from sandbox.forecast.scenario import LikertQuestion
 from tests.support.runs import make_run, personas, scripted
 
 N = 12

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.scenario import (
-    ChoiceQuestion,
-    Homophily,
-    LikertQuestion,
-    NumberQuestion,
-    StoredEdges,
-    TextQuestion,
-)
+from sandbox.forecast.scenario import ChoiceQuestion, LikertQuestion, NumberQuestion, TextQuestion
+from sandbox.scenario import Homophily, StoredEdges
 from sandbox.scenario_loader import ScenarioError, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]

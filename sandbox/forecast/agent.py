@@ -20,7 +20,13 @@ from personahub.llm import LLMRequest, LLMResult
 from personahub.llm.seeds import request_seed
 from sandbox.forecast.answers import answers_of
 from sandbox.population import PersonaRecord
-from sandbox.scenario import ChoiceQuestion, LikertQuestion, NumberQuestion, Question, Scenario
+from sandbox.forecast.scenario import (
+    ChoiceQuestion,
+    ForecastScenario,
+    LikertQuestion,
+    NumberQuestion,
+    Question,
+)
 
 if TYPE_CHECKING:
     from sandbox.forecast.model import ForecastModel
@@ -131,7 +137,7 @@ class PersonaAgent(FixedAgent):
         return prompts.render("agent_system", package="sandbox", persona=self.persona.text)
 
     def build_request(
-        self, scenario: Scenario, schema: type[BaseModel], step: int, run_seed: int
+        self, scenario: ForecastScenario, schema: type[BaseModel], step: int, run_seed: int
     ) -> LLMRequest:
         """The agent's request for this step, from its persona, memory and inbox."""
         events = [o for o in self.inbox if o.kind == "event"]
@@ -170,7 +176,7 @@ class PersonaAgent(FixedAgent):
             self.memory.append(observation)
         self.inbox = []
 
-    def apply(self, result: LLMResult, scenario: Scenario) -> str:
+    def apply(self, result: LLMResult, scenario: ForecastScenario) -> str:
         """Take in the model's answer; returns the post to share ("" for none).
 
         A failed request leaves the agent's answers as they were; what it saw stays in memory.

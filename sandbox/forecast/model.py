@@ -24,7 +24,8 @@ from sandbox.forecast.answers import response_model
 from sandbox.population import PersonaRecord
 from sandbox.recorded_model import RecordedModel
 from sandbox.rundb import MessageRow, RunDatabase
-from sandbox.scenario import ChoiceQuestion, Event, Scenario
+from sandbox.forecast.scenario import ChoiceQuestion, ForecastScenario
+from sandbox.scenario import Event
 
 ResultCallback = Callable[[int, LLMResult], None]
 
@@ -51,7 +52,7 @@ class ForecastModel(RecordedModel):
 
     def __init__(
         self,
-        scenario: Scenario,
+        scenario: ForecastScenario,
         personas: list[PersonaRecord],
         graph: nx.Graph,
         llm: LLMClient,

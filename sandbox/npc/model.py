@@ -28,7 +28,7 @@ from sandbox.npc.profiles import npc_system_prompt, player_system_prompt
 from sandbox.population import PersonaRecord
 from sandbox.recorded_model import RecordedModel
 from sandbox.rundb import PLAYER_ID, RunDatabase
-from sandbox.scenario import Scenario
+from sandbox.npc.scenario import NPCWorldScenario
 
 MEMORY_CHARS = 160
 
@@ -70,7 +70,7 @@ class NPCWorldModel(RecordedModel):
 
     def __init__(
         self,
-        scenario: Scenario,
+        scenario: NPCWorldScenario,
         personas: list[PersonaRecord],
         profiles: list[dict[str, Any]],
         graph: nx.Graph,
