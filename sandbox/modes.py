@@ -153,7 +153,6 @@ MODES: dict[str, Mode] = {
 """Every run mode by name, in the order ``--role all`` exports them."""
 
 
-
 @functools.cache
 def scenario_adapter() -> TypeAdapter[ScenarioBase]:
     """Validates scenario data as the union of every mode's scenario class, discriminated on
@@ -161,9 +160,7 @@ def scenario_adapter() -> TypeAdapter[ScenarioBase]:
     :data:`DEFAULT_MODE`."""
     members = tuple(mode.scenario for mode in MODES.values())
     union: Any = functools.reduce(operator.or_, members)
-    adapter: TypeAdapter[ScenarioBase] = TypeAdapter(
-        Annotated[union, Field(discriminator="mode")]
-    )
+    adapter: TypeAdapter[ScenarioBase] = TypeAdapter(Annotated[union, Field(discriminator="mode")])
     return adapter
 
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from personahub.store.filters import PersonaFilter, matcher
+
 SCENARIO_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 Problem = tuple[tuple[Any, ...], str, Any]
@@ -156,8 +157,6 @@ class LLMOverrides(Strict):
     max_tokens: int | None = Field(None, ge=16, le=4096)
 
 
-
-
 class ScenarioBase(Strict):
     """The fields of every scenario file; each mode's scenario class adds its own.
 
@@ -186,7 +185,11 @@ class ScenarioBase(Strict):
         for i, event in enumerate(self.timeline):
             if event.step >= self.steps:
                 out.append(
-                    (("timeline", i, "step"), f"expected a step below steps={self.steps}", event.step)
+                    (
+                        ("timeline", i, "step"),
+                        f"expected a step below steps={self.steps}",
+                        event.step,
+                    )
                 )
             if event.channel == "targeted" and event.target is None:
                 out.append((("timeline", i), "a targeted event needs `target`", None))
@@ -194,7 +197,11 @@ class ScenarioBase(Strict):
                 out.append((("timeline", i), "a seeded event needs `k`", None))
             if event.channel != "seeded" and event.k is not None:
                 out.append(
-                    (("timeline", i, "k"), f"`k` is only for seeded events, not {event.channel}", None)
+                    (
+                        ("timeline", i, "k"),
+                        f"`k` is only for seeded events, not {event.channel}",
+                        None,
+                    )
                 )
             if event.channel != "targeted" and event.target is not None:
                 out.append(

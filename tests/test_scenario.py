@@ -260,6 +260,24 @@ MALFORMED = [
         ["questions[0].id", "lowercase id", "'Intent'"],
     ),
     (
+        "field of the npc_world mode",
+        BASE + "world: saltmere.yaml\n",
+        11,
+        ["world", "world is for npc_world mode, not forecast"],
+    ),
+    (
+        "field of the forecast mode in an npc world",
+        "mode: npc_world\n" + BASE,
+        8,
+        ["questions", "questions are for forecast mode, not npc_world"],
+    ),
+    (
+        "unknown mode",
+        BASE + "mode: quiz\n",
+        11,
+        ["mode", "expected one of 'forecast', 'npc_world'", "'quiz'"],
+    ),
+    (
         "population as a string",
         BASE + "population: sample\n",
         11,

@@ -107,6 +107,7 @@ class PersonaAgent(FixedAgent):
         self.acted = 0
         self.forgotten = 0
         self.headlines: list[str] = []
+        self.shown: list[Observation] = []  # what the latest request showed as new
         # A fresh agent is what a rebuilt model starts from anyway: nothing to save yet.
         self.dirty = False
 
@@ -145,6 +146,7 @@ class PersonaAgent(FixedAgent):
             (o for o in self.inbox if o.kind == "post"), key=lambda o: (-o.strength, o.sender or 0)
         )[: scenario.interaction.posts_seen]
         new = events + posts
+        self.shown = new
         questions = [
             {"id": q.id, "ask": q.ask, "hint": question_hint(q)} for q in scenario.questions
         ]
@@ -165,6 +167,10 @@ class PersonaAgent(FixedAgent):
             seed=request_seed(run_seed, step, self.unique_id),
             tag="agent_step",
         )
+
+    def shown_json(self) -> list[dict[str, Any]]:
+        """What the latest request showed the agent as new, for its interaction row."""
+        return [o.to_json() for o in self.shown]
 
     def _remember(self) -> None:
         for observation in self.inbox:

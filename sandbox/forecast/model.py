@@ -224,6 +224,7 @@ class ForecastModel(RecordedModel):
             "step": step,
             "agent_id": agent.unique_id,
             "messages": list(result.messages),
+            "observations": agent.shown_json(),
             "raw_response": result.text,
             "parsed": parsed,
             "reaction": agent.reaction if parsed else "",

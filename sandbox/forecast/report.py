@@ -160,6 +160,7 @@ def charts(forecast: Forecast) -> dict[str, str]:
 
 _last: dict[tuple[Any, ...], Forecast] = {}
 
+
 def _forecast(db: RunDatabase, run: RunRow) -> Forecast:
     """The run's forecast, reused while the run is unchanged (the CLI reports, then prints)."""
     key = (db.target, run.id, run.updated, run.last_step, run.status)

@@ -109,7 +109,11 @@ class ForecastScenario(ScenarioBase):
                 out.append((("questions", i, "id"), "question ids must be unique", q.id))
             if isinstance(q, ChoiceQuestion) and len(set(q.options)) != len(q.options):
                 out.append((("questions", i, "options"), "options must be unique", None))
-            if isinstance(q, LikertQuestion) and q.anchors is not None and len(q.anchors) != q.scale:
+            if (
+                isinstance(q, LikertQuestion)
+                and q.anchors is not None
+                and len(q.anchors) != q.scale
+            ):
                 out.append(
                     (
                         ("questions", i, "anchors"),
