@@ -13,15 +13,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from sandbox.forecast.analysis import Forecast, build_forecast
-from sandbox.forecast.ssr import generic_anchors, ssr_pmf
-from sandbox.forecast.stats import bootstrap_means, resample_weights
 from sqlalchemy import update
 from sqlmodel import Session
 
+from sandbox.forecast.analysis import Forecast, build_forecast
 from sandbox.forecast.report import transcripts
 from sandbox.forecast.scenario import LikertQuestion
+from sandbox.forecast.ssr import generic_anchors, ssr_pmf
+from sandbox.forecast.stats import bootstrap_means, resample_weights
 from sandbox.rundb import InteractionRow, RunDatabase
 from tests.support.runs import make_run, personas, scripted
 
@@ -295,21 +294,9 @@ def test_interactions_record_what_the_agent_saw(tmp_path: Path) -> None:
     delivered = {(m.step, m.dst_agent, m.src_agent, m.content) for m in db.messages(run_id)}
     rows = db.interactions(run_id)
     launch = "CityBike launches a subscription at $29 a month."
-    assert all(
-        r.observations
-        == [
-            {
-                "step": 0,
-                "kind": "event",
-                "source": "the news",
-                "content": launch,
-                "strength": 1.0,
-                "sender": None,
-            }
-        ]  # fmt: skip
-        for r in rows
-        if r.step == 0
-    )
+    event = {"step": 0, "kind": "event", "source": "the news", "content": launch}
+    assert all(r.observations == [{**event, "strength": 1.0, "sender": None}]
+               for r in rows if r.step == 0)  # fmt: skip
     posts = [(r, o) for r in rows for o in r.observations or [] if o["kind"] == "post"]
     assert posts
     for row, seen in posts:

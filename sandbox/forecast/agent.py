@@ -19,7 +19,6 @@ from personahub import prompts
 from personahub.llm import LLMRequest, LLMResult
 from personahub.llm.seeds import request_seed
 from sandbox.forecast.answers import answers_of
-from sandbox.population import PersonaRecord
 from sandbox.forecast.scenario import (
     ChoiceQuestion,
     ForecastScenario,
@@ -27,6 +26,7 @@ from sandbox.forecast.scenario import (
     NumberQuestion,
     Question,
 )
+from sandbox.population import PersonaRecord
 
 if TYPE_CHECKING:
     from sandbox.forecast.model import ForecastModel

@@ -21,9 +21,6 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sandbox.forecast.ssr import Encoder, SSRComparison, ssr_comparisons
-from sandbox.forecast.stats import Estimate, bootstrap_means, resample_weights
-from sandbox.rundb import InteractionRow, RunDatabase
 from sandbox.forecast.scenario import (
     ChoiceQuestion,
     ForecastScenario,
@@ -31,6 +28,9 @@ from sandbox.forecast.scenario import (
     NumberQuestion,
     Question,
 )
+from sandbox.forecast.ssr import Encoder, SSRComparison, ssr_comparisons
+from sandbox.forecast.stats import Estimate, bootstrap_means, resample_weights
+from sandbox.rundb import InteractionRow, RunDatabase
 
 TEXT_SAMPLES = 5
 ERROR_SAMPLES = 10

@@ -21,10 +21,10 @@ from mesa.discrete_space import Network
 from personahub.llm import LLMClient, LLMResult
 from sandbox.forecast.agent import Observation, PersonaAgent
 from sandbox.forecast.answers import response_model
+from sandbox.forecast.scenario import ChoiceQuestion, ForecastScenario
 from sandbox.population import PersonaRecord
 from sandbox.recorded_model import RecordedModel
 from sandbox.rundb import MessageRow, RunDatabase
-from sandbox.forecast.scenario import ChoiceQuestion, ForecastScenario
 from sandbox.scenario import Event
 
 ResultCallback = Callable[[int, LLMResult], None]

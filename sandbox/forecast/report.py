@@ -55,20 +55,6 @@ class TranscriptGroup:
     transcripts: list[Transcript]
 
 
-def _open(db_path_or_url: str | Path) -> tuple[RunDatabase, Path | None]:
-    """Open a run database; returns it with the folder of its SQLite file (None otherwise)."""
-    text = str(db_path_or_url)
-    if "://" in text:
-        local = text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else ""
-        return RunDatabase(text, must_exist=True), Path(local).parent if local else None
-    path = Path(text)
-    if path.is_dir():
-        path = path / RUN_DB
-    if not path.is_file():  # RunDatabase would quietly create an empty database here
-        raise FileNotFoundError(f"no run database at {path}")
-    return RunDatabase(path, must_exist=True), path.parent
-
-
 def _transcript(agent: AgentRow, rows: list[InteractionRow], qids: list[str]) -> Transcript:
     steps = []
     for row in rows:

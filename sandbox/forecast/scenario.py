@@ -109,18 +109,10 @@ class ForecastScenario(ScenarioBase):
                 out.append((("questions", i, "id"), "question ids must be unique", q.id))
             if isinstance(q, ChoiceQuestion) and len(set(q.options)) != len(q.options):
                 out.append((("questions", i, "options"), "options must be unique", None))
-            if (
-                isinstance(q, LikertQuestion)
-                and q.anchors is not None
-                and len(q.anchors) != q.scale
-            ):
-                out.append(
-                    (
-                        ("questions", i, "anchors"),
-                        f"expected one statement per scale point ({q.scale}), found {len(q.anchors)}",
-                        None,
-                    )
-                )
+            anchors = q.anchors if isinstance(q, LikertQuestion) else None
+            if isinstance(q, LikertQuestion) and anchors is not None and len(anchors) != q.scale:
+                expected = f"expected one statement per scale point ({q.scale})"
+                out.append((("questions", i, "anchors"), f"{expected}, found {len(anchors)}", None))
             if isinstance(q, NumberQuestion) and q.max <= q.min:
                 out.append((("questions", i, "max"), f"expected more than min={q.min:g}", q.max))
         chartable = [q.id for q in self.questions if q.type != "text"]
