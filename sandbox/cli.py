@@ -15,6 +15,7 @@ from personahub.db.engine import DatabaseError
 from personahub.llm import ConfigError
 from personahub.llm.backends.local import ModelUnavailableError
 from sandbox.export import ExportError, export_run, report_table
+from sandbox.modes import mode_of
 from sandbox.population import PopulationError
 from sandbox.rundb import RunDatabase
 from sandbox.runner import (
@@ -191,19 +192,8 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
     table.add_row("graph", loaded.graph.type)
     table.add_row("steps", str(loaded.steps))
     table.add_row("events", str(len(loaded.timeline)))
-    if loaded.mode == "npc_world":
-        world = loaded.world
-        table.add_row("world", getattr(world, "name", str(world)))
-        table.add_row(
-            "dialogue",
-            f"{loaded.dialogue.conversations_per_step} conversations/step, "
-            f"up to {loaded.dialogue.turns} turns",
-        )
-        player = loaded.player
-        table.add_row("player", f"{player.name}, {len(player.lines)} lines" if player else "-")
-    else:
-        table.add_row("questions", ", ".join(f"{q.id} ({q.type})" for q in loaded.questions))
-        table.add_row("segments", ", ".join(loaded.segments) or "-")
+    for label, text in mode_of(loaded).describe(loaded):
+        table.add_row(label, text)
     console.print(table)
 
 

@@ -86,6 +86,10 @@ class InteractionRow(SQLModel, table=True):
     step: int = Field(index=True)
     agent_id: int
     messages: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON))
+    # What the agent saw for this request, as data (``Observation.to_json``: step, kind,
+    # source, content, strength, sender); the report's transcripts read it. NULL in rows
+    # written before revision 0002.
+    observations: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
     raw_response: str = Field(default="", sa_column=Column(Text))
     parsed: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     reaction: str = Field(default="", sa_column=Column(Text))

@@ -23,14 +23,11 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from personahub.llm import LLMClient, load_settings
-from personahub.worlds import World
-from sandbox.forecast.model import ForecastModel
 from sandbox.graph import build_graph, communities
-from sandbox.npc.model import NPCWorldModel
-from sandbox.npc.profiles import write_profiles
+from sandbox.modes import RunModel, RunSetup, mode_of
 from sandbox.population import PersonaRecord, load_cast
 from sandbox.rundb import RunDatabase, RunRow
-from sandbox.scenario import Scenario
+from sandbox.scenario import ScenarioBase
 from sandbox.scenario_loader import (
     ScenarioError,
     load_scenario,
@@ -39,7 +36,6 @@ from sandbox.scenario_loader import (
 )
 
 RUN_DB = "run.db"
-AnyModel = ForecastModel | NPCWorldModel
 
 
 class RunError(RuntimeError):
@@ -77,26 +73,23 @@ def new_run_id(name: str) -> str:
     return f"{name}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def effective_scenario(scenario: Scenario, options: RunOptions) -> Scenario:
+def effective_scenario(scenario: ScenarioBase, options: RunOptions) -> ScenarioBase:
     """The scenario with ``--agents/--steps/--seed`` applied, validated again.
 
     Events after a shortened horizon simply never happen: ``--steps 2`` is a shorter run.
     """
     data = scenario.model_dump(mode="json", exclude_none=True)
     if options.steps is not None:
-        data["steps"] = options.steps
-        data["timeline"] = [e for e in data["timeline"] if e["step"] < options.steps]
-        if data.get("player"):
-            lines = data["player"].get("lines", [])
-            data["player"]["lines"] = [ln for ln in lines if ln["step"] < options.steps]
+        try:
+            scenario.cut(data, options.steps)
+        except ValueError as exc:
+            raise RunError(f"--steps {options.steps}: {exc}") from None
     if options.seed is not None:
         data["seed"] = options.seed
     if options.agents is not None:
         data["population"]["sample"] = options.agents
     if data == scenario.model_dump(mode="json", exclude_none=True):
         return scenario
-    if not data["timeline"] and scenario.mode == "forecast":
-        raise RunError(f"--steps {options.steps}: no event happens before that step")
     flags = "--agents/--steps/--seed"
     try:
         return validate_scenario(data, Path(flags))
@@ -106,7 +99,7 @@ def effective_scenario(scenario: Scenario, options: RunOptions) -> Scenario:
         ) from None
 
 
-def _llm_overrides(scenario: Scenario, cli: dict[str, Any]) -> dict[str, Any]:
+def _llm_overrides(scenario: ScenarioBase, cli: dict[str, Any]) -> dict[str, Any]:
     merged = {"backend": scenario.llm.backend, "model": scenario.llm.model}
     merged.update({k: v for k, v in cli.items() if v is not None})
     return {k: v for k, v in merged.items() if v is not None}
@@ -154,7 +147,7 @@ def _progress(enabled: bool, total_steps: int, first_step: int) -> Iterator[Call
         yield update
 
 
-def execute(model: AnyModel, database: RunDatabase, show_progress: bool = True) -> str:
+def execute(model: RunModel, database: RunDatabase, show_progress: bool = True) -> str:
     """Run the model's remaining steps, recording each; returns the final status."""
     run_id = model.run_id
     with _progress(show_progress, model.scenario.steps, model.steps) as update:
@@ -175,34 +168,11 @@ def execute(model: AnyModel, database: RunDatabase, show_progress: bool = True) 
     return "completed"
 
 
-def _make_model(
-    scenario: Scenario,
-    personas: list[PersonaRecord],
-    profiles: list[dict[str, Any]] | None,
-    graph: nx.Graph,
-    client: LLMClient,
-    run_id: str,
-    database: RunDatabase,
-    loop: asyncio.AbstractEventLoop,
-    seed: int | None = None,
-) -> AnyModel:
-    """The model of a scenario's mode: NPC profiles make an NPC world."""
-    common = {
-        "seed": scenario.seed if seed is None else seed,
-        "run_id": run_id,
-        "database": database,
-        "loop": loop,
-    }
-    if profiles is not None:
-        return NPCWorldModel(scenario, personas, profiles, graph, client, **common)
-    return ForecastModel(scenario, personas, graph, client, **common)
-
-
 @dataclass
 class PreparedRun:
     """A created run, ready to execute. The caller closes it with :meth:`close`."""
 
-    model: AnyModel
+    model: RunModel
     database: RunDatabase
     target: str
     run_dir: Path
@@ -238,11 +208,8 @@ def prepare_run(
         scenario.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
     )
     loop = asyncio.new_event_loop()
-    profiles = None
-    if scenario.mode == "npc_world":
-        assert isinstance(scenario.world, World)
-        profiles = write_profiles(client, loop, cast.personas, scenario.world, scenario.seed)
-    model = _make_model(scenario, cast.personas, profiles, graph, client, run_id, database, loop)
+    setup = RunSetup(scenario, cast.personas, graph, client, scenario.seed, run_id, database, loop)
+    model = mode_of(scenario).build(setup)
     run = RunRow(
         id=run_id,
         name=scenario.name,
@@ -282,13 +249,12 @@ def start_run(
 COMMUNITY_LIMIT = 5000
 
 
-def _agent_rows(model: AnyModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
+def _agent_rows(model: RunModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
     # Louvain takes seconds per 10k nodes: on big graphs only when a segment asks for it.
-    wanted = "community" in model.scenario.segments or graph.number_of_nodes() <= COMMUNITY_LIMIT
+    wanted = model.scenario.wants_communities or graph.number_of_nodes() <= COMMUNITY_LIMIT
     community = communities(graph, model.run_seed) if wanted else {}
-    # A forecast agent's system prompt is in every one of its interactions already; an
-    # NPC's (world, profile, relationships) is what the dialogue export needs.
-    npc = isinstance(model, NPCWorldModel)
+    extra_columns = mode_of(model.scenario).agent_row
+    # Every row names every column (one multi-row insert): the mode's extras override these.
     return [
         {
             "run_id": run_id,
@@ -298,14 +264,15 @@ def _agent_rows(model: AnyModel, graph: nx.Graph, run_id: str) -> list[dict[str,
             "attributes": agent.persona.attributes,
             "community": community.get(node, 0),
             "degree": graph.degree(node),
-            "system_prompt": agent.system_prompt() if npc else "",
-            "profile": agent.profile if npc else {},  # type: ignore[union-attr]
+            "system_prompt": "",
+            "profile": {},
+            **extra_columns(agent),
         }
         for node, agent in enumerate(model.by_node)
     ]
 
 
-def _edge_rows(model: AnyModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
+def _edge_rows(model: RunModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
     ids = [a.unique_id for a in model.by_node]
     return [
         {
@@ -367,27 +334,13 @@ def resume_run(
     overrides.update({k: v for k, v in llm_cli.items() if v is not None})
     client = llm or LLMClient(load_settings(config_file, **overrides))
     loop = asyncio.new_event_loop()
-    metrics = [row.metrics for row in database.step_metrics(run.id)]
-    profiles = [dict(r.profile or {}) for r in agents] if scenario.mode == "npc_world" else None
-    model = _make_model(
-        scenario, personas, profiles, graph, client, run.id, database, loop, run.seed
-    )
+    mode = mode_of(scenario)
+    setup = RunSetup(scenario, personas, graph, client, run.seed, run.id, database, loop)
+    model = mode.rebuild(setup, agents)
     if [a.unique_id for a in model.by_node] != [r.agent_id for r in agents]:
         raise RunError("agent ids in the run database do not match a rebuilt model")
-    if run.last_step >= 0 and isinstance(model, NPCWorldModel):
-        turns = database.dialogue_turns(run.id)
-        next_conversation = max((t.conversation for t in turns), default=-1) + 1
-        model.restore(
-            run.last_step, run.rng_state or [], database.states(run.id), next_conversation, metrics
-        )
-    elif run.last_step >= 0:
-        model.restore(
-            run.last_step,
-            run.rng_state or [],
-            database.states(run.id),
-            database.messages(run.id, kind="event"),
-            metrics,
-        )
+    if run.last_step >= 0:
+        mode.restore(model, database, run)
     database.set_status(run.id, "running")
     try:
         status = execute(model, database, show_progress)

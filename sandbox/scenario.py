@@ -1,7 +1,11 @@
-"""The scenario file's schema: pydantic models for every section.
+"""The scenario file's common schema: the sections every mode shares, and its base class.
 
-Every field is documented in ``docs/scenarios.md``. Files are read and checked by
-:mod:`sandbox.scenario_loader`, whose errors point at the line.
+A scenario is one of the modes' classes (:data:`sandbox.modes.MODES`), each a subclass of
+:class:`ScenarioBase` that adds its own sections: forecast mode's in
+``sandbox/forecast/scenario.py``, NPC worlds' in ``sandbox/npc/scenario.py``. This module
+imports no mode, so the modes can import it. Every field is documented in
+``docs/scenarios.md``. Files are read and checked by :mod:`sandbox.scenario_loader`, whose
+errors point at the line.
 """
 
 from __future__ import annotations
@@ -9,23 +13,34 @@ from __future__ import annotations
 import functools
 import re
 import types
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from personahub.store.filters import PersonaFilter, matcher
-from sandbox.npc.schema import Dialogue, Player, WorldSpec
 
-QUESTION_ID = r"^[a-z][a-z0-9_]{0,31}$"
 SCENARIO_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-RESERVED_IDS = frozenset({"reaction", "post", "aware"})
+
+Problem = tuple[tuple[Any, ...], str, Any]
+"""A problem found across fields: (field path, what was expected, what was found or None)."""
 
 
-class _Strict(BaseModel):
+class ScenarioError(ValueError):
+    """A scenario that cannot be used. ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Strict(BaseModel):
+    """A scenario section: unknown fields are errors, values never change after loading."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PersonaSelector(_Strict):
+class PersonaSelector(Strict):
     """Which personas: all conditions must hold. Same semantics as the persona store's filter."""
 
     contains_any: list[str] = Field(default_factory=list, description="Any keyword (no case).")
@@ -71,7 +86,7 @@ class PersonaSelector(_Strict):
         return self._predicate(types.SimpleNamespace(text=text, attributes=attributes))
 
 
-class Population(_Strict):
+class Population(Strict):
     """Who takes part."""
 
     source: str = Field(
@@ -89,7 +104,7 @@ class Population(_Strict):
     )
 
 
-class _GraphBase(_Strict):
+class _GraphBase(Strict):
     relation: str = Field("acquaintance", description="Label of generated edges.")
 
 
@@ -122,7 +137,7 @@ Graph = Annotated[
 ]
 
 
-class Event(_Strict):
+class Event(Strict):
     """Something that happens at a step."""
 
     step: int = Field(ge=0)
@@ -133,53 +148,7 @@ class Event(_Strict):
     k: int | None = Field(None, ge=1, description="How many random agents a seeded event reaches.")
 
 
-class Interaction(_Strict):
-    """How agents act and influence each other."""
-
-    word_of_mouth: bool = Field(True, description="Posts reach graph neighbours next step.")
-    activation: float = Field(0.6, gt=0, le=1, description="Chance an aware agent acts in a step.")
-    memory_size: int = Field(6, ge=1, le=50, description="Observations an agent keeps verbatim.")
-    posts_seen: int = Field(4, ge=0, le=20, description="Neighbour posts shown per step, at most.")
-
-
-class _QuestionBase(_Strict):
-    id: str = Field(pattern=QUESTION_ID)
-    ask: str = Field(min_length=3, max_length=300)
-
-
-class ChoiceQuestion(_QuestionBase):
-    type: Literal["choice"]
-    options: list[str] = Field(min_length=2, max_length=12)
-
-
-class LikertQuestion(_QuestionBase):
-    type: Literal["likert"]
-    scale: int = Field(5, ge=3, le=11)
-    low: str = Field("strongly disagree", description="Meaning of 1.")
-    high: str = Field("strongly agree", description="Meaning of the top of the scale.")
-    anchors: list[str] | None = Field(
-        None, description="One reference statement per scale point, for semantic-similarity rating."
-    )
-
-
-class NumberQuestion(_QuestionBase):
-    type: Literal["number"]
-    min: float
-    max: float
-    unit: str = ""
-
-
-class TextQuestion(_QuestionBase):
-    type: Literal["text"]
-    max_length: int = Field(200, ge=10, le=1000)
-
-
-Question = Annotated[
-    ChoiceQuestion | LikertQuestion | NumberQuestion | TextQuestion, Field(discriminator="type")
-]
-
-
-class LLMOverrides(_Strict):
+class LLMOverrides(Strict):
     """Model settings for this scenario (CLI flags still win)."""
 
     backend: Literal["local", "openai"] | None = None
@@ -188,40 +157,77 @@ class LLMOverrides(_Strict):
     max_tokens: int | None = Field(None, ge=16, le=4096)
 
 
-class Report(_Strict):
-    """What the report shows."""
+class ScenarioBase(Strict):
+    """The fields of every scenario file; each mode's scenario class adds its own.
 
-    transcripts_per_segment: int = Field(2, ge=0, le=20)
-
-
-class Scenario(_Strict):
-    """A scenario file."""
+    A subclass sets ``mode`` to a ``Literal`` of its name (the union's discriminator) and may
+    extend :meth:`problems`, :meth:`cut` and :meth:`with_files`.
+    """
 
     name: str = Field(pattern=SCENARIO_NAME)
     description: str = ""
-    mode: Literal["forecast", "npc_world"] = "forecast"
+    mode: str = Field(description="Which mode runs it; subclasses narrow it to their name.")
     seed: int = Field(0, ge=0)
     population: Population = Field(default_factory=Population)
     graph: Graph = Field(default_factory=lambda: WattsStrogatz(type="watts_strogatz"))
     steps: int = Field(ge=1, le=1000)
     timeline: list[Event] = Field(default_factory=list)
-    interaction: Interaction = Field(default_factory=Interaction)
-    questions: list[Question] = Field(default_factory=list, max_length=12)
-    world: WorldSpec | None = Field(None, description="npc_world: the world (default Saltmere).")
-    dialogue: Dialogue = Field(default_factory=Dialogue)
-    player: Player | None = None
-    metrics: list[str] | None = Field(None, description="Question ids to chart; default all.")
-    segments: list[str] = Field(
-        default_factory=list, description="Persona attributes (or `community`) to break down by."
-    )
     llm: LLMOverrides = Field(default_factory=LLMOverrides)
-    report: Report = Field(default_factory=Report)
-
-    def question(self, qid: str) -> Question:
-        return next(q for q in self.questions if q.id == qid)
 
     @property
-    def metric_ids(self) -> list[str]:
-        if self.metrics is not None:
-            return list(self.metrics)
-        return [q.id for q in self.questions if q.type != "text"]
+    def wants_communities(self) -> bool:
+        """Whether the run must compute graph communities even on big graphs."""
+        return False
+
+    def problems(self) -> list[Problem]:
+        """Checks across fields that the field types cannot express."""
+        out: list[Problem] = []
+        for i, event in enumerate(self.timeline):
+            if event.step >= self.steps:
+                out.append(
+                    (
+                        ("timeline", i, "step"),
+                        f"expected a step below steps={self.steps}",
+                        event.step,
+                    )
+                )
+            if event.channel == "targeted" and event.target is None:
+                out.append((("timeline", i), "a targeted event needs `target`", None))
+            if event.channel == "seeded" and event.k is None:
+                out.append((("timeline", i), "a seeded event needs `k`", None))
+            if event.channel != "seeded" and event.k is not None:
+                out.append(
+                    (
+                        ("timeline", i, "k"),
+                        f"`k` is only for seeded events, not {event.channel}",
+                        None,
+                    )
+                )
+            if event.channel != "targeted" and event.target is not None:
+                out.append(
+                    (
+                        ("timeline", i, "target"),
+                        f"`target` is only for targeted events, not {event.channel}",
+                        None,
+                    )
+                )
+        return out
+
+    def cut(self, data: dict[str, Any], steps: int) -> None:
+        """Shorten ``data`` (this scenario dumped as JSON) to ``steps``, in place: whatever is
+        scheduled at or after that step never happens.
+
+        Raises:
+            ValueError: The shorter run cannot be a run of this mode (one line).
+        """
+        data["steps"] = steps
+        data["timeline"] = [e for e in data["timeline"] if e["step"] < steps]
+
+    def with_files(self, path: Path) -> Self:
+        """This scenario, read from ``path``, with the files it names (relative to that file)
+        read into it, so the run database holds all of it.
+
+        Raises:
+            ScenarioError: A named file cannot be read.
+        """
+        return self

@@ -1,5 +1,9 @@
 """Reading scenario files: YAML 1.2, checks across fields, and errors that point at the line.
 
+The schema is the union of the modes' scenario classes (:func:`sandbox.modes.scenario_adapter`),
+so a field of another mode is an unknown field here, named as such; checks across fields are
+each scenario class's :meth:`~sandbox.scenario.ScenarioBase.problems`.
+
 :func:`load_scenario` raises :class:`ScenarioError` whose message names the file, the line,
 the field, what was expected and what was found, one line per problem, never a traceback.
 """
@@ -16,99 +20,11 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from personahub.worlds import World, WorldError, load_world
-from sandbox.scenario import (
-    QUESTION_ID,
-    RESERVED_IDS,
-    SCENARIO_NAME,
-    ChoiceQuestion,
-    LikertQuestion,
-    NumberQuestion,
-    Scenario,
-)
+from sandbox.forecast.scenario import QUESTION_ID
+from sandbox.modes import DEFAULT_MODE, MODES, scenario_adapter
+from sandbox.scenario import SCENARIO_NAME, ScenarioBase, ScenarioError
 
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be used. ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-def _mode_problems(s: Scenario) -> list[tuple[tuple[Any, ...], str, Any]]:
-    out: list[tuple[tuple[Any, ...], str, Any]] = []
-    if s.mode == "forecast":
-        if not s.questions:
-            out.append((("questions",), "expected at least 1 question (forecast mode)", None))
-        if not s.timeline:
-            out.append((("timeline",), "expected at least 1 event (forecast mode)", None))
-        for key in ("world", "player"):
-            if getattr(s, key) is not None:
-                out.append(((key,), "only for `mode: npc_world`", None))
-    else:
-        if s.questions:
-            out.append((("questions",), "questions are for forecast mode, not npc_world", None))
-        for i, line in enumerate(s.player.lines if s.player else []):
-            if line.step >= s.steps:
-                out.append(
-                    (
-                        ("player", "lines", i, "step"),
-                        f"expected a step below steps={s.steps}",
-                        line.step,
-                    )
-                )
-    return out
-
-
-def _semantic_problems(s: Scenario) -> list[tuple[tuple[Any, ...], str, Any]]:
-    out = _mode_problems(s)
-    ids = [q.id for q in s.questions]
-    for i, q in enumerate(s.questions):
-        if q.id in RESERVED_IDS:
-            out.append((("questions", i, "id"), f"'{q.id}' is reserved; use another id", q.id))
-        if ids.count(q.id) > 1:
-            out.append((("questions", i, "id"), "question ids must be unique", q.id))
-        if isinstance(q, ChoiceQuestion) and len(set(q.options)) != len(q.options):
-            out.append((("questions", i, "options"), "options must be unique", None))
-        if isinstance(q, LikertQuestion) and q.anchors is not None and len(q.anchors) != q.scale:
-            out.append(
-                (
-                    ("questions", i, "anchors"),
-                    f"expected one statement per scale point ({q.scale}), found {len(q.anchors)}",
-                    None,
-                )
-            )
-        if isinstance(q, NumberQuestion) and q.max <= q.min:
-            out.append((("questions", i, "max"), f"expected more than min={q.min:g}", q.max))
-    chartable = [q.id for q in s.questions if q.type != "text"]
-    for i, metric in enumerate(s.metrics or []):
-        if metric not in ids:
-            out.append((("metrics", i), f"expected a question id ({', '.join(ids)})", metric))
-        elif metric not in chartable:
-            out.append((("metrics", i), "a text question cannot be charted", metric))
-    for i, event in enumerate(s.timeline):
-        if event.step >= s.steps:
-            out.append(
-                (("timeline", i, "step"), f"expected a step below steps={s.steps}", event.step)
-            )
-        if event.channel == "targeted" and event.target is None:
-            out.append((("timeline", i), "a targeted event needs `target`", None))
-        if event.channel == "seeded" and event.k is None:
-            out.append((("timeline", i), "a seeded event needs `k`", None))
-        if event.channel != "seeded" and event.k is not None:
-            out.append(
-                (("timeline", i, "k"), f"`k` is only for seeded events, not {event.channel}", None)
-            )
-        if event.channel != "targeted" and event.target is not None:
-            out.append(
-                (
-                    ("timeline", i, "target"),
-                    f"`target` is only for targeted events, not {event.channel}",
-                    None,
-                )
-            )
-    return out
+__all__ = ["ScenarioError", "load_scenario", "parse_scenario", "validate_scenario"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -186,9 +102,12 @@ def _members(annotation: Any) -> list[Any]:
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model class whose fields an error location points into."""
-    current: list[Any] = [Scenario]
-    for part in loc:
+    """The model class whose fields an error location points into (``loc`` starts with the
+    mode, the scenario union's tag)."""
+    if not loc or loc[0] not in MODES:
+        return None
+    current: list[Any] = [MODES[loc[0]].scenario]
+    for part in loc[1:]:
         models = [m for m in current if isinstance(m, type) and issubclass(m, BaseModel)]
         if isinstance(part, int):
             continue
@@ -221,6 +140,10 @@ def _describe(err: dict[str, Any]) -> tuple[tuple[Any, ...], str, Any]:
     found = err.get("input")
     if kind == "extra_forbidden":
         name = str(loc[-1])
+        owner = _other_mode_with(loc)
+        if owner:
+            verb = "are" if name.endswith("s") else "is"
+            return loc, f"{name} {verb} for {owner} mode, not {loc[0]}", None
         model = _model_at(loc[:-1])
         allowed = sorted(model.model_fields) if model else []
         close = difflib.get_close_matches(name, allowed, n=1)
@@ -236,8 +159,9 @@ def _describe(err: dict[str, Any]) -> tuple[tuple[Any, ...], str, Any]:
     if kind == "missing":
         return loc, "required field is missing", None
     if kind == "union_tag_invalid":
-        expected = err.get("ctx", {}).get("expected_tags", "")
-        return (*loc, "type"), f"expected one of {expected}", err.get("ctx", {}).get("tag")
+        ctx = err.get("ctx", {})
+        field = str(ctx.get("discriminator", "'type'")).strip("'")
+        return (*loc, field), f"expected one of {ctx.get('expected_tags', '')}", ctx.get("tag")
     if kind == "union_tag_not_found":
         return loc, "needs a `type` field", None
     message = err["msg"]
@@ -250,7 +174,18 @@ def _describe(err: dict[str, Any]) -> tuple[tuple[Any, ...], str, Any]:
     return loc, message, found
 
 
+def _other_mode_with(loc: tuple[Any, ...]) -> str | None:
+    """The mode whose scenario has the top-level field that ``loc`` (mode, field) names."""
+    if len(loc) != 2:
+        return None
+    return next(
+        (name for name, m in MODES.items() if name != loc[0] and loc[1] in m.scenario.model_fields),
+        None,
+    )
+
+
 _UNION_TAGS = {
+    *MODES,
     "persona_edges",
     "watts_strogatz",
     "barabasi_albert",
@@ -271,7 +206,7 @@ def _format(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], msg: str, 
     return f"{path}:{line}: {field or '(top level)'}: {msg}{shown}"
 
 
-def parse_scenario(text: str, path: Path) -> Scenario:
+def parse_scenario(text: str, path: Path) -> ScenarioBase:
     """Validate scenario YAML text; ``path`` is used in error messages.
 
     Raises:
@@ -301,25 +236,27 @@ def _by_line(problems: list[str]) -> list[str]:
     return sorted(problems, key=line_of)
 
 
-def validate_scenario(data: dict[str, Any], path: Path, root: yaml.Node | None = None) -> Scenario:
+def validate_scenario(
+    data: dict[str, Any], path: Path, root: yaml.Node | None = None
+) -> ScenarioBase:
     """Validate scenario data (from a file, or a file plus CLI overrides).
 
     Raises:
         ScenarioError: One line per problem, in file order.
     """
     try:
-        scenario = Scenario.model_validate(data)
+        scenario = scenario_adapter().validate_python({"mode": DEFAULT_MODE, **data})
     except ValidationError as exc:
         raise ScenarioError(
             _by_line([_format(path, root, *_describe(e)) for e in exc.errors(include_url=False)])
         ) from None
-    problems = _semantic_problems(scenario)
+    problems = scenario.problems()
     if problems:
         raise ScenarioError(_by_line([_format(path, root, *p) for p in problems]))
     return scenario
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path) -> ScenarioBase:
     """Read and validate a scenario file.
 
     Raises:
@@ -328,13 +265,4 @@ def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     if not path.is_file():
         raise ScenarioError([f"{path}: scenario file not found"])
-    scenario = parse_scenario(path.read_text(encoding="utf-8"), path)
-    if scenario.mode == "npc_world" and not isinstance(scenario.world, World):
-        # A world file becomes part of the scenario, so the run database holds all of it.
-        where = None if scenario.world is None else (path.parent / scenario.world).resolve()
-        try:
-            world = load_world(where)
-        except WorldError as exc:
-            raise ScenarioError([f"{path}: world: {exc}"]) from None
-        scenario = scenario.model_copy(update={"world": world})
-    return scenario
+    return parse_scenario(path.read_text(encoding="utf-8"), path).with_files(path)

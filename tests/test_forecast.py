@@ -13,12 +13,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import update
+from sqlmodel import Session
 
 from sandbox.forecast.analysis import Forecast, build_forecast
+from sandbox.forecast.report import transcripts
+from sandbox.forecast.scenario import LikertQuestion
 from sandbox.forecast.ssr import generic_anchors, ssr_pmf
 from sandbox.forecast.stats import bootstrap_means, resample_weights
-from sandbox.rundb import RunDatabase
-from sandbox.scenario import LikertQuestion
+from sandbox.rundb import InteractionRow, RunDatabase
 from tests.support.runs import make_run, personas, scripted
 
 N = 12
@@ -283,3 +286,39 @@ def test_run_where_every_interaction_failed(tmp_path: Path) -> None:
 def test_unknown_run_is_an_error(run: tuple[RunDatabase, str]) -> None:
     with pytest.raises(ValueError, match="no run"):
         build_forecast(run[0], "missing-run")
+
+
+def test_interactions_record_what_the_agent_saw(tmp_path: Path) -> None:
+    db_path, run_id = make_run(tmp_path)  # word of mouth on: posts reach neighbours
+    db = RunDatabase(db_path)
+    delivered = {(m.step, m.dst_agent, m.src_agent, m.content) for m in db.messages(run_id)}
+    rows = db.interactions(run_id)
+    launch = "CityBike launches a subscription at $29 a month."
+    event = {"step": 0, "kind": "event", "source": "the news", "content": launch}
+    assert all(r.observations == [{**event, "strength": 1.0, "sender": None}]
+               for r in rows if r.step == 0)  # fmt: skip
+    posts = [(r, o) for r in rows for o in r.observations or [] if o["kind"] == "post"]
+    assert posts
+    for row, seen in posts:
+        assert seen["step"] < row.step and seen["source"].startswith("someone you know")
+        assert (seen["step"], row.agent_id, seen["sender"], seen["content"]) in delivered
+        assert seen["content"] in row.messages[-1]["content"]  # what the prompt showed
+
+
+def test_transcripts_show_the_recorded_observations(tmp_path: Path) -> None:
+    db_path, run_id = make_run(tmp_path)
+    db = RunDatabase(db_path)
+    forecast = build_forecast(db, run_id, n_boot=50)
+    by_key = {(r.step, r.agent_id): r for r in db.interactions(run_id)}
+    shown = [(t.agent_id, s) for g in transcripts(db, forecast) for t in g.transcripts
+             for s in t.steps]  # fmt: skip
+    assert shown
+    for agent_id, step in shown:
+        row = by_key[(step.step, agent_id)]
+        assert step.observations == [f"{o['source']}: {o['content']}" for o in row.observations]
+    # A database from before observations were recorded (NULL) still reports, seeing nothing.
+    with Session(db.engine) as session:
+        session.execute(update(InteractionRow).values(observations=None))
+        session.commit()
+    old = [s for g in transcripts(db, forecast) for t in g.transcripts for s in t.steps]
+    assert old and all(s.observations == [] for s in old)

@@ -117,8 +117,13 @@ def _legacy(
 
 def test_legacy_run_database_is_adopted_with_its_data(db_url: str) -> None:
     # The run database of the first releases: no dialogue_turns, no messages.source, no
-    # agents.system_prompt/profile, 32-bit ids.
-    late = [("messages", "source"), ("agents", "system_prompt"), ("agents", "profile")]
+    # agents.system_prompt/profile, no interactions.observations (revision 0002), 32-bit ids.
+    late = [
+        ("messages", "source"),
+        ("agents", "system_prompt"),
+        ("agents", "profile"),
+        ("interactions", "observations"),
+    ]
     legacy = _legacy(db_url, _run_tables(), ["dialogue_turns"], late)
     engine = make_engine(db_url)
     with engine.begin() as connection:
@@ -247,7 +252,8 @@ def test_new_revision_captures_a_model_change(tmp_path: Path, db_url: str) -> No
         tables=RUN_SCHEMA.tables,
     )
     path = migrations.new_revision(changed, "agents keep a mood")
-    assert path.name.startswith("0002_") and "add_column" in path.read_text()
+    following = f"{int(head(RUN_SCHEMA) or 0) + 1:04d}_"
+    assert path.name.startswith(following) and "add_column" in path.read_text()
     engine = make_engine(db_url)
     try:
         migrations.upgrade(engine, changed)

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.scenario import (
-    ChoiceQuestion,
-    Homophily,
-    LikertQuestion,
-    NumberQuestion,
-    StoredEdges,
-    TextQuestion,
-)
+from sandbox.forecast.scenario import ChoiceQuestion, LikertQuestion, NumberQuestion, TextQuestion
+from sandbox.scenario import Homophily, StoredEdges
 from sandbox.scenario_loader import ScenarioError, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
@@ -264,6 +258,24 @@ MALFORMED = [
         BASE.replace("id: intent", "id: Intent"),
         7,
         ["questions[0].id", "lowercase id", "'Intent'"],
+    ),
+    (
+        "field of the npc_world mode",
+        BASE + "world: saltmere.yaml\n",
+        11,
+        ["world", "world is for npc_world mode, not forecast"],
+    ),
+    (
+        "field of the forecast mode in an npc world",
+        "mode: npc_world\n" + BASE,
+        8,
+        ["questions", "questions are for forecast mode, not npc_world"],
+    ),
+    (
+        "unknown mode",
+        BASE + "mode: quiz\n",
+        11,
+        ["mode", "expected one of 'forecast', 'npc_world'", "'quiz'"],
     ),
     (
         "population as a string",

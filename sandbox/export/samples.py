@@ -113,13 +113,19 @@ def npc_samples(database: RunDatabase, run_id: str) -> list[Sample]:
 
 
 def collect(database: RunDatabase, run_id: str, role: Role) -> list[Sample]:
-    """The samples of ``role`` (``agent``, ``npc`` or ``all``), agent samples first."""
+    """The samples of ``role`` (``agent``, ``npc`` or ``all``): each mode's whose export role it
+    is (:data:`sandbox.modes.MODES`), in registry order (agent samples first)."""
+    # Imported here: the registry imports this module, whose readers are the modes' samples.
+    from sandbox.modes import MODES
+
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (use {', '.join(ROLES)})")
-    samples = agent_samples(database, run_id) if role in ("agent", "all") else []
-    if role in ("npc", "all"):
-        samples += npc_samples(database, run_id)
-    return samples
+    return [
+        sample
+        for mode in MODES.values()
+        if role in (mode.export_role, "all")
+        for sample in mode.samples(database, run_id)
+    ]
 
 
 def system_prompt(agent: AgentRow | None) -> str:

@@ -20,8 +20,14 @@ from personahub import prompts
 from personahub.llm import LLMRequest, LLMResult
 from personahub.llm.seeds import request_seed
 from sandbox.forecast.answers import answers_of
+from sandbox.forecast.scenario import (
+    ChoiceQuestion,
+    ForecastScenario,
+    LikertQuestion,
+    NumberQuestion,
+    Question,
+)
 from sandbox.population import PersonaRecord
-from sandbox.scenario import ChoiceQuestion, LikertQuestion, NumberQuestion, Question, Scenario
 
 if TYPE_CHECKING:
     from sandbox.forecast.model import ForecastModel
@@ -109,6 +115,7 @@ class PersonaAgent(FixedAgent):
         self.acted = 0
         self.forgotten = 0
         self.headlines: list[str] = []
+        self.shown: list[Observation] = []  # what the latest request showed as new
         # A fresh agent is what a rebuilt model starts from anyway: nothing to save yet.
         self.dirty = False
 
@@ -159,7 +166,7 @@ class PersonaAgent(FixedAgent):
         return prompts.render("agent_system", package="sandbox", persona=self.persona.text)
 
     def build_request(
-        self, scenario: Scenario, schema: type[BaseModel], step: int, run_seed: int
+        self, scenario: ForecastScenario, schema: type[BaseModel], step: int, run_seed: int
     ) -> LLMRequest:
         """The agent's request for this step, from its persona, memory and inbox."""
         events = [o for o in self.inbox if o.kind == "event"]
@@ -167,6 +174,7 @@ class PersonaAgent(FixedAgent):
             (o for o in self.inbox if o.kind == "post"), key=lambda o: (-o.strength, o.sender or 0)
         )[: scenario.interaction.posts_seen]
         new = events + posts
+        self.shown = new
         questions = [
             {"id": q.id, "ask": q.ask, "hint": question_hint(q)} for q in scenario.questions
         ]
@@ -188,6 +196,10 @@ class PersonaAgent(FixedAgent):
             tag="agent_step",
         )
 
+    def shown_json(self) -> list[dict[str, Any]]:
+        """What the latest request showed the agent as new, for its interaction row."""
+        return [o.to_json() for o in self.shown]
+
     def _remember(self) -> None:
         for observation in self.inbox:
             if len(self.memory) == self.memory.maxlen:
@@ -198,7 +210,7 @@ class PersonaAgent(FixedAgent):
             self.memory.append(observation)
         self.inbox = []
 
-    def apply(self, result: LLMResult, scenario: Scenario) -> str:
+    def apply(self, result: LLMResult, scenario: ForecastScenario) -> str:
         """Take in the model's answer; returns the post to share ("" for none).
 
         A failed request leaves the agent's answers as they were; what it saw stays in memory.

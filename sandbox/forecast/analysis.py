@@ -16,22 +16,21 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
-from sandbox.forecast.ssr import Encoder, SSRComparison, ssr_comparisons
-from sandbox.forecast.stats import Estimate, bootstrap_means, resample_weights
-from sandbox.rundb import InteractionRow, RunDatabase
-from sandbox.scenario import (
+from sandbox.forecast.scenario import (
     ChoiceQuestion,
+    ForecastScenario,
     LikertQuestion,
     NumberQuestion,
     Question,
-    Scenario,
 )
-from sandbox.scenario_loader import parse_scenario
+from sandbox.forecast.ssr import Encoder, SSRComparison, ssr_comparisons
+from sandbox.forecast.stats import Estimate, bootstrap_means, resample_weights
+from sandbox.rundb import InteractionRow, RunDatabase
 
 TEXT_SAMPLES = 5
 ERROR_SAMPLES = 10
@@ -146,7 +145,7 @@ class Forecast:
     backend: str
     model: str
     steps_total: int
-    scenario: Scenario
+    scenario: ForecastScenario
     scenario_yaml: str
     usage: dict[str, Any]
     steps: tuple[int, ...]
@@ -318,7 +317,7 @@ def _sort_key(value: str) -> tuple[int, float, str]:
 
 
 def _segments(
-    scenario: Scenario,
+    scenario: ForecastScenario,
     agents: list[Any],
     questions: list[QuestionForecast],
     rows: list[InteractionRow],
@@ -373,7 +372,8 @@ def build_forecast(
     run = db.run(run_id)
     if run is None:
         raise ValueError(f"no run {run_id!r} in {db.target}")
-    scenario = parse_scenario(run.scenario_yaml, Path(run.scenario_path or "scenario.yaml"))
+    # Stored by the runner after validation: no need for the loader's line-precise errors.
+    scenario = ForecastScenario.model_validate(yaml.safe_load(run.scenario_yaml))
     agents = db.agents(run.id)
     rows = db.interactions(run.id)
     n_steps = max([0, run.last_step + 1, *(r.step + 1 for r in rows)])

@@ -11,12 +11,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from sandbox.scenario import (
+from sandbox.forecast.scenario import (
     ChoiceQuestion,
+    ForecastScenario,
     LikertQuestion,
     NumberQuestion,
     Question,
-    Scenario,
     TextQuestion,
 )
 
@@ -46,7 +46,7 @@ def _answer_field(question: Question) -> tuple[Any, Any]:
     raise TypeError(f"unknown question type {question!r}")  # pragma: no cover
 
 
-def response_model(scenario: Scenario) -> type[BaseModel]:
+def response_model(scenario: ForecastScenario) -> type[BaseModel]:
     """A pydantic model for one agent step of ``scenario``."""
     fields: dict[str, Any] = {
         "reaction": (
@@ -68,6 +68,6 @@ def response_model(scenario: Scenario) -> type[BaseModel]:
     return create_model("AgentResponse", __config__=ConfigDict(extra="ignore"), **fields)
 
 
-def answers_of(parsed: BaseModel, scenario: Scenario) -> dict[str, Any]:
+def answers_of(parsed: BaseModel, scenario: ForecastScenario) -> dict[str, Any]:
     """The question answers of a validated response."""
     return {q.id: getattr(parsed, q.id) for q in scenario.questions}

@@ -24,10 +24,11 @@ from mesa.discrete_space import Network
 from personahub.llm import LLMClient, LLMResult
 from sandbox.forecast.agent import Observation, PersonaAgent
 from sandbox.forecast.answers import response_model
+from sandbox.forecast.scenario import ChoiceQuestion, ForecastScenario
 from sandbox.population import PersonaRecord
 from sandbox.recorded_model import RecordedModel
 from sandbox.rundb import MessageRow, RunDatabase
-from sandbox.scenario import ChoiceQuestion, Event, Scenario
+from sandbox.scenario import Event
 
 ResultCallback = Callable[[int, LLMResult], None]
 
@@ -55,7 +56,7 @@ class ForecastModel(RecordedModel):
 
     def __init__(
         self,
-        scenario: Scenario,
+        scenario: ForecastScenario,
         personas: list[PersonaRecord],
         graph: nx.Graph,
         llm: LLMClient,
@@ -214,6 +215,7 @@ class ForecastModel(RecordedModel):
             "step": step,
             "agent_id": agent.unique_id,
             "messages": list(result.messages),
+            "observations": agent.shown_json(),
             "raw_response": result.text,
             "parsed": parsed,
             "reaction": agent.reaction if parsed else "",

@@ -13,8 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
+from sandbox.forecast.scenario import LikertQuestion
 from sandbox.rundb import InteractionRow
-from sandbox.scenario import LikertQuestion
 
 _INTENSIFIERS = {"strongly", "very", "extremely", "completely", "totally", "fully", "highly"}
 _VERBS = {"agree", "disagree", "oppose", "support", "like", "dislike", "approve", "disapprove",

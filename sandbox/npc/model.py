@@ -27,10 +27,10 @@ from personahub.worlds import World
 from sandbox.npc.agent import NPCAgent, describe_relation
 from sandbox.npc.dialogue import Conversation, Speaker, hold_conversations
 from sandbox.npc.profiles import npc_system_prompt, player_system_prompt
+from sandbox.npc.scenario import NPCWorldScenario
 from sandbox.population import PersonaRecord
 from sandbox.recorded_model import RecordedModel
 from sandbox.rundb import PLAYER_ID, RunDatabase
-from sandbox.scenario import Scenario
 
 MEMORY_CHARS = 160
 
@@ -79,7 +79,7 @@ class NPCWorldModel(RecordedModel):
 
     def __init__(
         self,
-        scenario: Scenario,
+        scenario: NPCWorldScenario,
         personas: list[PersonaRecord],
         profiles: list[dict[str, Any]],
         graph: nx.Graph,

@@ -16,7 +16,7 @@ from personahub.llm import LLMClient, LLMResult
 from personahub.synthesis.prompting import generation_request
 from personahub.synthesis.tasks import TASKS, NPCProfile
 from personahub.worlds import World
-from sandbox.npc.schema import Player
+from sandbox.npc.scenario import Player
 from sandbox.population import PersonaRecord
 
 PROFILE_MODE = "zero-shot"  # few-shot examples make small models copy the example NPCs

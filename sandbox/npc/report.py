@@ -114,15 +114,16 @@ def build_npc_report(db: RunDatabase, run: RunRow) -> NPCReport:
     )
 
 
-def render_npc_report(env: Environment, report: NPCReport) -> str:
-    """The report page as an HTML string."""
+def render_report(env: Environment, db: RunDatabase, run: RunRow) -> str:
+    """The report page of an NPC-world run as an HTML string."""
     return env.get_template("npc_report.html.j2").render(
-        r=report, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        r=build_npc_report(db, run), generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     )
 
 
-def print_npc_summary(report: NPCReport, console: Console) -> None:
+def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
     """Key figures of an NPC-world run, and its warmest and coldest relationships."""
+    report = build_npc_report(db, run)
     console.print(
         f"[bold]{report.name}[/] {report.run_id}: {report.status}, "
         f"{report.steps_done}/{report.steps_total} steps, seed {report.seed}, "

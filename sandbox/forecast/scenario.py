@@ -1,0 +1,129 @@
+"""The scenario of ``mode: forecast`` (the default): questions, interaction, segments, report.
+
+Common sections are in :mod:`sandbox.scenario`; the union of all modes' scenarios is
+assembled in :mod:`sandbox.modes`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from sandbox.scenario import Problem, ScenarioBase, Strict
+
+QUESTION_ID = r"^[a-z][a-z0-9_]{0,31}$"
+RESERVED_IDS = frozenset({"reaction", "post", "aware"})
+
+
+class Interaction(Strict):
+    """How agents act and influence each other."""
+
+    word_of_mouth: bool = Field(True, description="Posts reach graph neighbours next step.")
+    activation: float = Field(0.6, gt=0, le=1, description="Chance an aware agent acts in a step.")
+    memory_size: int = Field(6, ge=1, le=50, description="Observations an agent keeps verbatim.")
+    posts_seen: int = Field(4, ge=0, le=20, description="Neighbour posts shown per step, at most.")
+
+
+class _QuestionBase(Strict):
+    id: str = Field(pattern=QUESTION_ID)
+    ask: str = Field(min_length=3, max_length=300)
+
+
+class ChoiceQuestion(_QuestionBase):
+    type: Literal["choice"]
+    options: list[str] = Field(min_length=2, max_length=12)
+
+
+class LikertQuestion(_QuestionBase):
+    type: Literal["likert"]
+    scale: int = Field(5, ge=3, le=11)
+    low: str = Field("strongly disagree", description="Meaning of 1.")
+    high: str = Field("strongly agree", description="Meaning of the top of the scale.")
+    anchors: list[str] | None = Field(
+        None, description="One reference statement per scale point, for semantic-similarity rating."
+    )
+
+
+class NumberQuestion(_QuestionBase):
+    type: Literal["number"]
+    min: float
+    max: float
+    unit: str = ""
+
+
+class TextQuestion(_QuestionBase):
+    type: Literal["text"]
+    max_length: int = Field(200, ge=10, le=1000)
+
+
+Question = Annotated[
+    ChoiceQuestion | LikertQuestion | NumberQuestion | TextQuestion, Field(discriminator="type")
+]
+
+
+class Report(Strict):
+    """What the report shows."""
+
+    transcripts_per_segment: int = Field(2, ge=0, le=20)
+
+
+class ForecastScenario(ScenarioBase):
+    """A forecast: agents answer ``questions`` as the timeline unfolds."""
+
+    mode: Literal["forecast"] = "forecast"
+    interaction: Interaction = Field(default_factory=Interaction)
+    questions: list[Question] = Field(default_factory=list, max_length=12)
+    metrics: list[str] | None = Field(None, description="Question ids to chart; default all.")
+    segments: list[str] = Field(
+        default_factory=list, description="Persona attributes (or `community`) to break down by."
+    )
+    report: Report = Field(default_factory=Report)
+
+    def question(self, qid: str) -> Question:
+        return next(q for q in self.questions if q.id == qid)
+
+    @property
+    def metric_ids(self) -> list[str]:
+        if self.metrics is not None:
+            return list(self.metrics)
+        return [q.id for q in self.questions if q.type != "text"]
+
+    @property
+    def wants_communities(self) -> bool:
+        return "community" in self.segments
+
+    def problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        # At least one of each, but an empty list is what a file without them loads as:
+        # these are the messages users know, rather than the schema's "at least 1 item".
+        if not self.questions:
+            out.append((("questions",), "expected at least 1 question (forecast mode)", None))
+        if not self.timeline:
+            out.append((("timeline",), "expected at least 1 event (forecast mode)", None))
+        ids = [q.id for q in self.questions]
+        for i, q in enumerate(self.questions):
+            if q.id in RESERVED_IDS:
+                out.append((("questions", i, "id"), f"'{q.id}' is reserved; use another id", q.id))
+            if ids.count(q.id) > 1:
+                out.append((("questions", i, "id"), "question ids must be unique", q.id))
+            if isinstance(q, ChoiceQuestion) and len(set(q.options)) != len(q.options):
+                out.append((("questions", i, "options"), "options must be unique", None))
+            anchors = q.anchors if isinstance(q, LikertQuestion) else None
+            if isinstance(q, LikertQuestion) and anchors is not None and len(anchors) != q.scale:
+                expected = f"expected one statement per scale point ({q.scale})"
+                out.append((("questions", i, "anchors"), f"{expected}, found {len(anchors)}", None))
+            if isinstance(q, NumberQuestion) and q.max <= q.min:
+                out.append((("questions", i, "max"), f"expected more than min={q.min:g}", q.max))
+        chartable = [q.id for q in self.questions if q.type != "text"]
+        for i, metric in enumerate(self.metrics or []):
+            if metric not in ids:
+                out.append((("metrics", i), f"expected a question id ({', '.join(ids)})", metric))
+            elif metric not in chartable:
+                out.append((("metrics", i), "a text question cannot be charted", metric))
+        return out + super().problems()
+
+    def cut(self, data: dict[str, Any], steps: int) -> None:
+        super().cut(data, steps)
+        if not data["timeline"]:
+            raise ValueError("no event happens before that step")

@@ -1,0 +1,175 @@
+"""The mode registry: everything that differs between run modes, in one table.
+
+A run mode (``mode:`` in a scenario file) supplies its scenario class, how to build its Mesa
+model for a new run and rebuild + restore it on resume, its extra agent columns in the run
+database, its report (HTML page and terminal summary), its export samples, and what
+``sandbox validate`` says about it. The runner, the report, the CLI and the export look the
+mode up in :data:`MODES` and never branch on it. Each mode's pieces live in its own folder
+(``sandbox/forecast/``, ``sandbox/npc/``); adding a mode is a new folder and one entry here
+(see docs/modes.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+
+import jinja2
+import networkx as nx
+import yaml
+from pydantic import Field, TypeAdapter
+from rich.console import Console
+
+from personahub.llm import LLMClient
+from sandbox.export.samples import Sample, agent_samples, npc_samples
+from sandbox.forecast import mode as forecast_mode
+from sandbox.forecast import report as forecast_report
+from sandbox.forecast.scenario import ForecastScenario
+from sandbox.npc import mode as npc_mode
+from sandbox.npc import report as npc_report
+from sandbox.npc.scenario import NPCWorldScenario
+from sandbox.population import PersonaRecord
+from sandbox.rundb import AgentRow, RunDatabase, RunRow
+from sandbox.scenario import ScenarioBase
+
+DEFAULT_MODE = "forecast"
+"""The mode of a scenario file without ``mode:``."""
+
+
+class RunModel(Protocol):
+    """What the runner needs of a mode's Mesa model (``mesa.Model`` gives ``steps``/``running``)."""
+
+    run_id: str
+    run_seed: int
+    llm: LLMClient
+    loop: asyncio.AbstractEventLoop
+    unit: str  # what a step's progress bar counts ("agents", "conversations")
+    steps: int
+    running: bool
+    on_step_start: Callable[[int, int], None] | None
+
+    @property
+    def scenario(self) -> ScenarioBase: ...
+
+    @property
+    def by_node(self) -> Sequence[Any]:
+        """The agents in graph-node order."""
+        ...
+
+    def step(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunSetup:
+    """What every mode's model is built from.
+
+    Attributes:
+        scenario: The effective scenario (of the mode's class).
+        personas: One persona per agent; agent ``i`` sits on graph node ``i``.
+        graph: The relationship graph over nodes ``0..n-1``.
+        llm: The gateway client.
+        seed: The run seed.
+        run_id: The run's id in ``database``.
+        database: Where steps are recorded.
+        loop: The event loop that drives the gateway (the caller owns it).
+    """
+
+    scenario: ScenarioBase
+    personas: list[PersonaRecord]
+    graph: nx.Graph
+    llm: LLMClient
+    seed: int
+    run_id: str
+    database: RunDatabase
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """One run mode.
+
+    Attributes:
+        name: The value of ``mode:`` in a scenario file.
+        scenario: Its scenario class (``mode`` a ``Literal`` of ``name``).
+        build: The model of a new run (any preparation, e.g. NPC profiles, included).
+        rebuild: The model of a run being resumed, from its setup and stored agent rows.
+        restore: Bring a rebuilt model to the end of the run's last committed step.
+        agent_row: Columns of an agent's row beyond the common ones (``agents`` table).
+        render_report: The run's report page (HTML) with the report's Jinja2 environment.
+        print_summary: The run's key figures, printed to the console.
+        export_role: The ``sandbox export --role`` whose samples this mode's runs give.
+        samples: The run's export samples (``database``, ``run_id``).
+        describe: The lines ``sandbox validate`` prints about a scenario of this mode.
+    """
+
+    name: str
+    scenario: type[ScenarioBase]
+    build: Callable[[RunSetup], RunModel]
+    rebuild: Callable[[RunSetup, list[AgentRow]], RunModel]
+    restore: Callable[[RunModel, RunDatabase, RunRow], None]
+    agent_row: Callable[[Any], dict[str, Any]]
+    render_report: Callable[[jinja2.Environment, RunDatabase, RunRow], str]
+    print_summary: Callable[[RunDatabase, RunRow, Console], None]
+    export_role: str
+    samples: Callable[[RunDatabase, str], list[Sample]]
+    describe: Callable[[Any], list[tuple[str, str]]]
+
+
+MODES: dict[str, Mode] = {
+    mode.name: mode
+    for mode in (
+        Mode(
+            name="forecast",
+            scenario=ForecastScenario,
+            build=forecast_mode.build,
+            rebuild=forecast_mode.rebuild,
+            restore=forecast_mode.restore,
+            agent_row=forecast_mode.agent_row,
+            render_report=forecast_report.render_report,
+            print_summary=forecast_report.print_summary,
+            export_role="agent",
+            samples=agent_samples,
+            describe=forecast_mode.describe,
+        ),
+        Mode(
+            name="npc_world",
+            scenario=NPCWorldScenario,
+            build=npc_mode.build,
+            rebuild=npc_mode.rebuild,
+            restore=npc_mode.restore,
+            agent_row=npc_mode.agent_row,
+            render_report=npc_report.render_report,
+            print_summary=npc_report.print_summary,
+            export_role="npc",
+            samples=npc_samples,
+            describe=npc_mode.describe,
+        ),
+    )
+}
+"""Every run mode by name, in the order ``--role all`` exports them."""
+
+
+@functools.cache
+def scenario_adapter() -> TypeAdapter[ScenarioBase]:
+    """Validates scenario data as the union of every mode's scenario class, discriminated on
+    ``mode`` (a field of another mode is an unknown field). Data needs ``mode`` set: see
+    :data:`DEFAULT_MODE`."""
+    members = tuple(mode.scenario for mode in MODES.values())
+    union: Any = functools.reduce(operator.or_, members)
+    adapter: TypeAdapter[ScenarioBase] = TypeAdapter(Annotated[union, Field(discriminator="mode")])
+    return adapter
+
+
+def mode_of(scenario: ScenarioBase) -> Mode:
+    """The mode of a validated scenario."""
+    return MODES[scenario.mode]
+
+
+def mode_of_run(run: RunRow) -> Mode:
+    """The mode of a recorded run, from its stored scenario."""
+    stored = yaml.safe_load(run.scenario_yaml) or {}
+    return MODES[str(stored.get("mode", DEFAULT_MODE))]

@@ -1,0 +1,77 @@
+"""NPC-world mode's part of the mode registry (:mod:`sandbox.modes`): how its runs are built
+(NPC profiles first), resumed, recorded and described."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from personahub.worlds import World
+from sandbox.npc.model import NPCWorldModel
+from sandbox.npc.profiles import write_profiles
+from sandbox.npc.scenario import NPCWorldScenario
+
+if TYPE_CHECKING:
+    from sandbox.modes import RunModel, RunSetup
+    from sandbox.rundb import AgentRow, RunDatabase, RunRow
+
+
+def _model(setup: RunSetup, profiles: list[dict[str, Any]]) -> NPCWorldModel:
+    return NPCWorldModel(
+        setup.scenario,  # type: ignore[arg-type]  # checked by the callers
+        setup.personas,
+        profiles,
+        setup.graph,
+        setup.llm,
+        seed=setup.seed,
+        run_id=setup.run_id,
+        database=setup.database,
+        loop=setup.loop,
+    )
+
+
+def build(setup: RunSetup) -> NPCWorldModel:
+    """The model of a new run: one profile written per persona first (the model's calls)."""
+    scenario = setup.scenario
+    assert isinstance(scenario, NPCWorldScenario) and isinstance(scenario.world, World)
+    profiles = write_profiles(setup.llm, setup.loop, setup.personas, scenario.world, scenario.seed)
+    return _model(setup, profiles)
+
+
+def rebuild(setup: RunSetup, agents: list[AgentRow]) -> NPCWorldModel:
+    """The model of a run being resumed, from the profiles in its agent rows."""
+    assert isinstance(setup.scenario, NPCWorldScenario)
+    return _model(setup, [dict(row.profile or {}) for row in agents])
+
+
+def restore(model: RunModel, database: RunDatabase, run: RunRow) -> None:
+    """NPC states (every change is saved), random state, metrics and the conversation count."""
+    assert isinstance(model, NPCWorldModel)
+    turns = database.dialogue_turns(run.id)
+    model.restore(
+        run.last_step,
+        run.rng_state or [],
+        database.states(run.id),
+        max((t.conversation for t in turns), default=-1) + 1,
+        [row.metrics for row in database.step_metrics(run.id)],
+    )
+
+
+def agent_row(agent: Any) -> dict[str, Any]:
+    """The NPC's system prompt (world, profile, relationships) and profile: what the dialogue
+    export uses as a sample's system message."""
+    return {"system_prompt": agent.system_prompt(), "profile": agent.profile}
+
+
+def describe(scenario: Any) -> list[tuple[str, str]]:
+    """The lines ``sandbox validate`` adds for an NPC world."""
+    assert isinstance(scenario, NPCWorldScenario)
+    player = scenario.player
+    return [
+        ("world", getattr(scenario.world, "name", str(scenario.world))),
+        (
+            "dialogue",
+            f"{scenario.dialogue.conversations_per_step} conversations/step, "
+            f"up to {scenario.dialogue.turns} turns",
+        ),
+        ("player", f"{player.name}, {len(player.lines)} lines" if player else "-"),
+    ]
