@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from personahub.llm.backends import BackendName
 from personahub.store.filters import PersonaFilter, matcher
 from sandbox.npc.schema import Dialogue, Player, WorldSpec
 
@@ -182,7 +183,7 @@ Question = Annotated[
 class LLMOverrides(_Strict):
     """Model settings for this scenario (CLI flags still win)."""
 
-    backend: Literal["local", "openai"] | None = None
+    backend: BackendName | None = None
     model: str | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=16, le=4096)

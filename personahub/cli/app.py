@@ -69,10 +69,11 @@ def llm_check(
 
 async def _check(client: LLMClient) -> None:
     async with client:
-        if hasattr(client.backend, "warm_up"):
+        load = client.capabilities.warm_up
+        if load is not None:
             with console.status("loading the embedded model"):
                 try:
-                    client.backend.warm_up()
+                    load()
                 except ModelUnavailableError as exc:
                     fail(str(exc))
         checks = [
@@ -113,8 +114,9 @@ async def _check(client: LLMClient) -> None:
                 answer[:100],
             )
         console.print(results)
-        if hasattr(client.backend, "modes"):
-            console.print(f"structured-output mode per endpoint: {client.backend.modes()}")
+        modes = client.capabilities.structured_modes
+        if modes is not None:
+            console.print(f"structured-output mode per endpoint: {modes()}")
 
 
 def main() -> None:
