@@ -27,6 +27,7 @@ from personahub.distributed.engine import EngineError, check_engine
 from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
 from personahub.llm import ConfigError, LLMClient
 from personahub.llm.backends.local import ModelUnavailableError
+from personahub.llm.gateway import Gateway
 from personahub.llm.meter import endpoint_lines
 from personahub.store import PersonaStore, StoreError
 
@@ -181,21 +182,23 @@ def _run_ray(
 
     with ray_session(address, num_cpus=None if address else workers):
         proxy = RayBatchClient(client, workers)
-        builder = PersonaBuilder(target, proxy, options, embedder=embedder, progress=progress)  # type: ignore[arg-type]
-        return asyncio.run(_run(builder, proxy, records, progress))  # type: ignore[arg-type]
+        builder = PersonaBuilder(target, proxy, options, embedder=embedder, progress=progress)
+        return asyncio.run(_run(builder, proxy, records, progress))
 
 
 async def _run(
     builder: PersonaBuilder,
-    client: LLMClient,
+    client: Gateway,
     records: Iterable[SourceRecord],
     progress: Progress | None,
 ) -> BuildReport:
-    async with client:
+    try:
         if progress is None:
             return await builder.run(records)
         with progress:
             return await builder.run(records)
+    finally:
+        await client.aclose()
 
 
 def _cell(value: int) -> str:
