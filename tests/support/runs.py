@@ -191,6 +191,7 @@ def responder_backend(responder: Responder, model: str = "fake-model") -> Functi
         last = next((m for m in reversed(call.messages) if m.get("role") == "user"), {})
         return "echo: " + last.get("content", "")[:60]
 
+    # Recorded as an `openai` run, as when the fake HTTP server answered it.
     return FunctionBackend(reply, model=model, name="openai")
 
 
