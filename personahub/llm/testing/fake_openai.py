@@ -121,7 +121,7 @@ class FakeOpenAIServer:
             A handle whose helpers talk HTTP; ``start``/``stop`` are not available.
         """
         handle = cls.__new__(cls)
-        handle._host = handle._port = None  # type: ignore[assignment]
+        handle._host, handle._port = "", 0  # unused: a remote handle cannot start a server
         handle._core = None
         handle._base_url = base_url.rstrip("/")
         handle._remote_root = handle._base_url.removesuffix("/v1")
