@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import result_line
 from personahub.llm import LLMClient, LLMRequest, load_settings
-from tests.support.fake_openai import spawn_server_process, stop_server_process
+from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 
 REQUESTS = 2000
 CONCURRENCY = 64

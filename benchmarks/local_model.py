@@ -84,7 +84,8 @@ def local_client(instances: int, threads: int) -> LLMClient:
         backend="local", cache=False, local_instances=instances, local_threads=threads
     )
     client = LLMClient(settings)
-    client.backend.warm_up()  # type: ignore[attr-defined]
+    assert client.capabilities.warm_up is not None
+    client.capabilities.warm_up()
     return client
 
 

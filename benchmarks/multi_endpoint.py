@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import result_line
 from personahub.llm import LLMClient, LLMRequest, load_settings
 from personahub.llm.meter import endpoint_lines
-from tests.support.fake_openai import spawn_server_process, stop_server_process
+from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 
 SERVERS = 3
 LATENCY_MS = 200.0

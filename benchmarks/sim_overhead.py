@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import load_personas, result_line
 from personahub.llm import LLMClient, load_settings
+from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 from sandbox.runner import RunOptions, prepare_run
-from tests.support.fake_openai import spawn_server_process, stop_server_process
 
 SCENARIO = """\
 name: sim-overhead

@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import load_personas, result_line
 from personahub.llm import LLMClient, load_settings
+from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 from personahub.synthesis import SynthesisJob, prepare, run_job
 from personahub.synthesis.prompting import messages_for
 from personahub.synthesis.tasks import TASKS
-from tests.support.fake_openai import spawn_server_process, stop_server_process
 
 ITEMS = 1000
 CONCURRENCY = 32

@@ -66,6 +66,7 @@ def _finish(database: str, run_id: str, run_dir: Path) -> None:
 
 
 @app.command()
+@opt.llm_flags()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     agents: Annotated[
@@ -78,24 +79,13 @@ def run(
         str | None,
         typer.Option("--database", help="SQLAlchemy URL for the run database (default: run.db)."),
     ] = None,
-    backend: opt.Backend = None,
-    base_url: opt.BaseUrl = None,
-    model: opt.Model = None,
-    model_path: opt.ModelPath = None,
-    config: opt.Config = None,
-    concurrency: opt.Concurrency = None,
-    no_cache: opt.NoCache = False,
-    max_calls: opt.MaxCalls = None,
-    max_tokens_total: opt.MaxTokensTotal = None,
+    llm: opt.LLMFlags = opt.NO_FLAGS,
     quiet: Quiet = False,
 ) -> None:
     """Run a scenario to the end, then write runs/<run-id>/report.html and print a summary."""
-    llm = opt.llm_overrides(
-        backend, base_url, model, model_path, concurrency, no_cache, max_calls, max_tokens_total
-    )
     options = RunOptions(agents=agents, steps=steps, seed=seed, out=out, database=database)
     try:
-        outcome = start_run(scenario, options, llm, config, show_progress=not quiet)
+        outcome = start_run(scenario, options, llm.overrides(), llm.config, show_progress=not quiet)
     except INPUT_ERRORS as exc:
         _fail_input(exc)
     except KeyboardInterrupt:
@@ -104,23 +94,19 @@ def run(
 
 
 @app.command()
+@opt.llm_flags("backend", "base_url", "model", "config", "concurrency")
 def resume(
     run_ref: Annotated[
         str, typer.Argument(metavar="RUN", help="Run folder, run.db, run id or database URL.")
     ],
     out: Out = Path("runs"),
-    backend: opt.Backend = None,
-    base_url: opt.BaseUrl = None,
-    model: opt.Model = None,
-    config: opt.Config = None,
-    concurrency: opt.Concurrency = None,
+    llm: opt.LLMFlags = opt.NO_FLAGS,
     quiet: Quiet = False,
 ) -> None:
     """Continue a killed or interrupted run from its last committed step."""
-    llm = opt.llm_overrides(backend, base_url, model, None, concurrency)
     try:
         path = locate_run(run_ref, out)
-        outcome = resume_run(path, llm, config, show_progress=not quiet, out=out)
+        outcome = resume_run(path, llm.overrides(), llm.config, show_progress=not quiet, out=out)
     except INPUT_ERRORS as exc:
         _fail_input(exc)
     except KeyboardInterrupt:

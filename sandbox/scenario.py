@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from personahub.llm.backends import BackendName
 from personahub.store.filters import PersonaFilter, matcher
 
 SCENARIO_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -151,7 +152,7 @@ class Event(Strict):
 class LLMOverrides(Strict):
     """Model settings for this scenario (CLI flags still win)."""
 
-    backend: Literal["local", "openai"] | None = None
+    backend: BackendName | None = None
     model: str | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=16, le=4096)

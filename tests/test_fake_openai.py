@@ -13,7 +13,7 @@ import openai
 import pytest
 from pydantic import BaseModel, Field
 
-from tests.support.fake_openai import (
+from personahub.llm.testing.fake_openai import (
     FakeOpenAIServer,
     generate_instance,
     spawn_server_process,

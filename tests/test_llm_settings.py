@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from personahub.cli.llm_options import llm_overrides
+from personahub.cli.llm_options import LLMFlags
 from personahub.llm import ConfigError, load_settings
 from personahub.llm.settings import LOCAL_MODEL_NAME
 
@@ -140,7 +140,8 @@ def test_config_file_from_variable_and_from_current_directory(
 
 
 def test_cli_flags_map_to_overrides(workdir: Path) -> None:
-    overrides = llm_overrides(base_url=["http://a/v1", "http://b/v1"], no_cache=True, max_calls=5)
+    flags = LLMFlags(base_url=["http://a/v1", "http://b/v1"], no_cache=True, max_calls=5)
+    overrides = flags.overrides()
     settings = load_settings(**overrides)
     assert settings.backend == "openai"
     assert settings.endpoints == ["http://a/v1", "http://b/v1"]

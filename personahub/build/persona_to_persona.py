@@ -31,7 +31,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select
 
 from personahub import prompts
-from personahub.llm import LLMClient, LLMError, LLMRequest, LLMResult, Message
+from personahub.llm import LLMError, LLMRequest, LLMResult, Message
+from personahub.llm.gateway import Gateway
 from personahub.store import Persona, PersonaEdge, PersonaStore, stored_id
 from personahub.build.text_to_persona import (
     GRANULARITIES,
@@ -167,7 +168,7 @@ def candidates_from(
 
 
 async def persona_to_persona(
-    client: LLMClient,
+    client: Gateway,
     parents: Sequence[tuple[int | None, str, int]],
     n: int = 2,
     granularity: str = "coarse",

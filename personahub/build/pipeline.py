@@ -37,7 +37,8 @@ from rich.progress import Progress, TaskID
 from sqlmodel import col, select
 
 from personahub.dedup import DedupPipeline
-from personahub.llm import ErrorKind, LLMClient, LLMError, LLMResult
+from personahub.llm import ErrorKind, LLMError, LLMResult
+from personahub.llm.gateway import Gateway
 from personahub.build.persona_to_persona import count_unexpanded, persona_to_persona, unexpanded
 from personahub.build.quality import QualityFilter, clean_persona
 from personahub.build.sources import SourceRecord
@@ -202,7 +203,7 @@ class PersonaBuilder:
     def __init__(
         self,
         store: PersonaStore,
-        client: LLMClient,
+        client: Gateway,
         options: BuildOptions | None = None,
         embedder: Any | None = None,
         progress: Progress | None = None,

@@ -29,7 +29,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from personahub import prompts
-from personahub.llm import LLMClient, LLMError, LLMRequest, LLMResult, Message
+from personahub.llm import LLMError, LLMRequest, LLMResult, Message
+from personahub.llm.gateway import Gateway
 from personahub.llm.seeds import plain_text, request_seed
 from personahub.store import PersonaIn
 
@@ -202,7 +203,7 @@ def candidate_from(
 
 
 async def text_to_persona(
-    client: LLMClient,
+    client: Gateway,
     texts: Sequence[str],
     angles: Sequence[str] = DEFAULT_ANGLES,
     granularity: str = "coarse",

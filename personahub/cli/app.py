@@ -40,21 +40,13 @@ class CheckPersona(BaseModel):
 
 
 @llm_app.command("check")
-def llm_check(
-    backend: opt.Backend = None,
-    base_url: opt.BaseUrl = None,
-    model: opt.Model = None,
-    model_path: opt.ModelPath = None,
-    config: opt.Config = None,
-) -> None:
+@opt.llm_flags("backend", "base_url", "model", "model_path", "config")
+def llm_check(llm: opt.LLMFlags = opt.NO_FLAGS) -> None:
     """Say which backend and model are configured, then send one chat and one structured
     request and print latency and tokens/s."""
     try:
         settings = load_settings(
-            config,
-            cache=False,
-            max_retries=1,
-            **opt.llm_overrides(backend, base_url, model, model_path),
+            llm.config, **{**llm.overrides(), "cache": False, "max_retries": 1}
         )
         client = LLMClient(settings)
     except (ConfigError, ModelUnavailableError) as exc:
@@ -69,10 +61,11 @@ def llm_check(
 
 async def _check(client: LLMClient) -> None:
     async with client:
-        if hasattr(client.backend, "warm_up"):
+        load = client.capabilities.warm_up
+        if load is not None:
             with console.status("loading the embedded model"):
                 try:
-                    client.backend.warm_up()
+                    load()
                 except ModelUnavailableError as exc:
                     fail(str(exc))
         checks = [
@@ -113,8 +106,9 @@ async def _check(client: LLMClient) -> None:
                 answer[:100],
             )
         console.print(results)
-        if hasattr(client.backend, "modes"):
-            console.print(f"structured-output mode per endpoint: {client.backend.modes()}")
+        modes = client.capabilities.structured_modes
+        if modes is not None:
+            console.print(f"structured-output mode per endpoint: {modes()}")
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from personahub.distributed.engine import EngineError, check_engine
 from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
 from personahub.llm import ConfigError, LLMClient
 from personahub.llm.backends.local import ModelUnavailableError
+from personahub.llm.gateway import Gateway
 from personahub.llm.meter import endpoint_lines
 from personahub.store import PersonaStore, StoreError
 
@@ -37,6 +38,7 @@ def _parse_angles(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(a.strip().lower() for a in text.split(",") if a.strip()))
 
 
+@opt.llm_flags()
 def build_command(
     source: Annotated[
         str,
@@ -72,15 +74,7 @@ def build_command(
     ] = 64,
     seed: Annotated[int, typer.Option("--seed", help="Mixed into every sampling seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
-    backend: opt.Backend = None,
-    base_url: opt.BaseUrl = None,
-    model: opt.Model = None,
-    model_path: opt.ModelPath = None,
-    config: opt.Config = None,
-    concurrency: opt.Concurrency = None,
-    no_cache: opt.NoCache = False,
-    max_calls: opt.MaxCalls = None,
-    max_tokens_total: opt.MaxTokensTotal = None,
+    llm: opt.LLMFlags = opt.NO_FLAGS,
     engine: EngineOpt = "local",
     ray_address: RayAddressOpt = None,
     ray_workers: RayWorkersOpt = 2,
@@ -98,7 +92,7 @@ def build_command(
         per_hop=per_hop,
         limit=limit,
         chunk_size=chunk_size,
-        concurrency=concurrency,
+        concurrency=llm.concurrency,
         seed=seed,
     )
     try:
@@ -123,20 +117,7 @@ def build_command(
         first = next(records, None)
         records = itertools.chain([first] if first is not None else [], records)
         target = PersonaStore(store)
-        client = open_client(
-            config,
-            opt.llm_overrides(
-                backend,
-                base_url,
-                model,
-                model_path,
-                concurrency,
-                no_cache,
-                max_calls,
-                max_tokens_total,
-            ),
-            warm_up=engine == "local",
-        )
+        client = open_client(llm.config, llm.overrides(), warm_up=engine == "local")
         from personahub.embeddings import get_embedder
 
         with console.status("loading the embedding model"):
@@ -181,21 +162,23 @@ def _run_ray(
 
     with ray_session(address, num_cpus=None if address else workers):
         proxy = RayBatchClient(client, workers)
-        builder = PersonaBuilder(target, proxy, options, embedder=embedder, progress=progress)  # type: ignore[arg-type]
-        return asyncio.run(_run(builder, proxy, records, progress))  # type: ignore[arg-type]
+        builder = PersonaBuilder(target, proxy, options, embedder=embedder, progress=progress)
+        return asyncio.run(_run(builder, proxy, records, progress))
 
 
 async def _run(
     builder: PersonaBuilder,
-    client: LLMClient,
+    client: Gateway,
     records: Iterable[SourceRecord],
     progress: Progress | None,
 ) -> BuildReport:
-    async with client:
+    try:
         if progress is None:
             return await builder.run(records)
         with progress:
             return await builder.run(records)
+    finally:
+        await client.aclose()
 
 
 def _cell(value: int) -> str:

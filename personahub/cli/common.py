@@ -29,7 +29,8 @@ def open_client(config: Path | None, overrides: dict[str, Any], warm_up: bool = 
         ModelUnavailableError: The embedded model cannot be loaded.
     """
     client = LLMClient(load_settings(config, **overrides))
-    if warm_up and hasattr(client.backend, "warm_up"):
+    load = client.capabilities.warm_up
+    if warm_up and load is not None:
         with console.status("loading the embedded model"):
-            client.backend.warm_up()
+            load()
     return client

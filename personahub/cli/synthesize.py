@@ -34,6 +34,7 @@ from personahub.synthesis.tasks import MODES, TASKS
 TASK_HELP = ", ".join(TASKS)
 
 
+@opt.llm_flags()
 def synthesize_command(
     task: Annotated[str, typer.Option("--task", help=f"What to write: {TASK_HELP}.")],
     personas: Annotated[
@@ -84,15 +85,7 @@ def synthesize_command(
     engine: EngineOpt = "local",
     ray_address: RayAddressOpt = None,
     ray_workers: RayWorkersOpt = 2,
-    backend: opt.Backend = None,
-    base_url: opt.BaseUrl = None,
-    model: opt.Model = None,
-    model_path: opt.ModelPath = None,
-    config: opt.Config = None,
-    concurrency: opt.Concurrency = None,
-    no_cache: opt.NoCache = False,
-    max_calls: opt.MaxCalls = None,
-    max_tokens_total: opt.MaxTokensTotal = None,
+    llm: opt.LLMFlags = opt.NO_FLAGS,
 ) -> None:
     """Write persona-driven data: math problems, reasoning puzzles, user instructions,
     knowledge articles, game NPCs or tool specs, one per persona (or --n in all).
@@ -112,7 +105,7 @@ def synthesize_command(
         examples=examples,
         world=world,
         seed=seed,
-        concurrency=concurrency,
+        concurrency=llm.concurrency,
         temperature=temperature,
         verify=verify,
         solve_k=solve_k,
@@ -122,19 +115,7 @@ def synthesize_command(
     try:
         engine = check_engine(engine, ray_address, ray_workers)
         prepared = prepare(job)
-        client = open_client(
-            config,
-            opt.llm_overrides(
-                backend,
-                base_url,
-                model,
-                model_path,
-                concurrency,
-                no_cache,
-                max_calls,
-                max_tokens_total,
-            ),
-        )
+        client = open_client(llm.config, llm.overrides())
     except (EngineError, SynthesisError, ConfigError, ModelUnavailableError) as exc:
         fail(str(exc))
     usage = None

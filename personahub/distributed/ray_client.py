@@ -1,7 +1,7 @@
 """A gateway whose ``batch`` runs on Ray workers: how ``personahub build --engine ray`` works.
 
-:class:`RayBatchClient` stands in for :class:`~personahub.llm.LLMClient` wherever code only
-batches requests (the build's Text-to-Persona and Persona-to-Persona stages). Each
+:class:`RayBatchClient` is a :class:`~personahub.llm.gateway.Gateway`, so it serves wherever
+code takes one (the build's Text-to-Persona and Persona-to-Persona stages). Each
 ``batch`` becomes a Ray Data ``map_batches`` over the requests; every worker is an actor
 with its own gateway client (the driver's settings), running its slice concurrently on its
 own event loop. Results come back in input order, so the build decides exactly as with the
@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,10 +27,12 @@ from pydantic import BaseModel
 
 from personahub.distributed.usage import USAGE_KEYS, UsageDelta, add_usage
 from personahub.llm import ErrorKind, LLMClient, LLMError, LLMRequest, LLMResult, LLMSettings
-from personahub.llm.types import Usage
+from personahub.llm.backends import Capabilities
+from personahub.llm.gateway import OnResult
+from personahub.llm.types import T, Usage
 
 
-def encode_request(request: LLMRequest, schema_index: int) -> str:
+def encode_request(request: LLMRequest[Any], schema_index: int) -> str:
     """A request as JSON; its schema travels separately, as an index into the batch's list."""
     return json.dumps(
         {
@@ -45,13 +47,13 @@ def encode_request(request: LLMRequest, schema_index: int) -> str:
     )
 
 
-def decode_request(text: str, schemas: Sequence[type[BaseModel]]) -> LLMRequest:
+def decode_request(text: str, schemas: Sequence[type[BaseModel]]) -> LLMRequest[BaseModel]:
     data = json.loads(text)
     index = data.pop("schema")
     return LLMRequest(**data, schema=schemas[index] if index >= 0 else None)
 
 
-def encode_result(result: LLMResult) -> str:
+def encode_result(result: LLMResult[Any]) -> str:
     error = result.error
     return json.dumps(
         {
@@ -69,7 +71,7 @@ def encode_result(result: LLMResult) -> str:
     )
 
 
-def decode_result(text: str, request: LLMRequest) -> LLMResult:
+def decode_result(text: str, request: LLMRequest[T]) -> LLMResult[T]:
     data = json.loads(text)
     parsed = None
     if data["parsed"] is not None and request.schema is not None:
@@ -114,8 +116,8 @@ class _GatewayWorker:
 
 
 class RayBatchClient:
-    """The gateway interface the build uses (``batch``, ``model``, ``usage``, ``flush``),
-    with ``batch`` running on Ray workers.
+    """A :class:`~personahub.llm.gateway.Gateway` whose ``batch`` runs on Ray workers
+    (``complete`` is a batch of one).
 
     Args:
         client: The driver's gateway: its settings go to the workers; it makes no calls.
@@ -134,13 +136,14 @@ class RayBatchClient:
         return self.client.model
 
     @property
-    def backend(self) -> Any:
-        return self.client.backend
+    def capabilities(self) -> Capabilities:
+        """None of the backend's: the workers own their backends (and warm them up)."""
+        return Capabilities()
 
     def describe(self) -> dict[str, Any]:
         return self.client.describe()
 
-    def _run(self, requests: Sequence[LLMRequest], concurrency: int) -> list[str]:
+    def _run(self, requests: Sequence[LLMRequest[Any]], concurrency: int) -> list[str]:
         import ray.data
 
         size = max(2 * concurrency, 8)
@@ -149,7 +152,7 @@ class RayBatchClient:
         schemas = list(dict.fromkeys(r.schema for r in requests if r.schema is not None))
         where = {schema: i for i, schema in enumerate(schemas)}
         rows = [
-            {"index": i, "request": encode_request(r, where.get(r.schema, -1))}  # type: ignore[arg-type]
+            {"index": i, "request": encode_request(r, -1 if r.schema is None else where[r.schema])}
             for i, r in enumerate(requests)
         ]
         dataset = ray.data.from_items(
@@ -169,12 +172,16 @@ class RayBatchClient:
                 texts[int(index)] = str(text)
         return texts
 
+    async def complete(self, request: LLMRequest[T]) -> LLMResult[T]:
+        """One request, on a worker."""
+        return (await self.batch([request]))[0]
+
     async def batch(
         self,
-        requests: Sequence[LLMRequest],
+        requests: Sequence[LLMRequest[T]],
         concurrency: int | None = None,
-        on_result: Callable[[int, LLMResult], None] | None = None,
-    ) -> list[LLMResult]:
+        on_result: OnResult[T] | None = None,
+    ) -> list[LLMResult[T]]:
         """Like :meth:`LLMClient.batch`: results in input order, errors as values."""
         if not requests:
             return []

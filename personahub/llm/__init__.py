@@ -10,7 +10,9 @@ Usage::
         results = await llm.batch([LLMRequest(messages=m, schema=PersonaOut) for m in many])
 """
 
+from personahub.llm.backends import Capabilities
 from personahub.llm.client import LLMClient
+from personahub.llm.gateway import Gateway
 from personahub.llm.settings import ConfigError, LLMSettings, load_settings
 from personahub.llm.types import (
     ErrorKind,
@@ -23,8 +25,10 @@ from personahub.llm.types import (
 )
 
 __all__ = [
+    "Capabilities",
     "ConfigError",
     "ErrorKind",
+    "Gateway",
     "LLMCallError",
     "LLMClient",
     "LLMError",

@@ -2,18 +2,27 @@
 
 A rerun with the same seed replays from here without model calls. Writes are buffered and
 flushed in batches so the cache costs microseconds, not a disk sync, per request.
+:class:`CacheLayer` is the cache as the gateway's outer layer: it stores a request's final
+text (after any re-asks) with the tokens all its attempts took.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from personahub.llm.gateway import Gateway, Layer
+from personahub.llm.repair import ParseFailure, parse_structured
+from personahub.llm.schemas import SchemaTable, canonical_json, sampling
+from personahub.llm.types import LLMRequest, LLMResult, T, Usage
+
+if TYPE_CHECKING:
+    from personahub.llm.settings import LLMSettings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -25,11 +34,6 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL
 )
 """
-
-
-def canonical_json(value: Any) -> str:
-    """The canonical JSON text hashed into cache keys (sorted keys, no spaces)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def cache_key(
@@ -126,8 +130,99 @@ class ResponseCache:
 
     def __len__(self) -> int:
         self.flush()
-        return self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        return int(self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
     def close(self) -> None:
         self.flush()
         self._conn.close()
+
+
+class CacheLayer(Layer):
+    """Answers a request from the cache when it can, and stores what the layers below
+    answered (never an error).
+
+    Args:
+        inner: The gateway below.
+        cache: The response cache.
+        settings: Supplies the sampling defaults hashed into keys.
+        schemas: The gateway's schema table.
+        backend: The backend's name, hashed into keys.
+    """
+
+    def __init__(
+        self,
+        inner: Gateway,
+        cache: ResponseCache,
+        settings: LLMSettings,
+        schemas: SchemaTable,
+        backend: str,
+    ) -> None:
+        super().__init__(inner)
+        self.cache = cache
+        self.settings = settings
+        self.schemas = schemas
+        self.backend = backend
+
+    def key(self, request: LLMRequest[Any]) -> str:
+        """The cache key of ``request``."""
+        temperature, max_tokens = sampling(request, self.settings)
+        schema, schema_json = (
+            self.schemas.entry(request.schema) if request.schema is not None else (None, None)
+        )
+        return cache_key(
+            backend=self.backend,
+            model=self.model,
+            messages=list(request.messages),
+            params={"temperature": temperature, "max_tokens": max_tokens, "seed": request.seed},
+            schema=schema,
+            sample_index=request.sample_index,
+            schema_json=schema_json,
+        )
+
+    async def complete(self, request: LLMRequest[T]) -> LLMResult[T]:
+        started = time.perf_counter()
+        key = self.key(request)
+        hit = self.lookup(key, request, started)
+        if hit is not None:
+            return hit
+        result = await self.inner.complete(request)
+        if result.error is None:
+            usage = result.usage
+            self.cache.put(
+                key,
+                CachedReply(result.text, usage.prompt_tokens, usage.completion_tokens, self.model),
+            )
+        return result
+
+    def lookup(self, key: str, request: LLMRequest[T], started: float) -> LLMResult[T] | None:
+        """The cached answer, or None (also when it no longer fits the schema)."""
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
+        parsed = None
+        if request.schema is not None:
+            try:
+                parsed = parse_structured(hit.text, request.schema)
+            except ParseFailure:
+                return None
+        return LLMResult(
+            text=hit.text,
+            parsed=parsed,
+            usage=Usage(hit.prompt_tokens, hit.completion_tokens),
+            latency_s=time.perf_counter() - started,
+            cached=True,
+            model=hit.model,
+            endpoint="cache",
+            messages=tuple(request.messages),
+        )
+
+    def usage(self) -> dict[str, Any]:
+        return {**self.inner.usage(), "cache_misses": self.cache.misses}
+
+    def flush(self) -> None:
+        self.cache.flush()
+        self.inner.flush()
+
+    async def aclose(self) -> None:
+        self.cache.close()
+        await self.inner.aclose()

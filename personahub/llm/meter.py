@@ -4,15 +4,21 @@ The meter counts what the gateway spent (tokens, calls, latency, retries, cache 
 per endpoint and per tag). A backend with several endpoints adds, per endpoint, the requests
 that failed there and those that moved away from it (failovers), plus each (from, to) move.
 The budget turns the counts into a hard stop for new calls.
+
+As gateway layers: :class:`MeterLayer` counts each backend call, :class:`BudgetLayer` refuses a
+call once the budget is spent, and :class:`OutcomeLayer`, the outermost, counts what each
+request finally came to (cache hit, retries, error) and scrubs secrets from its error.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from personahub.llm.types import ErrorKind, LLMError, Usage
+from personahub.llm.gateway import Gateway, Layer
+from personahub.llm.types import ErrorKind, LLMError, LLMRequest, LLMResult, T, Usage
 
 
 @dataclass
@@ -139,3 +145,88 @@ def endpoint_lines(usage: dict[str, Any]) -> list[str]:
         moved = ", ".join(f"{m['from']} -> {m['to']} {m['calls']:,}" for m in moves)
         lines.append(f"failovers: {failovers:,} ({moved})")
     return lines
+
+
+class MeterLayer(Layer):
+    """Counts every call the gateway below answered: tokens, latency, endpoint and tag.
+
+    Args:
+        inner: The gateway below (one backend call per request, retries included).
+        meter: The running totals.
+    """
+
+    def __init__(self, inner: Gateway, meter: Meter) -> None:
+        super().__init__(inner)
+        self.meter = meter
+
+    async def complete(self, request: LLMRequest[T]) -> LLMResult[T]:
+        result = await self.inner.complete(request)
+        if result.error is None:
+            self.meter.record_call(result.endpoint, result.usage, result.latency_s, request.tag)
+        return result
+
+    def usage(self) -> dict[str, Any]:
+        report = self.capabilities.endpoint_usage
+        return self.meter.snapshot(report() if report is not None else None)
+
+
+class BudgetLayer(Layer):
+    """Refuses a call, with a ``budget_exhausted`` error value, once the budget is spent.
+
+    Sits below the re-ask layer, so every backend call is checked, re-asks included.
+
+    Args:
+        inner: The gateway below.
+        budget: The limits.
+        meter: The counts checked against them.
+    """
+
+    def __init__(self, inner: Gateway, budget: Budget, meter: Meter) -> None:
+        super().__init__(inner)
+        self.budget = budget
+        self.meter = meter
+
+    async def complete(self, request: LLMRequest[T]) -> LLMResult[T]:
+        refusal = self.budget.check(self.meter)
+        if refusal is not None:
+            return LLMResult(error=refusal, model=self.model)
+        return await self.inner.complete(request)
+
+
+class OutcomeLayer(Layer):
+    """The outermost layer: counts each request's cache hit, retries and error, and scrubs
+    secrets from error messages before they are recorded or returned.
+
+    Args:
+        inner: The gateway below.
+        meter: The running totals.
+        secrets: Strings never to let out (API keys).
+    """
+
+    def __init__(self, inner: Gateway, meter: Meter, secrets: Sequence[str]) -> None:
+        super().__init__(inner)
+        self.meter = meter
+        self.secrets = tuple(secrets)
+
+    async def complete(self, request: LLMRequest[T]) -> LLMResult[T]:
+        return self.settle(await self.inner.complete(request))
+
+    def settle(self, result: LLMResult[T]) -> LLMResult[T]:
+        """Count a finished request, its error scrubbed."""
+        if result.cached:
+            self.meter.cache_hits += 1
+        self.meter.retries += result.retries
+        error = result.error
+        if error is None:
+            return result
+        if any(secret in error.message for secret in self.secrets):
+            error = replace(error, message=self.scrub(error.message))
+            result = replace(result, error=error)
+        self.meter.record_error(error)
+        return result
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text

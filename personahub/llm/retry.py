@@ -2,6 +2,12 @@
 
 Backends raise :class:`TransportError`; only transient kinds (timeouts, connection errors,
 429, 5xx) are retried. Everything else fails at once with its cause.
+
+We retry here, in one place, and the openai SDK's own retries are off (``max_retries=0`` in
+the ``openai`` backend): here a retry waits with full jitter, honours ``Retry-After`` up to a
+cap, is metered, and follows the backend's failover across endpoints. SDK retries would
+multiply the attempts (SDK retries times ours) and hide them from the meter and the budget.
+:class:`RetryLayer` is this concern as a gateway layer.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from personahub.llm.types import TRANSIENT_KINDS, ErrorKind
+from personahub.llm.gateway import Gateway, Layer
+from personahub.llm.types import TRANSIENT_KINDS, ErrorKind, LLMError, LLMRequest, LLMResult, T
 
 R = TypeVar("R")
 
@@ -26,13 +33,21 @@ class TransportError(Exception):
         kind: The error class.
         message: Human-readable cause (must already be free of secrets).
         retry_after: Seconds the server asked us to wait, if it said so.
+        attempts: Attempts spent when it was finally raised (set by the retries).
     """
 
-    def __init__(self, kind: ErrorKind, message: str, retry_after: float | None = None):
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        retry_after: float | None = None,
+        attempts: int = 1,
+    ):
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
+        self.attempts = attempts
 
     @property
     def transient(self) -> bool:
@@ -98,10 +113,55 @@ async def call_with_retries(
             return await attempt_fn(attempt), attempt
         except TransportError as exc:
             if not exc.transient or attempt >= policy.max_retries:
-                exc.attempts = attempt + 1  # type: ignore[attr-defined]
+                exc.attempts = attempt + 1
                 raise
             attempt += 1
             wait = policy.delay(attempt, exc.retry_after, rng)
             if on_retry:
                 on_retry(exc, wait)
             await asyncio.sleep(wait)
+
+
+class RetryLayer(Layer):
+    """Retries the calls of the gateway below on transient transport errors.
+
+    A success reports its retries; the last error becomes an error value with the attempts
+    spent. After retries, a call's latency is that of all its attempts and waits.
+
+    Args:
+        inner: The gateway below (raises TransportError).
+        policy: How often and how long to wait.
+        on_retry: Called before each wait (logging), with the error and the wait.
+    """
+
+    def __init__(
+        self,
+        inner: Gateway,
+        policy: RetryPolicy,
+        on_retry: Callable[[TransportError, float], None] | None = None,
+    ) -> None:
+        super().__init__(inner)
+        self.policy = policy
+        self.on_retry = on_retry
+        self._rng = random.Random()
+
+    async def complete(self, request: LLMRequest[T]) -> LLMResult[T]:
+        started = time.perf_counter()
+        try:
+            result, retries = await call_with_retries(
+                lambda _attempt: self.inner.complete(request),
+                self.policy,
+                self._rng,
+                on_retry=self.on_retry,
+            )
+        except TransportError as exc:
+            return LLMResult(
+                error=LLMError(exc.kind, exc.message, exc.attempts),
+                retries=exc.attempts - 1,
+                latency_s=time.perf_counter() - started,
+                model=self.model,
+                messages=tuple(request.messages),
+            )
+        if not retries:
+            return result
+        return replace(result, retries=retries, latency_s=time.perf_counter() - started)

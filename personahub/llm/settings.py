@@ -22,8 +22,10 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from personahub.llm.backends import LOCAL_MODEL_NAME, BackendName, backend_spec
+
 DEFAULT_CONFIG_FILE = "persona-sandbox.toml"
-LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
+__all__ = ["LOCAL_MODEL_NAME", "ConfigError", "LLMSettings", "load_settings"]
 
 
 def default_cache_path() -> Path:
@@ -45,8 +47,10 @@ class LLMSettings(BaseSettings):
         validate_default=True,
     )
 
-    backend: Literal["local", "openai"] = Field(
-        "local", description="`local` (embedded GGUF model) or `openai` (any compatible server)."
+    backend: BackendName = Field(
+        "local",
+        description="A registered backend: `local` (embedded GGUF model) or `openai` (any "
+        "compatible server).",
     )
     model: str | None = Field(None, description="Model name; defaults depend on the backend.")
     base_urls: Annotated[list[str], NoDecode] = Field(
@@ -115,7 +119,7 @@ class LLMSettings(BaseSettings):
     def model_name(self) -> str:
         if self.model:
             return self.model
-        return LOCAL_MODEL_NAME if self.backend == "local" else "gpt-4o-mini"
+        return backend_spec(self.backend).default_model
 
     def secrets(self) -> list[str]:
         """Secret strings that must be scrubbed from anything we record."""

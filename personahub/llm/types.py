@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
-T = TypeVar("T", bound=BaseModel)
+# The schema of a structured request. A free-text request names no schema, so nothing binds
+# T and it defaults to BaseModel: its result's ``parsed`` is simply always None.
+T = TypeVar("T", bound=BaseModel, default=BaseModel)
 
 Message = dict[str, str]
 """One chat message: ``{"role": "system" | "user" | "assistant", "content": "..."}``."""
@@ -78,8 +81,8 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
-class LLMRequest:
-    """One chat request.
+class LLMRequest(Generic[T]):
+    """One chat request; ``LLMRequest[Out]`` asks for a reply validated into ``Out``.
 
     Attributes:
         messages: The chat messages, oldest first.
@@ -92,7 +95,7 @@ class LLMRequest:
     """
 
     messages: tuple[Message, ...] | list[Message]
-    schema: type[BaseModel] | None = None
+    schema: type[T] | None = None
     temperature: float | None = None
     max_tokens: int | None = None
     seed: int | None = None

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mesa.discrete_space import Cell, FixedAgent
-from pydantic import BaseModel
 
 from personahub import prompts
 from personahub.llm import LLMRequest, LLMResult
 from personahub.llm.seeds import request_seed
-from sandbox.forecast.answers import answers_of
+from sandbox.forecast.answers import AgentResponse, answers_of
 from sandbox.forecast.scenario import (
     ChoiceQuestion,
     ForecastScenario,
@@ -166,8 +165,8 @@ class PersonaAgent(FixedAgent):
         return prompts.render("agent_system", package="sandbox", persona=self.persona.text)
 
     def build_request(
-        self, scenario: ForecastScenario, schema: type[BaseModel], step: int, run_seed: int
-    ) -> LLMRequest:
+        self, scenario: ForecastScenario, schema: type[AgentResponse], step: int, run_seed: int
+    ) -> LLMRequest[AgentResponse]:
         """The agent's request for this step, from its persona, memory and inbox."""
         events = [o for o in self.inbox if o.kind == "event"]
         posts = sorted(
@@ -210,7 +209,7 @@ class PersonaAgent(FixedAgent):
             self.memory.append(observation)
         self.inbox = []
 
-    def apply(self, result: LLMResult, scenario: ForecastScenario) -> str:
+    def apply(self, result: LLMResult[AgentResponse], scenario: ForecastScenario) -> str:
         """Take in the model's answer; returns the post to share ("" for none).
 
         A failed request leaves the agent's answers as they were; what it saw stays in memory.
@@ -220,9 +219,9 @@ class PersonaAgent(FixedAgent):
         self.dirty = True
         if result.parsed is None:
             return ""
-        self.reaction = result.parsed.reaction.strip()  # type: ignore[attr-defined]
+        self.reaction = result.parsed.reaction.strip()
         self.answers.update(answers_of(result.parsed, scenario))
-        return result.parsed.post.strip()  # type: ignore[attr-defined]
+        return result.parsed.post.strip()
 
     def state(self) -> dict[str, Any]:
         """Everything needed to restore this agent on resume (plain JSON data)."""

@@ -7,7 +7,7 @@ small model under a grammar cannot loop until max_tokens.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -46,7 +46,19 @@ def _answer_field(question: Question) -> tuple[Any, Any]:
     raise TypeError(f"unknown question type {question!r}")  # pragma: no cover
 
 
-def response_model(scenario: ForecastScenario) -> type[BaseModel]:
+class AgentResponse(BaseModel):
+    """The base of every scenario's generated response model."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    if TYPE_CHECKING:
+        # Declared for the type checker only: the generated model defines these fields
+        # itself, so that the answers sit between them (the order the model writes in).
+        reaction: str
+        post: str
+
+
+def response_model(scenario: ForecastScenario) -> type[AgentResponse]:
     """A pydantic model for one agent step of ``scenario``."""
     fields: dict[str, Any] = {
         "reaction": (
@@ -65,7 +77,7 @@ def response_model(scenario: ForecastScenario) -> type[BaseModel]:
             description="What you tell your contacts about it, or an empty string.",
         ),
     )
-    return create_model("AgentResponse", __config__=ConfigDict(extra="ignore"), **fields)
+    return create_model("AgentResponse", __base__=AgentResponse, **fields)
 
 
 def answers_of(parsed: BaseModel, scenario: ForecastScenario) -> dict[str, Any]:

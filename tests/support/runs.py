@@ -1,9 +1,10 @@
-"""Small finished run databases for tests, produced by the real runner against the fixture server.
+"""Small finished run databases for tests, produced by the real runner against a fake model.
 
 :func:`make_run` writes a persona file and a scenario into ``tmp_path``, runs the scenario end to
-end through :func:`sandbox.runner.start_run` with the gateway pointed at an in-thread
-:class:`~tests.support.fake_openai.FakeOpenAIServer` (no latency, no cache), and returns the run
-database. Answers come from a ``responder``:
+end through :func:`sandbox.runner.start_run` with the gateway on an in-process
+:class:`~personahub.llm.testing.FunctionBackend` (no HTTP, no latency, no cache), and returns
+the run database. Answers come from a ``responder``, which sees each call as the OpenAI request
+body the fake HTTP server would get (:func:`responder_backend`):
 
 * by default :func:`varied_responder`, which fills the requested JSON schema with values derived
   from a hash of the persona and the request seed, so distributions are not degenerate;
@@ -23,9 +24,11 @@ from typing import Any
 import yaml
 
 from personahub.llm import LLMClient, load_settings
+from personahub.llm.backends import BackendCall
 from personahub.llm.seeds import request_seed
+from personahub.llm.testing import FunctionBackend
+from personahub.llm.testing.schema_instances import generate_instance
 from sandbox.runner import RunOptions, start_run
-from tests.support.fake_openai import FakeOpenAIServer
 
 Responder = Callable[[dict[str, Any]], Any]
 Script = Callable[[int, int], Any]
@@ -164,19 +167,47 @@ def scripted(fn: Script, run_seed: int, steps: int, n_agents: int = N_PERSONAS) 
     return respond
 
 
+def request_body(call: BackendCall, model: str) -> dict[str, Any]:
+    """The OpenAI chat request body the ``openai`` backend would send for ``call``."""
+    body: dict[str, Any] = {"model": model, "messages": list(call.messages)}
+    if call.seed is not None:
+        body["seed"] = call.seed
+    if call.schema is not None:
+        spec = {"name": call.schema_name, "schema": call.schema}
+        body["response_format"] = {"type": "json_schema", "json_schema": spec}
+    return body
+
+
+def responder_backend(responder: Responder, model: str = "fake-model") -> FunctionBackend:
+    """An in-process backend answering like the fake server with ``responder``: its answer
+    (JSON-encoded unless a string), else a valid schema instance, else an echo."""
+
+    def reply(call: BackendCall) -> str:
+        answer = responder(request_body(call, model))
+        if answer is not None:
+            return answer if isinstance(answer, str) else json.dumps(answer)
+        if call.schema is not None:
+            return json.dumps(generate_instance(call.schema))
+        last = next((m for m in reversed(call.messages) if m.get("role") == "user"), {})
+        return "echo: " + last.get("content", "")[:60]
+
+    # Recorded as an `openai` run, as when the fake HTTP server answered it.
+    return FunctionBackend(reply, model=model, name="openai")
+
+
 def make_run(
     tmp_path: Path,
     scenario_yaml: str | None = None,
     responder: Responder | None = None,
     population: list[dict[str, Any]] | None = None,
 ) -> tuple[Path, str]:
-    """Run a scenario against the fixture server; returns ``(run.db path, run id)``.
+    """Run a scenario against a fake model; returns ``(run.db path, run id)``.
 
     Args:
         tmp_path: Folder for the persona file, the scenario and ``runs/``.
         scenario_yaml: Scenario text (``population.source`` is read relative to ``tmp_path``);
             :data:`DEFAULT_SCENARIO` when None.
-        responder: Server responder; :func:`varied_responder` when None.
+        responder: Answers requests; :func:`varied_responder` when None.
         population: Persona records; :func:`personas` when None.
     """
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -188,19 +219,12 @@ def make_run(
     name = yaml.safe_load(text)["name"]
     scenario = tmp_path / f"{name}.yaml"
     scenario.write_text(text, encoding="utf-8")
-    with FakeOpenAIServer(latency_ms=0, responder=responder or varied_responder) as server:
-        settings = load_settings(
-            backend="openai",
-            base_urls=[server.base_url],
-            api_key="test-key",
-            model="fake-model",
-            cache=False,
-            max_retries=0,
-            max_reasks=1,
-            timeout_s=10,
-        )
-        client = LLMClient(settings)
-        outcome = start_run(
-            scenario, RunOptions(out=tmp_path / "runs"), {}, show_progress=False, llm=client
-        )
+    settings = load_settings(
+        backend="openai", model="fake-model", cache=False, max_retries=0, max_reasks=1
+    )
+    backend = responder_backend(responder or varied_responder, settings.model_name)
+    client = LLMClient(settings, backend=backend)
+    outcome = start_run(
+        scenario, RunOptions(out=tmp_path / "runs"), {}, show_progress=False, llm=client
+    )
     return Path(outcome.database), outcome.run_id

@@ -2,15 +2,34 @@
 
 A backend sends one chat request and returns the raw text and token usage, or raises
 :class:`~personahub.llm.retry.TransportError` with the failure classified. Everything else
-(cache, retries, repair, metering) lives in the client, once, for every backend.
+(cache, retries, repair, metering) lives in the gateway's layers, once, for every backend.
+What a backend can do beyond that it declares in its :class:`Capabilities`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from personahub.llm.types import Message, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """A backend's optional abilities; None where it has not got one.
+
+    Attributes:
+        warm_up: Load the model now rather than on the first request (a slow load the CLI
+            shows under a status line).
+        structured_modes: The structured-output mode used now, per endpoint.
+        endpoint_usage: Per-endpoint errors, failovers and rests, and the failover moves
+            (from, to, calls), merged into the gateway's usage snapshot.
+    """
+
+    warm_up: Callable[[], None] | None = None
+    structured_modes: Callable[[], dict[str, str]] | None = None
+    endpoint_usage: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +74,17 @@ class BackendReply:
 
 
 class Backend(Protocol):
-    """A language-model transport: ``complete`` one call, and ``aclose`` at the end."""
+    """A language-model transport: ``complete`` one call, and ``aclose`` at the end.
+
+    Attributes:
+        name: The name it is registered under (part of cache keys).
+        model: The model it asks.
+        capabilities: Its optional abilities.
+    """
 
     name: str
     model: str
+    capabilities: Capabilities
 
     async def complete(self, call: BackendCall) -> BackendReply:
         """Send one request. Raises TransportError on failure."""

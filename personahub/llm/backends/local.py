@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from personahub.llm.backends.base import BackendCall, BackendReply
+from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
 from personahub.llm.retry import TransportError
 from personahub.llm.settings import LLMSettings
 from personahub.llm.types import ErrorKind, Usage
@@ -73,10 +73,10 @@ def resolve_model_path(settings: LLMSettings) -> Path:
         if not path.is_file():
             raise ModelUnavailableError(f"local model file not found: {path}; {INSTALL_HINT}")
         return path
-    path = find_packaged_model()
-    if path is None:
+    packaged = find_packaged_model()
+    if packaged is None:
         raise ModelUnavailableError(f"the embedded model is not installed; {INSTALL_HINT}")
-    return path
+    return packaged
 
 
 def _load_instances(path: Path, n_ctx: int, n_threads: int, count: int) -> list[Any]:
@@ -150,6 +150,7 @@ class LocalBackend:
         self._grammars: dict[tuple[int, str], Any] = {}
         self._executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="llama")
         self._init_lock = threading.Lock()
+        self.capabilities = Capabilities(warm_up=self.warm_up)
 
     def _pool(self) -> queue.SimpleQueue[tuple[int, Any]]:
         with self._init_lock:
@@ -168,7 +169,7 @@ class LocalBackend:
         self._pool()
 
     def _grammar(self, index: int, schema: dict[str, Any]) -> Any:
-        from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import LlamaGrammar
 
         text = json.dumps(schema, sort_keys=True)
         key = (index, text)

@@ -17,7 +17,7 @@ from typing import Any
 import openai
 
 from personahub import prompts
-from personahub.llm.backends.base import BackendCall, BackendReply
+from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
 from personahub.llm.backends.endpoints import Endpoint, EndpointPool
 from personahub.llm.retry import TransportError, parse_retry_after
 from personahub.llm.settings import LLMSettings
@@ -88,13 +88,17 @@ class OpenAIBackend:
         self.settings = settings
         self.model = settings.model_name
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
-        urls = settings.endpoints or [None]
+        urls: list[str | None] = [*settings.endpoints] or [None]
         forced = settings.structured_mode if settings.structured_mode != "auto" else None
         endpoints = [
             Endpoint(
                 url=url or "https://api.openai.com/v1",
                 client=openai.AsyncOpenAI(
-                    base_url=url, api_key=key, timeout=settings.timeout_s, max_retries=0
+                    # Off: the retry layer retries, once, metered (see personahub.llm.retry).
+                    base_url=url,
+                    api_key=key,
+                    timeout=settings.timeout_s,
+                    max_retries=0,
                 ),
                 mode=forced or "json_schema",
             )
@@ -102,6 +106,9 @@ class OpenAIBackend:
         ]
         self.pool = EndpointPool(endpoints)
         self.endpoints = self.pool.endpoints
+        self.capabilities = Capabilities(
+            structured_modes=self.modes, endpoint_usage=self.endpoint_usage
+        )
 
     @property
     def failovers(self) -> int:
