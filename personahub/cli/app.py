@@ -68,7 +68,7 @@ async def _check(client: LLMClient) -> None:
                     load()
                 except ModelUnavailableError as exc:
                     fail(str(exc))
-        checks = [
+        checks: list[tuple[str, LLMRequest[BaseModel]]] = [
             (
                 "chat",
                 LLMRequest(

@@ -140,7 +140,9 @@ def generation_request(
     )
 
 
-def solve_request(problem: str, attempt: int, seed: int, temperature: float) -> LLMRequest:
+def solve_request(
+    problem: str, attempt: int, seed: int, temperature: float
+) -> LLMRequest[MathSolution]:
     """Attempt ``attempt`` at solving a math problem; attempts differ in seed and sample."""
     return LLMRequest(
         messages=[

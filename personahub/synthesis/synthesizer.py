@@ -14,7 +14,9 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from personahub.dedup.minhash import MinHashDeduper, tokenize
 from personahub.llm import ErrorKind, LLMClient, LLMError, LLMRequest, LLMResult
@@ -23,6 +25,8 @@ from personahub.synthesis.prompting import Example, generation_request, solve_re
 from personahub.synthesis.records import Journal, SynthesisRow
 from personahub.synthesis.tasks import TaskSpec
 from personahub.worlds import World
+
+T = TypeVar("T", bound=BaseModel)
 
 SOLVE_TEMPERATURE = 0.7
 # Word-set Jaccard at which an output counts as a copy of a worked example: small models
@@ -131,7 +135,7 @@ class Synthesizer:
         self._example_words = [set(tokenize(spec.text_of(e.output))) for e in examples]
         self._stop: str | None = None
 
-    async def _call(self, request: LLMRequest) -> LLMResult:
+    async def _call(self, request: LLMRequest[T]) -> LLMResult[T]:
         async with self._calls:
             if self._stop is not None:
                 # Queued behind the call that hit the budget: do not even ask the gateway.
