@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from personahub.dedup.embedding import EmbeddingDeduper
+from personahub.dedup.embedding import EmbeddingDeduper, VectorSource
 from personahub.dedup.minhash import MinHashDeduper, MinHasher
 
 STAGES = ("minhash", "embedding")
@@ -79,16 +79,28 @@ class DedupPipeline:
         self.dropped: dict[str, int] = dict.fromkeys(self.stages, 0)
         self.total = 0
 
-    def add_batch(self, keys: Sequence[Hashable], texts: Sequence[str]) -> list[bool]:
-        """Run the stages over a batch; True = kept by every stage."""
+    def add_batch(
+        self,
+        keys: Sequence[Hashable],
+        texts: Sequence[str],
+        vectors: VectorSource | None = None,
+    ) -> list[bool]:
+        """Run the stages over a batch; True = kept by every stage.
+
+        ``vectors`` gives the embedding stage the vectors of the texts it sees (e.g. a
+        store's persisted ones) instead of encoding them.
+        """
         keep = [True] * len(keys)
         alive = list(range(len(keys)))
         for stage in self.stages:
             if not alive:
                 break
-            flags = self._filters[stage].add_batch(
-                [keys[i] for i in alive], [texts[i] for i in alive]
-            )
+            alive_keys, alive_texts = [keys[i] for i in alive], [texts[i] for i in alive]
+            deduper = self._filters[stage]
+            if isinstance(deduper, EmbeddingDeduper):
+                flags = deduper.add_batch(alive_keys, alive_texts, vectors)
+            else:
+                flags = deduper.add_batch(alive_keys, alive_texts)
             self.dropped[stage] += flags.count(False)
             for i, flag in zip(alive, flags, strict=True):
                 keep[i] = flag
@@ -135,9 +147,17 @@ def dedup_personas(
     Returns:
         Counts per stage; for a list, the kept indices; for a store, the deleted count.
     """
+    is_list = isinstance(source, Sequence) and not hasattr(source, "iter_personas")
+    vectors: VectorSource | None = None
+    if not is_list and "embedding" in stages:
+        # A store's personas are embedded once: stored vectors are read, missing ones
+        # computed and stored for the next run.
+        from personahub.store.vectors import StoredVectors
+
+        vectors = StoredVectors(source, embedder).vectors_for  # type: ignore[assignment]
     pipeline = DedupPipeline(stages, minhash_threshold, embedding_threshold, embedder)
     report = DedupReport(dry_run=dry_run)
-    if isinstance(source, Sequence) and not hasattr(source, "iter_personas"):
+    if is_list:
         items: Sequence[Any] = source
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
@@ -150,7 +170,7 @@ def dedup_personas(
         drop: list[int] = []
         for batch in _store_batches(source, batch_size):
             keys = [p.id for p in batch]
-            flags = pipeline.add_batch(keys, [p.text for p in batch])
+            flags = pipeline.add_batch(keys, [p.text for p in batch], vectors)
             drop.extend(k for k, f in zip(keys, flags, strict=True) if not f)
             if progress is not None:
                 progress(len(batch))
