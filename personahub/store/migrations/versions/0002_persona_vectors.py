@@ -2,7 +2,8 @@
 
 A new table only; existing stores gain it empty and fill it lazily (``personahub embed``,
 or the first command that needs vectors). Like the baseline, it creates the table only when
-it is missing, so a store made by ``create_all`` from the current models is adopted too.
+it is missing, so a store made by ``create_all`` from the current models is adopted too
+(with 64-bit persona ids on PostgreSQL).
 
 Revision ID: 0002
 Revises: 0001
@@ -21,7 +22,18 @@ depends_on: str | tuple[str, ...] | None = None
 
 
 def upgrade() -> None:
-    if "persona_vector" in sa.inspect(op.get_bind()).get_table_names():
+    bind = op.get_bind()
+    inspector = sa.inspect(bind)
+    if "persona_vector" in inspector.get_table_names():
+        # Adopted: on PostgreSQL its persona_id may be INTEGER, like the ids it points at
+        # were before the baseline widened them.
+        found = {c["name"]: c["type"] for c in inspector.get_columns("persona_vector")}
+        if bind.dialect.name == "postgresql" and not isinstance(
+            found.get("persona_id"), sa.BigInteger
+        ):
+            op.alter_column(
+                "persona_vector", "persona_id", type_=sa.BigInteger(), existing_nullable=False
+            )
         return
     op.create_table(
         "persona_vector",
