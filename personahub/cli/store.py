@@ -225,6 +225,14 @@ def dedup_command(
         float, typer.Option("--embedding-threshold", help="Cosine threshold.")
     ] = 0.9,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, delete nothing.")] = False,
+    two_stage: Annotated[
+        bool,
+        typer.Option(
+            "--two-stage",
+            help="Embedding stage: static-model candidates re-scored with MiniLM "
+            "(embeds only personas with a candidate).",
+        ),
+    ] = False,
     engine: EngineOpt = "local",
     ray_address: RayAddressOpt = None,
     ray_workers: RayWorkersOpt = 2,
@@ -273,6 +281,7 @@ def dedup_command(
                     embedding_threshold=embedding_threshold,
                     dry_run=dry_run,
                     progress=_advance(progress, "deduplicating", total),
+                    two_stage=two_stage,
                 )
     table = Table(title="dedup" + (" (dry run)" if dry_run else ""))
     table.add_column("stage")
