@@ -53,13 +53,17 @@ def main() -> int:
             stop = min(start + 20_000, len(ids) - args.fresh)
             rows = np.zeros((stop - start, embedder.dim), dtype=np.float32)
             rows[:, : static.dim] = static.encode(texts[start:stop])
-            vectors.put(ids[start:stop], rows)
+            vectors.put(ids[start:stop], rows)  # placeholders: see the docstring
             ticker.update(stop)
         print(f"store: {store.count():,} personas, {vectors.count():,} with a vector")
 
         def call(query: str) -> float:
             started = time.perf_counter()
-            found = list(similar_personas(store, PersonaFilter(similar_to=query, top_k=5)))
+            found = list(
+                similar_personas(
+                    store, PersonaFilter(similar_to=query, min_similarity=-1.0, top_k=5)
+                )
+            )
             assert len(found) == 5
             return time.perf_counter() - started
 

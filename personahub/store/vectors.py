@@ -186,25 +186,31 @@ class StoredVectors:
             return np.zeros((0, getattr(self._embedder, "dim", 0) or 0), dtype=np.float32)
         return np.stack([found[int(i)] for i in ids])
 
-    def scan(self, batch_size: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def scan(self, batch_size: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every stored vector of this embedder, in persona id order, as (ids, rows) pages.
 
-        Pages are keyset reads, so memory stays at one page however large the store is.
+        Pages are keyset reads, so memory stays at one page however large the store is. They
+        go through the driver's own cursor: building an SQLAlchemy row per vector costs
+        more than reading it, and a similarity search reads every one.
         """
+        mark = "?" if self.store.engine.dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            f"SELECT persona_id, vector FROM persona_vector WHERE embedder = {mark} "
+            f"AND persona_id > {mark} ORDER BY persona_id LIMIT {int(batch_size)}"
+        )
         last_id = 0
         while True:
-            query = (
-                select(PersonaVector.persona_id, PersonaVector.vector)
-                .where(PersonaVector.embedder == self.embedder_id)
-                .where(col(PersonaVector.persona_id) > last_id)
-                .order_by(col(PersonaVector.persona_id))
-                .limit(batch_size)
-            )
-            with self.store.session() as session:
-                rows = session.execute(query).all()
+            connection = self.store.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute(sql, (self.embedder_id, last_id))
+                rows = cursor.fetchall()
+                cursor.close()
+            finally:
+                connection.close()
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            flat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            flat = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=np.float32)
             last_id = int(ids[-1])
             yield ids, flat.reshape(len(rows), -1)
