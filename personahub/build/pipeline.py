@@ -7,7 +7,10 @@ is saved chunk by chunk.
 
 Dedup is :class:`~personahub.dedup.DedupPipeline` (MinHash, then embeddings), seeded with
 every persona the store already holds, so a build added to a store decides exactly as one
-batch run over everything would.
+batch run over everything would. Seeding reads the store's persisted vectors
+(:class:`~personahub.store.StoredVectors`) and stores those it had to compute, and the
+vectors dedup computes for new personas are stored with them, so no persona is embedded
+twice across builds.
 
 Resuming is derived from the store, so a killed or failed run is continued by running the
 same command again:
@@ -33,6 +36,7 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from rich.progress import Progress, TaskID
 from sqlmodel import col, select
 
@@ -42,7 +46,7 @@ from personahub.llm.gateway import Gateway
 from personahub.build.persona_to_persona import count_unexpanded, persona_to_persona, unexpanded
 from personahub.build.quality import QualityFilter, clean_persona
 from personahub.build.sources import SourceRecord
-from personahub.store import EdgeIn, PersonaStore, SourceText
+from personahub.store import EdgeIn, PersonaStore, SourceText, StoredVectors
 from personahub.build.text_to_persona import (
     ANGLES,
     DEFAULT_ANGLES,
@@ -220,6 +224,7 @@ class PersonaBuilder:
             embedding_threshold=self.options.embedding_threshold,
             embedder=embedder,
         )
+        self.vectors = StoredVectors(store, embedder)
         self.report = BuildReport()
         self._new_keys = itertools.count()
         self._key_ids: dict[str, int] = {}
@@ -278,7 +283,8 @@ class PersonaBuilder:
             return
         task = self._task("dedup index (stored personas)", total)
         for page in _chunks(self.store.iter_personas(batch_size=2048), 2048):
-            self.dedup.add_batch([p.id for p in page], [p.text for p in page])
+            keys = [p.id for p in page]
+            self.dedup.add_batch(keys, [p.text for p in page], self.vectors.vectors_for)  # type: ignore[arg-type]
             self._advance(task, len(page))
         # Drops among stored personas are not this build's doing: stages count the
         # difference before/after each of their own batches.
@@ -389,13 +395,24 @@ class PersonaBuilder:
             return
         keys = [f"new:{next(self._new_keys)}" for _ in passed]
         before = dict(self.dedup.dropped)
-        flags = self.dedup.add_batch(keys, [c.text for c in passed])
+        fresh: dict[Hashable, np.ndarray] = {}
+
+        def encode(batch_keys: Sequence[Hashable], texts: Sequence[str]) -> np.ndarray:
+            rows = self.vectors.encode(texts)
+            fresh.update(zip(batch_keys, rows, strict=True))
+            return rows
+
+        flags = self.dedup.add_batch(keys, [c.text for c in passed], encode)
         for name, count in self.dedup.dropped.items():
             stage.deduped[name] += count - before.get(name, 0)
         kept = [(k, c) for k, c, keep in zip(keys, passed, flags, strict=True) if keep]
         added = self.store.add_personas([c.to_persona_in() for _, c in kept])
         stage.stored += added.added
         stage.known += added.duplicates
+        # What dedup embedded is stored with the personas (rows already there are kept).
+        embedded = [(i, fresh[k]) for (k, _), i in zip(kept, added.ids, strict=True) if k in fresh]
+        if embedded:
+            self.vectors.put([i for i, _ in embedded], np.stack([v for _, v in embedded]))
         child_edges = []
         for (key, candidate), persona_id in zip(kept, added.ids, strict=True):
             self._key_ids[key] = persona_id

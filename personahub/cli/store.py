@@ -1,4 +1,5 @@
-"""Persona store commands: ``personahub import``, ``export``, ``dedup``, ``stats``, ``sample``.
+"""Persona store commands: ``personahub import``, ``export``, ``dedup``, ``embed``, ``stats``,
+``sample``.
 
 The CLI root registers them with :func:`register`. Bad input ends with one red
 ``error: ...`` line and exit code 2, never a traceback.
@@ -20,7 +21,16 @@ from rich.table import Table
 from personahub.cli.common import console, fail
 from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
 from personahub.rows import SourceError
-from personahub.store import PersonaFilter, PersonaStore, StoreError, export_file, import_file
+from personahub.store import (
+    Persona,
+    PersonaFilter,
+    PersonaStore,
+    StoredVectors,
+    StoreError,
+    export_file,
+    import_file,
+    similar_personas,
+)
 
 StoreOpt = Annotated[
     str, typer.Option("--store", help="Persona store: a SQLite path or an SQLAlchemy URL.")
@@ -45,6 +55,7 @@ MinSimOpt = Annotated[
 TopKOpt = Annotated[
     int | None, typer.Option("--top-k", help="With --similar-to: the k most similar.")
 ]
+SAMPLE_TOP_K_HELP = "With --similar-to: the k most similar (default: -n), sampled down to -n."
 AttrOpt = Annotated[
     list[str] | None,
     typer.Option("--attr", help="Attribute filter KEY=VALUE (repeat a key for alternatives)."),
@@ -214,6 +225,14 @@ def dedup_command(
         float, typer.Option("--embedding-threshold", help="Cosine threshold.")
     ] = 0.9,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, delete nothing.")] = False,
+    two_stage: Annotated[
+        bool,
+        typer.Option(
+            "--two-stage",
+            help="Embedding stage: static-model candidates re-scored with MiniLM "
+            "(embeds only personas with a candidate).",
+        ),
+    ] = False,
     engine: EngineOpt = "local",
     ray_address: RayAddressOpt = None,
     ray_workers: RayWorkersOpt = 2,
@@ -262,6 +281,7 @@ def dedup_command(
                     embedding_threshold=embedding_threshold,
                     dry_run=dry_run,
                     progress=_advance(progress, "deduplicating", total),
+                    two_stage=two_stage,
                 )
     table = Table(title="dedup" + (" (dry run)" if dry_run else ""))
     table.add_column("stage")
@@ -274,14 +294,59 @@ def dedup_command(
         console.print(f"deleted {report.deleted:,} personas")
 
 
-def stats_command(store: StoreOpt = "personas.db") -> None:
-    """Counts of personas by origin, hop and angle, and of edges by relation."""
+def embed_command(
+    store: StoreOpt = "personas.db",
+    batch: Annotated[
+        int, typer.Option("--batch", help="Personas encoded and stored per transaction.", min=1)
+    ] = 1024,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Also delete the vectors of other embedders.")
+    ] = False,
+) -> None:
+    """Compute and store the embedding of every persona that has none (resumable).
+
+    Vectors are reused by dedup, build, sample/export --similar-to and homophily graphs;
+    an interrupted run keeps what it stored and continues where it stopped.
+    """
     with _user_errors():
-        stats = PersonaStore(store).stats()
+        target = PersonaStore(store)
+        vectors = StoredVectors(target)
+        missing = vectors.missing()
+        with _progress() as progress:
+            done = vectors.fill(batch, _advance(progress, "embedding personas", missing))
+        pruned = vectors.delete_other_embedders() if prune else 0
     console.print(
-        f"[bold]{stats['personas']:,}[/] personas, [bold]{stats['edges']:,}[/] edges, "
-        f"{stats['source_texts']:,} source texts"
+        f"embedded {done:,} personas ({vectors.count():,} stored for {vectors.embedder_id})"
     )
+    if prune:
+        console.print(f"deleted {pruned:,} vectors of other embedders")
+
+
+def _print_coverage(target: PersonaStore, stats: dict) -> None:
+    by_embedder: dict[str, int] = stats["vectors_by_embedder"]
+    current = StoredVectors(target).embedder_id
+    have = by_embedder.get(current, 0)
+    share = have / stats["personas"] if stats["personas"] else 1.0
+    console.print(
+        f"embeddings ({current}): {have:,} of {stats['personas']:,} personas ({share:.0%})"
+    )
+    others = {k: v for k, v in by_embedder.items() if k != current}
+    if others:
+        listed = ", ".join(f"{k}: {v:,}" for k, v in others.items())
+        console.print(f"vectors of other embedders (unused; embed --prune drops them): {listed}")
+
+
+def stats_command(store: StoreOpt = "personas.db") -> None:
+    """Counts of personas by origin, hop and angle, of edges by relation, and embedding
+    coverage."""
+    with _user_errors():
+        target = PersonaStore(store)
+        stats = target.stats()
+        console.print(
+            f"[bold]{stats['personas']:,}[/] personas, [bold]{stats['edges']:,}[/] edges, "
+            f"{stats['source_texts']:,} source texts"
+        )
+        _print_coverage(target, stats)
     for key, title in (
         ("by_origin", "origin"),
         ("by_hop", "hop"),
@@ -313,10 +378,13 @@ def sample_command(
     max_hop: MaxHopOpt = None,
     similar_to: SimilarOpt = None,
     min_similarity: MinSimOpt = 0.5,
-    top_k: TopKOpt = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help=SAMPLE_TOP_K_HELP)] = None,
     attr: AttrOpt = None,
 ) -> None:
-    """Print a seeded random sample of (filtered) personas."""
+    """Print a seeded random sample of (filtered) personas; with --similar-to, the most
+    similar ones with their cosine similarity, most similar first."""
+    if similar_to is not None and top_k is None:
+        top_k = n
     with _user_errors():
         flt = persona_filter(
             contains,
@@ -331,9 +399,17 @@ def sample_command(
             sample=n,
             seed=seed,
         )
-        rows = PersonaStore(store).personas(flt)
+        target = PersonaStore(store)
+        scored: list[tuple[Persona, float | None]]
+        if flt.similar_to is not None:
+            with _progress() as progress:
+                # Only the first search embeds the store (personas without a vector).
+                task = _advance(progress, "embedding personas (once)", None)
+                scored = list(similar_personas(target, flt, progress=task))
+        else:
+            scored = [(row, None) for row in target.personas(flt)]
     if as_json:
-        for row in rows:
+        for row, score in scored:
             record = {
                 "id": row.id,
                 "persona": row.text,
@@ -341,15 +417,20 @@ def sample_command(
                 "hop": row.hop,
                 "attributes": row.attributes or {},
             }
+            if score is not None:
+                record["similarity"] = round(score, 4)
             typer.echo(json.dumps(record, ensure_ascii=False))
         return
-    table = Table(title=f"{len(rows)} personas (seed {seed})")
+    table = Table(title=f"{len(scored)} personas (seed {seed})")
     table.add_column("id", justify="right")
+    if flt.similar_to is not None:
+        table.add_column("similarity", justify="right")
     table.add_column("origin")
     table.add_column("hop", justify="right")
     table.add_column("persona")
-    for row in rows:
-        table.add_row(str(row.id), row.origin, str(row.hop), row.text)
+    for row, score in scored:
+        similarity = [] if score is None else [f"{score:.3f}"]
+        table.add_row(str(row.id), *similarity, row.origin, str(row.hop), row.text)
     console.print(table)
 
 
@@ -358,5 +439,6 @@ def register(app: typer.Typer) -> None:
     app.command("import")(import_command)
     app.command("export")(export_command)
     app.command("dedup")(dedup_command)
+    app.command("embed")(embed_command)
     app.command("stats")(stats_command)
     app.command("sample")(sample_command)

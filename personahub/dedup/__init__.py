@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from personahub.dedup.embedding import EmbeddingDeduper
+from personahub.dedup.embedding import EmbeddingDeduper, VectorSource
 from personahub.dedup.minhash import MinHashDeduper, MinHasher
+from personahub.dedup.two_stage import TwoStageDeduper
 
 STAGES = ("minhash", "embedding")
 
@@ -25,6 +26,7 @@ __all__ = [
     "EmbeddingDeduper",
     "MinHashDeduper",
     "MinHasher",
+    "TwoStageDeduper",
     "dedup_personas",
 ]
 
@@ -57,6 +59,9 @@ class DedupPipeline:
         minhash_threshold: Jaccard threshold of the MinHash stage.
         embedding_threshold: Cosine threshold of the embedding stage.
         embedder: Embedder for the embedding stage (default MiniLM, loaded lazily).
+        two_stage: Run the embedding stage as :class:`TwoStageDeduper` (static-model
+            candidates, re-scored with the embedder), which embeds only texts that have a
+            candidate.
     """
 
     def __init__(
@@ -65,30 +70,44 @@ class DedupPipeline:
         minhash_threshold: float = 0.9,
         embedding_threshold: float = 0.9,
         embedder: Any | None = None,
+        two_stage: bool = False,
     ) -> None:
         unknown = [s for s in stages if s not in STAGES]
         if unknown or not stages:
             raise ValueError(f"unknown dedup stage {unknown[:1]}; choose from {', '.join(STAGES)}")
         self.stages = list(dict.fromkeys(stages))
-        self._filters: dict[str, MinHashDeduper | EmbeddingDeduper] = {}
+        self._filters: dict[str, MinHashDeduper | EmbeddingDeduper | TwoStageDeduper] = {}
         for stage in self.stages:
             if stage == "minhash":
                 self._filters[stage] = MinHashDeduper(threshold=minhash_threshold)
             else:
-                self._filters[stage] = EmbeddingDeduper(embedding_threshold, embedder=embedder)
+                semantic = TwoStageDeduper if two_stage else EmbeddingDeduper
+                self._filters[stage] = semantic(embedding_threshold, embedder=embedder)
         self.dropped: dict[str, int] = dict.fromkeys(self.stages, 0)
         self.total = 0
 
-    def add_batch(self, keys: Sequence[Hashable], texts: Sequence[str]) -> list[bool]:
-        """Run the stages over a batch; True = kept by every stage."""
+    def add_batch(
+        self,
+        keys: Sequence[Hashable],
+        texts: Sequence[str],
+        vectors: VectorSource | None = None,
+    ) -> list[bool]:
+        """Run the stages over a batch; True = kept by every stage.
+
+        ``vectors`` gives the embedding stage the vectors of the texts it sees (e.g. a
+        store's persisted ones) instead of encoding them.
+        """
         keep = [True] * len(keys)
         alive = list(range(len(keys)))
         for stage in self.stages:
             if not alive:
                 break
-            flags = self._filters[stage].add_batch(
-                [keys[i] for i in alive], [texts[i] for i in alive]
-            )
+            alive_keys, alive_texts = [keys[i] for i in alive], [texts[i] for i in alive]
+            deduper = self._filters[stage]
+            if isinstance(deduper, EmbeddingDeduper | TwoStageDeduper):
+                flags = deduper.add_batch(alive_keys, alive_texts, vectors)
+            else:
+                flags = deduper.add_batch(alive_keys, alive_texts)
             self.dropped[stage] += flags.count(False)
             for i, flag in zip(alive, flags, strict=True):
                 keep[i] = flag
@@ -118,6 +137,7 @@ def dedup_personas(
     dry_run: bool = False,
     batch_size: int = 2048,
     progress: Callable[[int], None] | None = None,
+    two_stage: bool = False,
 ) -> DedupReport:
     """Remove near-duplicates from a list of personas or from a store.
 
@@ -131,13 +151,22 @@ def dedup_personas(
         dry_run: For a store, report without deleting.
         batch_size: Items per batch.
         progress: Called with the number of items processed since the last call.
+        two_stage: See :class:`DedupPipeline`.
 
     Returns:
         Counts per stage; for a list, the kept indices; for a store, the deleted count.
     """
-    pipeline = DedupPipeline(stages, minhash_threshold, embedding_threshold, embedder)
+    is_list = isinstance(source, Sequence) and not hasattr(source, "iter_personas")
+    vectors: VectorSource | None = None
+    if not is_list and "embedding" in stages:
+        # A store's personas are embedded once: stored vectors are read, missing ones
+        # computed and stored for the next run.
+        from personahub.store.vectors import StoredVectors
+
+        vectors = StoredVectors(source, embedder).vectors_for  # type: ignore[assignment]
+    pipeline = DedupPipeline(stages, minhash_threshold, embedding_threshold, embedder, two_stage)
     report = DedupReport(dry_run=dry_run)
-    if isinstance(source, Sequence) and not hasattr(source, "iter_personas"):
+    if is_list:
         items: Sequence[Any] = source
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
@@ -150,7 +179,7 @@ def dedup_personas(
         drop: list[int] = []
         for batch in _store_batches(source, batch_size):
             keys = [p.id for p in batch]
-            flags = pipeline.add_batch(keys, [p.text for p in batch])
+            flags = pipeline.add_batch(keys, [p.text for p in batch], vectors)
             drop.extend(k for k, f in zip(keys, flags, strict=True) if not f)
             if progress is not None:
                 progress(len(batch))

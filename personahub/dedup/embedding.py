@@ -14,11 +14,15 @@ the recall of the ANN search, which is near 1 at these settings).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
 from usearch.index import Index
+
+VectorSource = Callable[[Sequence[Hashable], Sequence[str]], np.ndarray]
+"""(keys, texts) -> their vectors, e.g. a store's persisted ones
+(:meth:`personahub.store.StoredVectors.vectors_for`)."""
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -116,12 +120,18 @@ class EmbeddingDeduper:
             )
         return self.index
 
-    def add_batch(self, keys: Sequence[Hashable], items: Sequence[str] | np.ndarray) -> list[bool]:
+    def add_batch(
+        self,
+        keys: Sequence[Hashable],
+        items: Sequence[str] | np.ndarray,
+        vectors: VectorSource | None = None,
+    ) -> list[bool]:
         """Decide keep (True) or drop (False) for each item, in order, and index the kept.
 
         Args:
             keys: Unique identifiers of the items.
             items: Texts (embedded here) or an ``(n, dim)`` array of vectors.
+            vectors: Where the vectors of texts come from instead of encoding them here.
 
         Returns:
             One flag per item.
@@ -140,11 +150,10 @@ class EmbeddingDeduper:
         for start in range(0, len(keys), self.block_size):
             block_keys = keys[start : start + self.block_size]
             block = items[start : start + self.block_size]
-            if isinstance(block, np.ndarray):
-                vectors = _unit_rows(block)
-            else:
-                vectors = _unit_rows(self.embedder.encode(list(block)))
-            decisions.extend(self._add_block(list(block_keys), vectors))
+            if not isinstance(block, np.ndarray):
+                texts = list(block)
+                block = vectors(block_keys, texts) if vectors else self.embedder.encode(texts)
+            decisions.extend(self._add_block(list(block_keys), _unit_rows(block)))
         return decisions
 
     def _add_block(self, keys: list[Hashable], vectors: np.ndarray) -> list[bool]:

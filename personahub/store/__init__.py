@@ -17,12 +17,15 @@ from personahub.store.models import (
     PersonaEdge,
     PersonaIn,
     PersonaOrigin,
+    PersonaVector,
     SourceText,
     persona_hash,
     stored_id,
 )
 from personahub.store.opening import is_store, open_personas
+from personahub.store.similar import similar_personas
 from personahub.store.store import AddReport, PersonaStore, StoreError
+from personahub.store.vectors import StoredVectors
 
 __all__ = [
     "AddReport",
@@ -34,8 +37,10 @@ __all__ = [
     "PersonaIn",
     "PersonaOrigin",
     "PersonaStore",
+    "PersonaVector",
     "SourceText",
     "StoreError",
+    "StoredVectors",
     "carve",
     "carve_batches",
     "export_file",
@@ -43,5 +48,6 @@ __all__ = [
     "is_store",
     "open_personas",
     "persona_hash",
+    "similar_personas",
     "stored_id",
 ]

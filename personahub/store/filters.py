@@ -166,7 +166,7 @@ class _Matcher:
         return True
 
 
-def _reservoir(items: Iterable[T], size: int, seed: int) -> list[T]:
+def reservoir(items: Iterable[T], size: int, seed: int) -> list[T]:
     """Seeded uniform sample of ``size`` items (Algorithm R), returned in stream order."""
     rng = random.Random(seed)
     chosen: list[tuple[int, T]] = []
@@ -238,7 +238,7 @@ def carve_batches(
     else:
         selected = (r for batch in matched for r in batch)
     if flt.sample is not None:
-        yield from _reservoir(selected, flt.sample, flt.seed)
+        yield from reservoir(selected, flt.sample, flt.seed)
     else:
         yield from selected
 

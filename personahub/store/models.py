@@ -1,8 +1,9 @@
 """SQLModel tables of the persona store, and the pydantic models at its boundary.
 
-Tables: :class:`SourceText` (an input text personas were derived from), :class:`Persona`
-and :class:`PersonaEdge` (typed, weighted relationships between personas, from
-Persona-to-Persona hops or an imported edges file).
+Tables: :class:`SourceText` (an input text personas were derived from), :class:`Persona`,
+:class:`PersonaEdge` (typed, weighted relationships between personas, from
+Persona-to-Persona hops or an imported edges file) and :class:`PersonaVector` (a persona's
+embedding under one embedder, computed once and reused).
 
 Enumerated values (origin, angle, granularity) are stored as plain strings and validated
 by the ``*In`` models: native database enums would make adding a value a migration.
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from personahub.db.engine import BIG_ID
@@ -112,7 +113,28 @@ class PersonaEdge(SQLModel, table=True):
     strength: float = 1.0
 
 
-STORE_TABLES = [SourceText.__table__, Persona.__table__, PersonaEdge.__table__]  # type: ignore[attr-defined]
+class PersonaVector(SQLModel, table=True):
+    """A persona's embedding under one embedder: float32 bytes of a unit-length row.
+
+    The key leads with the embedder so that one embedder's vectors are read in persona id
+    order from the key alone; vectors of another embedder are never mixed in.
+    """
+
+    __tablename__ = "persona_vector"
+
+    embedder: str = Field(primary_key=True, max_length=80)
+    persona_id: int = Field(
+        primary_key=True, foreign_key="persona.id", ondelete="CASCADE", index=True, sa_type=BIG_ID
+    )
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+STORE_TABLES = [
+    SourceText.__table__,  # type: ignore[attr-defined]
+    Persona.__table__,  # type: ignore[attr-defined]
+    PersonaEdge.__table__,  # type: ignore[attr-defined]
+    PersonaVector.__table__,  # type: ignore[attr-defined]
+]
 
 STORE_SCHEMA = Schema(
     name="persona store",

@@ -38,6 +38,7 @@ from personahub.store.models import (
     Persona,
     PersonaEdge,
     PersonaIn,
+    PersonaVector,
     SourceText,
     persona_hash,
     stored_id,
@@ -285,7 +286,8 @@ class PersonaStore:
         return self._write(work)
 
     def delete_personas(self, ids: Iterable[int]) -> int:
-        """Delete personas and their edges; children keep existing with no parent.
+        """Delete personas with their edges and stored vectors; children keep existing with
+        no parent.
 
         Returns:
             The number of personas deleted.
@@ -301,6 +303,11 @@ class PersonaStore:
                 )
                 session.execute(
                     update(Persona).where(col(Persona.parent_id).in_(chunk)).values(parent_id=None)
+                )
+                # The foreign key cascades too; deleting here keeps SQLite connections that
+                # run without foreign keys in step.
+                session.execute(
+                    delete(PersonaVector).where(col(PersonaVector.persona_id).in_(chunk))
                 )
                 result = session.execute(delete(Persona).where(col(Persona.id).in_(chunk)))
                 deleted += result.rowcount or 0  # type: ignore[attr-defined]
@@ -349,6 +356,9 @@ class PersonaStore:
     ) -> Iterator[Persona]:
         """Stream personas in id order (similarity order with ``top_k``).
 
+        A ``similar_to`` filter is answered from the store's persisted vectors
+        (:mod:`personahub.store.similar`), computing once those that are missing.
+
         Args:
             filter: What to select; None selects all.
             batch_size: Rows read per query.
@@ -357,6 +367,13 @@ class PersonaStore:
         Yields:
             Detached :class:`Persona` rows.
         """
+        if filter is not None and filter.similar_to is not None:
+            from personahub.store.similar import similar_personas
+
+            embedder = embedder_factory() if embedder_factory is not None else None
+            for persona, _score in similar_personas(self, filter, embedder):
+                yield persona
+            return
         yield from carve_batches(self._batches(filter, batch_size), filter, embedder_factory)
 
     def personas(
@@ -397,7 +414,7 @@ class PersonaStore:
 
     def stats(self) -> dict[str, Any]:
         """Counts: personas in total and by origin, hop, angle and granularity; edges in
-        total and by relation; source texts."""
+        total and by relation; source texts; stored vectors by embedder id."""
 
         def grouped(session: Session, column: Any) -> dict[str, int]:
             rows = session.exec(select(column, func.count()).group_by(column).order_by(column))
@@ -415,4 +432,5 @@ class PersonaStore:
                 "source_texts": int(
                     session.exec(select(func.count()).select_from(SourceText)).one()
                 ),
+                "vectors_by_embedder": grouped(session, PersonaVector.embedder),
             }

@@ -1,0 +1,150 @@
+"""Persisted persona vectors: computed once, reused, kept in step, never mixed across
+embedders; on SQLite and PostgreSQL (``db_url``).
+
+A counting bag-of-words embedder stands in for MiniLM, so the tests are fast and can say
+exactly how many texts were encoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from personahub.cli.store import register
+from personahub.dedup import dedup_personas
+from personahub.store import PersonaFilter, PersonaStore, StoredVectors, similar_personas
+
+
+class CountingEmbedder:
+    """Hashed bag of words (word order does not matter), counting every text encoded."""
+
+    def __init__(self, dim: int = 64, name: str = "bag") -> None:
+        self.dim = dim
+        self.id = f"{name}-{dim}"
+        self.calls = 0
+
+    def encode(self, texts: list[str], batch_size: int = 64, **_: object) -> np.ndarray:
+        self.calls += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                digest = hashlib.sha256(word.encode()).digest()
+                out[row, int.from_bytes(digest[:4], "little") % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return out / norms
+
+
+TEXTS = [
+    "A nurse who commutes by bike through the rural county.",
+    "A retired sailor who restores old wooden boats.",
+    "A marine biology student who loves the sea.",
+    "A baker who rises early in a small village.",
+    "A rural nurse who commutes by bike through the county.",  # same words as the first
+    "A software engineer who builds compilers at night.",
+]
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[PersonaStore]:
+    opened = PersonaStore(db_url)
+    opened.add_personas({"text": t} for t in TEXTS)
+    yield opened
+    opened.close()
+
+
+def test_fill_is_resumable_and_computes_each_vector_once(store: PersonaStore) -> None:
+    embedder = CountingEmbedder()
+    vectors = StoredVectors(store, embedder)
+    assert vectors.missing() == len(TEXTS)
+    assert vectors.fill(batch_size=4) == len(TEXTS)
+    assert embedder.calls == len(TEXTS) and vectors.missing() == 0
+    assert vectors.fill() == 0 and embedder.calls == len(TEXTS)
+    ids, rows = next(vectors.scan())
+    assert ids.tolist() == sorted(ids.tolist()) and rows.shape == (len(TEXTS), 64)
+    assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+    assert store.stats()["vectors_by_embedder"] == {embedder.id: len(TEXTS)}
+
+
+def test_second_dedup_encodes_nothing(store: PersonaStore) -> None:
+    embedder = CountingEmbedder()
+    first = dedup_personas(store, stages=["embedding"], embedder=embedder, dry_run=True)
+    assert first.dropped == {"embedding": 1} and embedder.calls == len(TEXTS)
+    second = dedup_personas(store, stages=["embedding"], embedder=embedder, dry_run=True)
+    assert second.dropped == first.dropped and embedder.calls == len(TEXTS)
+
+
+def test_inserts_and_deletes_keep_vectors_in_step(store: PersonaStore) -> None:
+    embedder = CountingEmbedder()
+    vectors = StoredVectors(store, embedder)
+    vectors.fill()
+    added = store.add_personas([{"text": "A beekeeper who sells honey at the market."}])
+    assert vectors.missing() == 1
+    assert vectors.fill() == 1 and embedder.calls == len(TEXTS) + 1
+    first_id = store.personas()[0].id
+    assert store.delete_personas([first_id, added.ids[0]]) == 2
+    assert vectors.count() == len(TEXTS) - 1 and vectors.missing() == 0
+    assert first_id not in vectors.get([first_id])
+
+
+def test_changed_embedder_recomputes_and_never_mixes(store: PersonaStore) -> None:
+    old, new = CountingEmbedder(name="old"), CountingEmbedder(dim=32, name="new")
+    StoredVectors(store, old).fill()
+    fresh = StoredVectors(store, new)
+    assert fresh.missing() == len(TEXTS)
+    hits = list(similar_personas(store, PersonaFilter(similar_to="a rural nurse", top_k=2), new))
+    assert new.calls == len(TEXTS) + 1  # every persona once, then the query
+    assert all(len(v) == 32 for v in fresh.get([p.id for p, _ in hits]).values())
+    assert store.stats()["vectors_by_embedder"] == {old.id: len(TEXTS), new.id: len(TEXTS)}
+    assert fresh.delete_other_embedders() == len(TEXTS)
+    assert StoredVectors(store, old).missing() == len(TEXTS)
+
+
+def test_similar_to_ranks_with_scores_and_reuses_vectors(store: PersonaStore) -> None:
+    embedder = CountingEmbedder()
+    flt = PersonaFilter(similar_to="rural nurse bike county", min_similarity=0.1, top_k=2)
+    hits = list(similar_personas(store, flt, embedder))
+    assert [p.text for p, _ in hits] == [TEXTS[0], TEXTS[4]]  # equal scores: id order
+    assert hits[0][1] == pytest.approx(hits[1][1]) and hits[0][1] > 0.5
+    calls = embedder.calls
+    again = store.personas(flt, embedder_factory=lambda: embedder)
+    assert [p.text for p in again] == [TEXTS[0], TEXTS[4]]
+    assert embedder.calls == calls + 1  # only the query
+    # The other criteria still apply, before top_k; without top_k, id order.
+    narrowed = PersonaFilter(
+        similar_to="rural nurse bike county", min_similarity=0.1, contains_any=["rural nurse"]
+    )
+    assert [p.text for p in store.personas(narrowed, embedder_factory=lambda: embedder)] == [
+        TEXTS[4]
+    ]
+    everything = PersonaFilter(similar_to="nurse", min_similarity=-1.0)
+    assert len(store.personas(everything, embedder_factory=lambda: embedder)) == len(TEXTS)
+
+
+def test_embed_command_and_stats_coverage(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    embedder = CountingEmbedder()
+    # The commands use the packaged model's id, with this embedder doing the encoding.
+    monkeypatch.setattr("personahub.embeddings.get_embedder", lambda: embedder)
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    PersonaStore(db_url).add_personas({"text": t} for t in TEXTS)
+    result = runner.invoke(app, ["stats", "--store", db_url])
+    assert result.exit_code == 0 and "0 of 6" in result.output, result.output
+    result = runner.invoke(app, ["embed", "--store", db_url])
+    assert result.exit_code == 0 and "embedded 6" in result.output, result.output
+    result = runner.invoke(app, ["embed", "--store", db_url])
+    assert result.exit_code == 0 and "embedded 0" in result.output and embedder.calls == 6
+    result = runner.invoke(app, ["stats", "--store", db_url])
+    assert "6 of 6" in result.output, result.output
+    result = runner.invoke(
+        app, ["sample", "--store", db_url, "--similar-to", "rural nurse bike", "-n", "2"]
+    )
+    assert result.exit_code == 0 and "similarity" in result.output, result.output
+    assert "rural" in result.output and embedder.calls == 7
