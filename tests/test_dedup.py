@@ -311,3 +311,15 @@ def test_two_stage_decisions_equal_a_full_pass() -> None:
     assert real.calls == two.encoded < len(texts) * 0.8
     for key, kept in two.dropped.items():
         assert flags[kept] and not flags[key] and kept < key
+
+
+def test_two_stage_accepts_batches_of_one_text() -> None:
+    # usearch answers a one-row query with flat Matches (no counts): one text at a time, as an
+    # incremental build adds them, must decide like a full pass.
+    texts = _planted_sentences(60, seed=5)
+    expected = EmbeddingDeduper(0.85, embedder=_HashedBag(trigrams=False)).add_batch(
+        list(range(len(texts))), texts
+    )
+    two = TwoStageDeduper(0.85, _HashedBag(trigrams=False), 0.5, _HashedBag(trigrams=True))
+    flags = [two.add_batch([i], [text])[0] for i, text in enumerate(texts)]
+    assert flags == expected

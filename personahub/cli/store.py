@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -410,7 +410,7 @@ def sample_command(
             scored = [(row, None) for row in target.personas(flt)]
     if as_json:
         for row, score in scored:
-            record = {
+            record: dict[str, Any] = {
                 "id": row.id,
                 "persona": row.text,
                 "origin": row.origin,

@@ -18,14 +18,22 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
-from usearch.index import Index
+from usearch.index import BatchMatches, Index, Matches
 
 VectorSource = Callable[[Sequence[Hashable], Sequence[str]], np.ndarray]
 """(keys, texts) -> their vectors, e.g. a store's persisted ones
 (:meth:`personahub.store.StoredVectors.vectors_for`)."""
 
 
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+def match_counts(matches: Matches | BatchMatches) -> np.ndarray:
+    """Matches found per query row. One query row comes back from usearch as a flat
+    ``Matches``, which has no ``counts``: all its keys belong to that row."""
+    if isinstance(matches, BatchMatches):
+        return np.asarray(matches.counts).reshape(-1)
+    return np.asarray([len(matches.keys)])
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
@@ -153,7 +161,7 @@ class EmbeddingDeduper:
             if not isinstance(block, np.ndarray):
                 texts = list(block)
                 block = vectors(block_keys, texts) if vectors else self.embedder.encode(texts)
-            decisions.extend(self._add_block(list(block_keys), _unit_rows(block)))
+            decisions.extend(self._add_block(list(block_keys), unit_rows(block)))
         return decisions
 
     def _add_block(self, keys: list[Hashable], vectors: np.ndarray) -> list[bool]:
@@ -165,7 +173,7 @@ class EmbeddingDeduper:
             # One query row comes back as a flat Matches without counts; make it a batch.
             nearest = np.asarray(matches.keys).reshape(len(keys), -1)[:, 0]
             distances = np.asarray(matches.distances, dtype=np.float64).reshape(len(keys), -1)
-            counts = np.asarray(getattr(matches, "counts", [len(matches.keys)])).reshape(-1)
+            counts = match_counts(matches)
             sims = 1.0 - distances[:, 0]
             for i in np.flatnonzero((counts > 0) & (sims >= self.threshold)).tolist():
                 keep[i] = False

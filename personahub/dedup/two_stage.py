@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from usearch.index import Index
 
-from personahub.dedup.embedding import VectorSource, _unit_rows, earlier_neighbours
+from personahub.dedup.embedding import VectorSource, earlier_neighbours, match_counts, unit_rows
 
 
 class TwoStageDeduper:
@@ -125,7 +125,7 @@ class TwoStageDeduper:
     ) -> np.ndarray:
         self.encoded += len(texts)
         found = vectors(keys, texts) if vectors else self.embedder.encode(texts)
-        return _unit_rows(np.asarray(found))
+        return unit_rows(np.asarray(found))
 
     def _index_candidates(self, static: np.ndarray) -> list[list[int]]:
         """Per row, the index labels of kept items at or above the candidate threshold."""
@@ -134,7 +134,7 @@ class TwoStageDeduper:
         matches = self.index.search(static, min(self.neighbours, len(self.index)))
         labels = np.asarray(matches.keys).reshape(len(static), -1)
         sims = 1.0 - np.asarray(matches.distances, dtype=np.float64).reshape(len(static), -1)
-        counts = np.asarray(matches.counts).reshape(-1).tolist()
+        counts = match_counts(matches).tolist()
         return [
             [int(j) for j, s in zip(labels[i, :c], sims[i, :c], strict=True) if s >= self._low]
             for i, c in enumerate(counts)
@@ -143,7 +143,7 @@ class TwoStageDeduper:
     def _add_block(
         self, keys: list[Hashable], texts: list[str], vectors: VectorSource | None
     ) -> list[bool]:
-        static = _unit_rows(self.static.encode(texts))
+        static = unit_rows(self.static.encode(texts))
         from_index = self._index_candidates(static)
         in_block = [[j for j, _ in row] for row in earlier_neighbours(static, self._low)]
         # Real vectors: every text with a candidate, and its in-block candidates.
