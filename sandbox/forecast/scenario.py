@@ -146,3 +146,12 @@ class ForecastScenario(ScenarioBase):
         super().cut(data, steps)
         if not data["timeline"]:
             raise ValueError("no event happens before that step")
+
+
+def describe(scenario: Any) -> list[tuple[str, str]]:
+    """The lines ``sandbox validate`` adds for a forecast."""
+    assert isinstance(scenario, ForecastScenario)
+    return [
+        ("questions", ", ".join(f"{q.id} ({q.type})" for q in scenario.questions)),
+        ("segments", ", ".join(scenario.segments) or "-"),
+    ]

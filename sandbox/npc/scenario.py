@@ -83,3 +83,18 @@ class NPCWorldScenario(ScenarioBase):
         except WorldError as exc:
             raise FileProblem((("world",), str(exc), None)) from None
         return self.model_copy(update={"world": world})
+
+
+def describe(scenario: Any) -> list[tuple[str, str]]:
+    """The lines ``sandbox validate`` adds for an NPC world."""
+    assert isinstance(scenario, NPCWorldScenario)
+    player = scenario.player
+    return [
+        ("world", getattr(scenario.world, "name", str(scenario.world))),
+        (
+            "dialogue",
+            f"{scenario.dialogue.conversations_per_step} conversations/step, "
+            f"up to {scenario.dialogue.turns} turns",
+        ),
+        ("player", f"{player.name}, {len(player.lines)} lines" if player else "-"),
+    ]
