@@ -35,10 +35,12 @@ class PersonaRecord:
 
 @dataclass(frozen=True, slots=True)
 class Cast:
-    """The selected personas and the stored edges among them (indices into ``personas``)."""
+    """The selected personas and the stored edges among them (indices into ``personas``),
+    and a note for the user when fewer were selected than asked for."""
 
     personas: list[PersonaRecord]
     edges: list[tuple[int, int, str, float]]
+    note: str = ""
 
 
 def packaged_sample() -> tuple[Path, Path]:
@@ -146,4 +148,12 @@ def load_cast(spec: Population, seed: int, base_dir: Path, size: int | None = No
             ]
         finally:
             store.close()
-    return Cast(personas, edges)
+    note = ""
+    if wanted is not None and len(personas) < wanted:
+        asked = "--agents" if size else "population.sample"
+        pool = "match the filter" if selector else "are in the population"
+        note = (
+            f"{asked} asks for {wanted:,} agents, but only {len(personas):,} personas {pool}: "
+            f"running with {len(personas):,}"
+        )
+    return Cast(personas, edges, note)

@@ -214,7 +214,11 @@ def make_engine(target: str | Path, create_parent: bool = True, must_exist: bool
     if is_sqlite and must_exist and on_disk and not Path(on_disk).is_file():
         raise DatabaseError(f"no database at {on_disk}")
     if is_sqlite and on_disk and create_parent and not must_exist and not is_url:
-        Path(on_disk).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(on_disk).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder should be, no permission, ...
+            folder = Path(on_disk).parent
+            raise DatabaseError(f"cannot create folder {folder}: {exc.strerror}") from None
     elif is_sqlite and on_disk and not Path(on_disk).parent.is_dir():
         folder = Path(on_disk).parent
         raise DatabaseError(f"cannot open database {safe_url(url)}: no folder {folder}")
