@@ -62,3 +62,31 @@ def imported_by(*args: str) -> dict:
 def test_no_heavy_imports(args: list[str]) -> None:
     result = imported_by(*args)
     assert result == {"code": 0, "heavy": []}
+
+
+def _commands_with_config(group, path=()):  # type: ignore[no-untyped-def]
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands_with_config(command, (*path, name))
+        elif any(p.name == "config" for p in command.params):
+            yield (*path, name)
+
+
+@pytest.mark.parametrize("module", ["sandbox.cli", "personahub.cli.app"])
+def test_help_keeps_llm_table_name(module: str) -> None:
+    # "[llm]" is Rich markup unless escaped: the help said "with an  table" (issue 17, item 16)
+    import importlib
+
+    import typer
+    from typer.testing import CliRunner
+
+    app = importlib.import_module(module).app
+    group = typer.main.get_command(app)
+    commands = list(_commands_with_config(group))
+    assert commands
+    for command in commands:
+        result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, command
+        assert "an [llm] table" in result.output, command
