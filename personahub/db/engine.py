@@ -96,6 +96,9 @@ def _drop_nul(
 ) -> tuple[str, Any]:
     """``before_cursor_execute``: the statement's parameters without NUL characters. JSON
     values arrive here serialised, with NUL escaped as ``\\u0000``, which both backends keep."""
+    # repr() escapes a NUL as \x00 in C; the walk in Python runs only when it may find one.
+    if "\\x00" not in repr(parameters):
+        return statement, parameters
     return statement, _without_nul(parameters)
 
 
@@ -214,11 +217,7 @@ def make_engine(target: str | Path, create_parent: bool = True, must_exist: bool
     if is_sqlite and must_exist and on_disk and not Path(on_disk).is_file():
         raise DatabaseError(f"no database at {on_disk}")
     if is_sqlite and on_disk and create_parent and not must_exist and not is_url:
-        try:
-            Path(on_disk).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # a file where a folder should be, no permission, ...
-            folder = Path(on_disk).parent
-            raise DatabaseError(f"cannot create folder {folder}: {exc.strerror}") from None
+        Path(on_disk).parent.mkdir(parents=True, exist_ok=True)
     elif is_sqlite and on_disk and not Path(on_disk).parent.is_dir():
         folder = Path(on_disk).parent
         raise DatabaseError(f"cannot open database {safe_url(url)}: no folder {folder}")
