@@ -14,7 +14,6 @@ from personahub.cli.common import console, err_console, fail
 from personahub.db.engine import DatabaseError
 from personahub.llm import ConfigError
 from personahub.llm.backends.local import ModelUnavailableError
-from sandbox.export import ExportError, export_run, report_table
 from sandbox.modes import mode_of
 from sandbox.population import PopulationError
 from sandbox.rundb import RunDatabase
@@ -44,7 +43,6 @@ INPUT_ERRORS = (
     DatabaseError,
     ModelUnavailableError,
     RunError,
-    ExportError,
 )
 
 Out = Annotated[Path, typer.Option("--out", help="Folder holding run folders.")]
@@ -231,6 +229,9 @@ def export(
     ] = Path("runs"),
 ) -> None:
     """Turn a run's agent replies and NPC conversations into fine-tuning data."""
+    # Here, not at the top: MinHash and Parquet libraries take seconds to import.
+    from sandbox.export import ExportError, export_run, report_table
+
     try:
         path = locate_run(run_ref, runs)
         result = export_run(
@@ -243,7 +244,7 @@ def export(
             split=split,
             seed=seed,
         )
-    except INPUT_ERRORS as exc:
+    except (*INPUT_ERRORS, ExportError) as exc:
         _fail_input(exc)
     console.print(report_table(result))
 

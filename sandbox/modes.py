@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import jinja2
 import networkx as nx
@@ -24,17 +25,15 @@ import yaml
 from pydantic import Field, TypeAdapter
 from rich.console import Console
 
-from personahub.llm import LLMClient
-from sandbox.export.samples import Sample, agent_samples, npc_samples
-from sandbox.forecast import mode as forecast_mode
-from sandbox.forecast import report as forecast_report
-from sandbox.forecast.scenario import ForecastScenario
-from sandbox.npc import mode as npc_mode
-from sandbox.npc import report as npc_report
-from sandbox.npc.scenario import NPCWorldScenario
-from sandbox.population import PersonaRecord
-from sandbox.rundb import AgentRow, RunDatabase, RunRow
+from sandbox.forecast import scenario as forecast_scenario
+from sandbox.npc import scenario as npc_scenario
 from sandbox.scenario import ScenarioBase
+
+if TYPE_CHECKING:
+    from personahub.llm import LLMClient
+    from sandbox.export.samples import Sample
+    from sandbox.population import PersonaRecord
+    from sandbox.rundb import AgentRow, RunDatabase, RunRow
 
 DEFAULT_MODE = "forecast"
 """The mode of a scenario file without ``mode:``."""
@@ -119,34 +118,46 @@ class Mode:
     describe: Callable[[Any], list[tuple[str, str]]]
 
 
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported on its first call: `sandbox validate` and `--help` need the
+    registry's scenario classes, not the models' and reports' libraries (mesa, pandas,
+    matplotlib, openai), which take seconds to import."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = name
+    return call
+
+
 MODES: dict[str, Mode] = {
     mode.name: mode
     for mode in (
         Mode(
             name="forecast",
-            scenario=ForecastScenario,
-            build=forecast_mode.build,
-            rebuild=forecast_mode.rebuild,
-            restore=forecast_mode.restore,
-            agent_row=forecast_mode.agent_row,
-            render_report=forecast_report.render_report,
-            print_summary=forecast_report.print_summary,
+            scenario=forecast_scenario.ForecastScenario,
+            build=_lazy("sandbox.forecast.mode", "build"),
+            rebuild=_lazy("sandbox.forecast.mode", "rebuild"),
+            restore=_lazy("sandbox.forecast.mode", "restore"),
+            agent_row=_lazy("sandbox.forecast.mode", "agent_row"),
+            render_report=_lazy("sandbox.forecast.report", "render_report"),
+            print_summary=_lazy("sandbox.forecast.report", "print_summary"),
             export_role="agent",
-            samples=agent_samples,
-            describe=forecast_mode.describe,
+            samples=_lazy("sandbox.export.samples", "agent_samples"),
+            describe=forecast_scenario.describe,
         ),
         Mode(
             name="npc_world",
-            scenario=NPCWorldScenario,
-            build=npc_mode.build,
-            rebuild=npc_mode.rebuild,
-            restore=npc_mode.restore,
-            agent_row=npc_mode.agent_row,
-            render_report=npc_report.render_report,
-            print_summary=npc_report.print_summary,
+            scenario=npc_scenario.NPCWorldScenario,
+            build=_lazy("sandbox.npc.mode", "build"),
+            rebuild=_lazy("sandbox.npc.mode", "rebuild"),
+            restore=_lazy("sandbox.npc.mode", "restore"),
+            agent_row=_lazy("sandbox.npc.mode", "agent_row"),
+            render_report=_lazy("sandbox.npc.report", "render_report"),
+            print_summary=_lazy("sandbox.npc.report", "print_summary"),
             export_role="npc",
-            samples=npc_samples,
-            describe=npc_mode.describe,
+            samples=_lazy("sandbox.export.samples", "npc_samples"),
+            describe=npc_scenario.describe,
         ),
     )
 }

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from personahub.db.engine import DatabaseError
+from personahub.rows import SourceError, columns_of, detect_format
 from personahub.store.filters import PersonaFilter
-from personahub.store.io import import_file
-from personahub.store.opening import open_personas
+from personahub.store.io import AUTO_TEXT_FIELDS, import_file
+from personahub.store.opening import STORE_SUFFIXES, open_personas
 from personahub.store.store import PersonaStore, StoreError
-from sandbox.scenario import Population
+from sandbox.scenario import Population, Problem
 
 
 class PopulationError(ValueError):
@@ -34,16 +35,58 @@ class PersonaRecord:
 
 @dataclass(frozen=True, slots=True)
 class Cast:
-    """The selected personas and the stored edges among them (indices into ``personas``)."""
+    """The selected personas and the stored edges among them (indices into ``personas``),
+    and a note for the user when fewer were selected than asked for."""
 
     personas: list[PersonaRecord]
     edges: list[tuple[int, int, str, float]]
+    note: str = ""
 
 
 def packaged_sample() -> tuple[Path, Path]:
     """Paths of the packaged sample population and its edges."""
     folder = Path(__file__).resolve().parent / "data"
     return folder / "sample_population.jsonl", folder / "sample_edges.jsonl"
+
+
+def source_problems(spec: Population, base_dir: Path) -> list[Problem]:
+    """What is wrong with the files ``spec`` names, found without importing them: a missing
+    file, a directory, a format without a persona text column, an empty file. Stores and
+    database URLs are checked when the run opens them.
+
+    Args:
+        spec: The scenario's population section.
+        base_dir: Folder that relative paths are resolved against (the scenario's).
+    """
+    out: list[Problem] = []
+    if spec.edges is not None and not (base_dir / spec.edges).is_file():
+        out.append((("population", "edges"), _missing(base_dir / spec.edges), spec.edges))
+    if spec.source == "sample" or "://" in spec.source:
+        return out
+    path = (base_dir / spec.source).resolve()
+    where = ("population", "source")
+    if not path.is_file():
+        return [(where, _missing(path), None), *out]
+    if path.suffix in STORE_SUFFIXES:
+        return out
+    try:
+        columns = columns_of(path, detect_format(path))
+    except (SourceError, OSError, UnicodeDecodeError) as exc:
+        return [(where, str(exc), None), *out]
+    if not columns:
+        return [(where, f"no personas in {path} (no header or no JSON object)", None), *out]
+    wanted = [spec.text_field] if spec.text_field else list(AUTO_TEXT_FIELDS)
+    if not any(c in columns for c in wanted):
+        hint = "" if spec.text_field else "; name it with population.text_field"
+        message = f"no persona text column ({', '.join(wanted)}) in {path}"
+        return [(where, f"{message}; columns: {', '.join(columns)}{hint}", None), *out]
+    return out
+
+
+def _missing(path: Path) -> str:
+    if path.is_dir():
+        return f"{path} is a directory, not a persona file (JSONL, CSV, Parquet or .db)"
+    return f"file not found: {path}"
 
 
 def _open_source(spec: Population, base_dir: Path, scratch: Path) -> PersonaStore:
@@ -105,4 +148,12 @@ def load_cast(spec: Population, seed: int, base_dir: Path, size: int | None = No
             ]
         finally:
             store.close()
-    return Cast(personas, edges)
+    note = ""
+    if wanted is not None and len(personas) < wanted:
+        asked = "--agents" if size else "population.sample"
+        pool = "match the filter" if selector else "are in the population"
+        note = (
+            f"{asked} asks for {wanted:,} agents, but only {len(personas):,} personas {pool}: "
+            f"running with {len(personas):,}"
+        )
+    return Cast(personas, edges, note)

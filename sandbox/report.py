@@ -88,7 +88,8 @@ def write_report(
     path = target / REPORT_NAME
     # Write then rename, so a browser never sees half a page.
     scratch = path.with_suffix(f".tmp{os.getpid()}")
-    scratch.write_text(html, encoding="utf-8")
+    # NUL is not text: databases written before NUL was dropped on writing may still hold one.
+    scratch.write_text(html.replace("\x00", ""), encoding="utf-8")
     scratch.replace(path)
     return path
 

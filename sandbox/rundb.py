@@ -264,12 +264,24 @@ class RunDatabase:
             session.commit()
 
     def set_status(self, run_id: str, status: str, usage: dict[str, Any] | None = None) -> None:
+        """Record the run's status; a run that stops (any status but running) is checkpointed,
+        so its SQLite file alone holds all of it."""
         values: dict[str, Any] = {"status": status, "updated": _now()}
         if usage is not None:
             values["usage"] = usage
         with Session(self.engine) as session:
             session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
             session.commit()
+        if status != "running":
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Move SQLite's write-ahead log into the database file and empty it: until then
+        ``run.db`` alone (copied, mailed, archived without its ``-wal``) can be an empty
+        database. Nothing to do on other databases."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def run(self, run_id: str | None = None) -> RunRow | None:
         """The run with ``run_id``, or the only/latest run when None."""
@@ -324,4 +336,6 @@ class RunDatabase:
         return self._rows(StepMetricRow, run_id, StepMetricRow.step)
 
     def close(self) -> None:
+        """Checkpoint (see :meth:`checkpoint`) and release the connections."""
+        self.checkpoint()
         self.engine.dispose()

@@ -20,6 +20,7 @@ from typing import Any
 
 import networkx as nx
 import yaml
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from personahub.llm import LLMClient, load_settings
@@ -78,6 +79,9 @@ def effective_scenario(scenario: ScenarioBase, options: RunOptions) -> ScenarioB
 
     Events after a shortened horizon simply never happen: ``--steps 2`` is a shorter run.
     """
+    for flag, value in (("--agents", options.agents), ("--steps", options.steps)):
+        if value is not None and value < 1:
+            raise RunError(f"{flag} {value}: expected 1 or more")
     data = scenario.model_dump(mode="json", exclude_none=True)
     if options.steps is not None:
         try:
@@ -194,8 +198,13 @@ def prepare_run(
     Raises:
         ScenarioError, PopulationError, ConfigError, DatabaseError: bad input, one line each.
     """
+    _check_out(options.out)
     scenario = effective_scenario(load_scenario(scenario_path), options)
-    cast = load_cast(scenario.population, scenario.seed, scenario_path.parent.resolve())
+    cast = load_cast(
+        scenario.population, scenario.seed, scenario_path.parent.resolve(), options.agents
+    )
+    if cast.note:
+        Console(stderr=True).print(f"note: {cast.note}", highlight=False, soft_wrap=True)
     graph = build_graph(scenario.graph, cast, scenario.seed)
     overrides = _llm_overrides(scenario, llm_cli)
     client = llm or LLMClient(load_settings(config_file, **overrides))
@@ -227,6 +236,11 @@ def prepare_run(
     )
     database.create_run(run, _agent_rows(model, graph, run_id), _edge_rows(model, graph, run_id))
     return PreparedRun(model, database, target, run_dir)
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out}: is a file; expected the folder that holds run folders")
 
 
 def start_run(
@@ -313,6 +327,7 @@ def resume_run(
     out: Path = Path("runs"),
 ) -> RunOutcome:
     """Continue a run (the latest in ``database_ref``) from its last committed step."""
+    _check_out(out)
     database = RunDatabase(database_ref, must_exist=True)
     run = database.run()
     if run is None:

@@ -35,6 +35,14 @@ class ScenarioError(ValueError):
         self.problems = problems
 
 
+class FileProblem(ValueError):
+    """A file that a scenario names cannot be read; ``problem`` says at which field."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(problem[1])
+        self.problem = problem
+
+
 class Strict(BaseModel):
     """A scenario section: unknown fields are errors, values never change after loading."""
 
@@ -229,6 +237,6 @@ class ScenarioBase(Strict):
         read into it, so the run database holds all of it.
 
         Raises:
-            ScenarioError: A named file cannot be read.
+            FileProblem: A named file cannot be read.
         """
         return self

@@ -17,58 +17,32 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 from sandbox.forecast.scenario import QUESTION_ID
 from sandbox.modes import DEFAULT_MODE, MODES, scenario_adapter
-from sandbox.scenario import SCENARIO_NAME, ScenarioBase, ScenarioError
+from sandbox.population import source_problems
+from sandbox.scenario import SCENARIO_NAME, FileProblem, ScenarioBase, ScenarioError
+from sandbox.scenario_yaml import YAMLProblem, compose, construct, is_alias
 
 __all__ = ["ScenarioError", "load_scenario", "parse_scenario", "validate_scenario"]
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false. YAML 1.1 would turn `options: [yes, no]` into bools."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def _no_duplicate_keys(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key '{key}' (the later value would win)",
-                key_node.start_mark,
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
-
-
 def _node_at(
-    root: yaml.Node | None, loc: tuple[Any, ...], union_tags: set[str]
-) -> tuple[yaml.Node | None, tuple[Any, ...]]:
-    """The deepest YAML node along ``loc`` and the path to it as the user wrote it.
+    root: Node | None, loc: tuple[Any, ...], union_tags: set[str]
+) -> tuple[Node | None, tuple[Any, ...]]:
+    """The YAML node to report a problem at ``loc`` on, and the path to it as the user wrote it.
 
-    Parts of ``loc`` that are pydantic union tags (``graph.watts_strogatz.k``) are skipped.
+    That is the deepest node along ``loc``, or the outermost alias passed on the way there (a
+    problem inside an aliased value is where the alias uses it, not at the anchor). Parts of
+    ``loc`` that are pydantic union tags (``graph.watts_strogatz.k``) are skipped.
     """
     node = root
+    alias: Node | None = None
     path: list[Any] = []
     for part in loc:
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, MappingNode):
             child = next((v for k, v in node.value if k.value == str(part)), None)
             if child is None and str(part) in union_tags:
                 continue
@@ -76,16 +50,18 @@ def _node_at(
             if child is None:
                 # an unknown or missing field: point at its key, or at its parent mapping
                 key = next((k for k, _ in node.value if k.value == str(part)), None)
-                return (key or node), tuple(path)
+                return alias or key or node, tuple(path)
             node = child
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+        elif isinstance(node, SequenceNode) and isinstance(part, int):
             path.append(part)
             if part >= len(node.value):
-                return node, tuple(path)
+                return alias or node, tuple(path)
             node = node.value[part]
         else:
             path.append(part)
-    return node, tuple(path)
+        if alias is None and is_alias(node):
+            alias = node
+    return alias or node, tuple(path)
 
 
 def _members(annotation: Any) -> list[Any]:
@@ -186,6 +162,8 @@ def _other_mode_with(loc: tuple[Any, ...]) -> str | None:
 
 _UNION_TAGS = {
     *MODES,
+    "inline",
+    "file",
     "persona_edges",
     "watts_strogatz",
     "barabasi_albert",
@@ -197,13 +175,42 @@ _UNION_TAGS = {
 }
 
 
-def _format(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], msg: str, found: Any) -> str:
+QUOTE_LIMIT = 80
+"""Characters of a found value quoted in a message; longer values are cut, with their length."""
+
+
+def _quote(found: Any) -> str:
+    shown = repr(found)
+    if len(shown) <= QUOTE_LIMIT:
+        return shown
+    size = f"{len(found):,} characters" if isinstance(found, str) else f"{len(shown):,} long"
+    return f"{shown[:QUOTE_LIMIT]}... ({size})"
+
+
+def _format(path: Path, root: Node | None, loc: tuple[Any, ...], msg: str, found: Any) -> str:
     node, shown_loc = _node_at(root, loc, _UNION_TAGS)
     line = node.start_mark.line + 1 if node is not None else 1
     field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in shown_loc)
     field = field.replace(".[", "[")
-    shown = "" if found is None or isinstance(found, dict | list) else f" (found {found!r})"
+    shown = "" if found is None or isinstance(found, dict | list) else f" (found {_quote(found)})"
     return f"{path}:{line}: {field or '(top level)'}: {msg}{shown}"
+
+
+def _read(text: str, path: Path) -> tuple[Node | None, dict[str, Any]]:
+    """The node tree and data of scenario YAML text.
+
+    Raises:
+        ScenarioError: Not YAML a scenario can be read from, or not a mapping.
+    """
+    try:
+        root = compose(text)
+        data = construct(root) if root is not None else None
+    except YAMLProblem as exc:
+        raise ScenarioError([f"{path}:{exc.line}: {exc.message}"]) from None
+    if not isinstance(data, dict):
+        found = type(data).__name__ if data is not None else "an empty file"
+        raise ScenarioError([f"{path}:1: expected a mapping of scenario fields, found {found}"])
+    return root, data
 
 
 def parse_scenario(text: str, path: Path) -> ScenarioBase:
@@ -212,19 +219,7 @@ def parse_scenario(text: str, path: Path) -> ScenarioBase:
     Raises:
         ScenarioError: One line per problem.
     """
-    try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark else 1
-        context = ""
-        if exc.context and exc.context_mark is not None:
-            context = f" ({exc.context} at line {exc.context_mark.line + 1})"
-        raise ScenarioError([f"{path}:{line}: not valid YAML: {exc.problem}{context}"]) from None
-    if not isinstance(data, dict):
-        found = type(data).__name__ if data is not None else "an empty file"
-        raise ScenarioError([f"{path}:1: expected a mapping of scenario fields, found {found}"])
+    root, data = _read(text, path)
     return validate_scenario(data, path, root)
 
 
@@ -236,9 +231,7 @@ def _by_line(problems: list[str]) -> list[str]:
     return sorted(problems, key=line_of)
 
 
-def validate_scenario(
-    data: dict[str, Any], path: Path, root: yaml.Node | None = None
-) -> ScenarioBase:
+def validate_scenario(data: dict[str, Any], path: Path, root: Node | None = None) -> ScenarioBase:
     """Validate scenario data (from a file, or a file plus CLI overrides).
 
     Raises:
@@ -257,12 +250,34 @@ def validate_scenario(
 
 
 def load_scenario(path: str | Path) -> ScenarioBase:
-    """Read and validate a scenario file.
+    """Read and validate a scenario file, and check the population file it names.
 
     Raises:
-        ScenarioError: The file is missing, not YAML, or not a valid scenario.
+        ScenarioError: The file is missing or unreadable, not YAML, or not a valid scenario.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ScenarioError([f"{path}: scenario file not found"])
-    return parse_scenario(path.read_text(encoding="utf-8"), path).with_files(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ScenarioError([f"{path}: scenario file not found"]) from None
+    except IsADirectoryError:
+        raise ScenarioError([f"{path}: is a directory, not a scenario file"]) from None
+    except OSError as exc:  # a symbolic link loop, no permission, ...
+        raise ScenarioError([f"{path}: cannot read the scenario file: {exc.strerror}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ScenarioError(
+            [f"{path}:{line}: not a text file in UTF-8 (byte 0x{raw[exc.start]:02x})"]
+        ) from None
+    root, data = _read(text, path)
+    scenario = validate_scenario(data, path, root)
+    problems = source_problems(scenario.population, path.parent)
+    try:
+        scenario = scenario.with_files(path)
+    except FileProblem as exc:
+        problems.append(exc.problem)
+    if problems:
+        raise ScenarioError(_by_line([_format(path, root, *p) for p in problems]))
+    return scenario

@@ -74,7 +74,13 @@ def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
     return path
 
 
+def people(tmp_path: Path) -> None:
+    """The persona file FULL names (the loader checks that it exists and has personas)."""
+    (tmp_path / "people.jsonl").write_text('{"persona": "A nurse who cycles."}\n')
+
+
 def test_every_field_loads(tmp_path: Path) -> None:
+    people(tmp_path)
     s = load_scenario(write(tmp_path, FULL))
     assert s.name == "full-example" and s.seed == 11 and s.steps == 4
     assert s.population.sample == 20 and s.population.text_field == "persona"
@@ -119,6 +125,7 @@ def test_shipped_scenarios_are_valid() -> None:
 
 
 def test_persona_edges_graph(tmp_path: Path) -> None:
+    people(tmp_path)
     text = FULL.replace("type: homophily\n  k: 4\n  p: 0.2", "type: persona_edges")
     assert isinstance(load_scenario(write(tmp_path, text)).graph, StoredEdges)
 

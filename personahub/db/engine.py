@@ -5,8 +5,10 @@ shared or large stores; ``postgresql://`` uses the psycopg 3 driver). Passwords 
 reach error messages.
 
 Both backends store the same values: PostgreSQL sessions run in UTC, so aware UTC timestamps
-land in ``TIMESTAMP`` columns as the same wall time SQLite keeps, and JSON written to
-PostgreSQL turns non-finite floats (which its ``json`` type rejects) into ``null``.
+land in ``TIMESTAMP`` columns as the same wall time SQLite keeps, JSON written to
+PostgreSQL turns non-finite floats (which its ``json`` type rejects) into ``null``, and NUL
+characters are dropped from every text written (PostgreSQL text cannot hold them, so one in a
+persona or a model's reply would fail the whole commit there).
 """
 
 from __future__ import annotations
@@ -77,6 +79,27 @@ def _postgres_session(dbapi_connection: DBAPIConnection, _record: ConnectionPool
     cursor.close()
     # A SET inside a transaction that is later rolled back would be undone.
     dbapi_connection.commit()
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_without_nul(v) for v in value)
+    return value
+
+
+def _drop_nul(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+) -> tuple[str, Any]:
+    """``before_cursor_execute``: the statement's parameters without NUL characters. JSON
+    values arrive here serialised, with NUL escaped as ``\\u0000``, which both backends keep."""
+    # repr() escapes a NUL as \x00 in C; the walk in Python runs only when it may find one.
+    if "\\x00" not in repr(parameters):
+        return statement, parameters
+    return statement, _without_nul(parameters)
 
 
 def _finite(value: Any) -> Any:
@@ -169,12 +192,20 @@ def make_engine(target: str | Path, create_parent: bool = True, must_exist: bool
 
     Args:
         target: A path (SQLite) or SQLAlchemy URL.
-        create_parent: Create the folder of a new SQLite file.
+        create_parent: Create the folder of a new SQLite file given as a path. A
+            ``sqlite:///`` URL's folder must exist: a typo in a URL never creates folders.
         must_exist: For readers: a missing SQLite file is an error, not a new empty database.
 
     Raises:
         DatabaseError: The URL is malformed or the database cannot be reached.
     """
+    is_url = "://" in str(target)
+    if not is_url and ":" in str(target):
+        # `::garbage::` or `postgres:/x` would otherwise become a SQLite file of that name.
+        raise DatabaseError(
+            f"not a database path or URL: {str(target)!r} (a URL needs scheme://, "
+            "e.g. sqlite:///runs/run.db; a path has no ':')"
+        )
     url = database_url(target)
     try:
         parsed = make_url(url)
@@ -185,8 +216,11 @@ def make_engine(target: str | Path, create_parent: bool = True, must_exist: bool
     on_disk = parsed.database if parsed.database not in (None, "", ":memory:") else None
     if is_sqlite and must_exist and on_disk and not Path(on_disk).is_file():
         raise DatabaseError(f"no database at {on_disk}")
-    if is_sqlite and parsed.database and create_parent and not must_exist:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if is_sqlite and on_disk and create_parent and not must_exist and not is_url:
+        Path(on_disk).parent.mkdir(parents=True, exist_ok=True)
+    elif is_sqlite and on_disk and not Path(on_disk).parent.is_dir():
+        folder = Path(on_disk).parent
+        raise DatabaseError(f"cannot open database {safe_url(url)}: no folder {folder}")
     kwargs: dict[str, Any] = {}
     if is_sqlite:
         kwargs["connect_args"] = {"check_same_thread": False}
@@ -197,6 +231,7 @@ def make_engine(target: str | Path, create_parent: bool = True, must_exist: bool
         engine = create_engine(url, **kwargs)
     except (ArgumentError, ImportError) as exc:
         raise DatabaseError(f"cannot use database {safe_url(url)}: {exc}") from None
+    event.listen(engine, "before_cursor_execute", _drop_nul, retval=True)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
     if is_postgres:

@@ -50,12 +50,3 @@ def agent_row(agent: Any) -> dict[str, Any]:
     """Nothing beyond the common columns: a forecast agent's system prompt is in every one
     of its interactions already."""
     return {}
-
-
-def describe(scenario: Any) -> list[tuple[str, str]]:
-    """The lines ``sandbox validate`` adds for a forecast."""
-    assert isinstance(scenario, ForecastScenario)
-    return [
-        ("questions", ", ".join(f"{q.id} ({q.type})" for q in scenario.questions)),
-        ("segments", ", ".join(scenario.segments) or "-"),
-    ]

@@ -35,6 +35,24 @@ class ChoiceQuestion(_QuestionBase):
     options: list[str] = Field(min_length=2, max_length=12)
 
 
+def _option_problems(options: list[str], where: tuple[Any, ...]) -> list[Problem]:
+    """Blank options, and options that differ only in case or spaces: to a person (and to the
+    model) those are one answer, which the report would show as several rows."""
+    out: list[Problem] = []
+    seen: dict[str, int] = {}
+    for j, option in enumerate(options):
+        key = " ".join(option.split()).casefold()
+        if not key:
+            out.append(((*where, j), "expected an option with text, found a blank one", option))
+        elif key in seen:
+            first = options[seen[key]]
+            message = f"options must be unique (ignoring case and spaces): same as {first!r}"
+            out.append(((*where, j), message, option))
+        else:
+            seen[key] = j
+    return out
+
+
 class LikertQuestion(_QuestionBase):
     type: Literal["likert"]
     scale: int = Field(5, ge=3, le=11)
@@ -47,8 +65,9 @@ class LikertQuestion(_QuestionBase):
 
 class NumberQuestion(_QuestionBase):
     type: Literal["number"]
-    min: float
-    max: float
+    # .nan or .inf would make every answer fail to parse, each interaction an error
+    min: float = Field(allow_inf_nan=False)
+    max: float = Field(allow_inf_nan=False)
     unit: str = ""
 
 
@@ -107,8 +126,8 @@ class ForecastScenario(ScenarioBase):
                 out.append((("questions", i, "id"), f"'{q.id}' is reserved; use another id", q.id))
             if ids.count(q.id) > 1:
                 out.append((("questions", i, "id"), "question ids must be unique", q.id))
-            if isinstance(q, ChoiceQuestion) and len(set(q.options)) != len(q.options):
-                out.append((("questions", i, "options"), "options must be unique", None))
+            if isinstance(q, ChoiceQuestion):
+                out.extend(_option_problems(q.options, ("questions", i, "options")))
             anchors = q.anchors if isinstance(q, LikertQuestion) else None
             if isinstance(q, LikertQuestion) and anchors is not None and len(anchors) != q.scale:
                 expected = f"expected one statement per scale point ({q.scale})"
@@ -127,3 +146,12 @@ class ForecastScenario(ScenarioBase):
         super().cut(data, steps)
         if not data["timeline"]:
             raise ValueError("no event happens before that step")
+
+
+def describe(scenario: Any) -> list[tuple[str, str]]:
+    """The lines ``sandbox validate`` adds for a forecast."""
+    assert isinstance(scenario, ForecastScenario)
+    return [
+        ("questions", ", ".join(f"{q.id} ({q.type})" for q in scenario.questions)),
+        ("segments", ", ".join(scenario.segments) or "-"),
+    ]

@@ -60,18 +60,3 @@ def agent_row(agent: Any) -> dict[str, Any]:
     """The NPC's system prompt (world, profile, relationships) and profile: what the dialogue
     export uses as a sample's system message."""
     return {"system_prompt": agent.system_prompt(), "profile": agent.profile}
-
-
-def describe(scenario: Any) -> list[tuple[str, str]]:
-    """The lines ``sandbox validate`` adds for an NPC world."""
-    assert isinstance(scenario, NPCWorldScenario)
-    player = scenario.player
-    return [
-        ("world", getattr(scenario.world, "name", str(scenario.world))),
-        (
-            "dialogue",
-            f"{scenario.dialogue.conversations_per_step} conversations/step, "
-            f"up to {scenario.dialogue.turns} turns",
-        ),
-        ("player", f"{player.name}, {len(player.lines)} lines" if player else "-"),
-    ]

@@ -7,12 +7,12 @@ assembled in :mod:`sandbox.modes`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from personahub.worlds import World, WorldError, load_world
-from sandbox.scenario import Problem, ScenarioBase, ScenarioError, Strict
+from sandbox.scenario import FileProblem, Problem, ScenarioBase, Strict
 
 
 class Dialogue(Strict):
@@ -42,7 +42,12 @@ class Player(Strict):
     lines: list[PlayerLine] = Field(default_factory=list, max_length=200)
 
 
-WorldSpec = World | str
+WorldSpec = Annotated[
+    Annotated[World, Tag("inline")] | Annotated[str, Tag("file")],
+    # Chosen by the value's kind, so an inline world's errors are its own fields' only,
+    # not also "expected a string" from the file-path member.
+    Discriminator(lambda value: "inline" if isinstance(value, dict | World) else "file"),
+]
 """A world inline, or the path of a world YAML/JSON file (relative to the scenario)."""
 
 
@@ -76,5 +81,20 @@ class NPCWorldScenario(ScenarioBase):
         try:
             world = load_world(where)
         except WorldError as exc:
-            raise ScenarioError([f"{path}: world: {exc}"]) from None
+            raise FileProblem((("world",), str(exc), None)) from None
         return self.model_copy(update={"world": world})
+
+
+def describe(scenario: Any) -> list[tuple[str, str]]:
+    """The lines ``sandbox validate`` adds for an NPC world."""
+    assert isinstance(scenario, NPCWorldScenario)
+    player = scenario.player
+    return [
+        ("world", getattr(scenario.world, "name", str(scenario.world))),
+        (
+            "dialogue",
+            f"{scenario.dialogue.conversations_per_step} conversations/step, "
+            f"up to {scenario.dialogue.turns} turns",
+        ),
+        ("player", f"{player.name}, {len(player.lines)} lines" if player else "-"),
+    ]
