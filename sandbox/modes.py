@@ -24,7 +24,7 @@ import yaml
 from pydantic import Field, TypeAdapter
 from rich.console import Console
 
-from personahub.llm import LLMClient
+from personahub.llm import LLMClient, LLMResult
 from sandbox.export.samples import Sample, agent_samples, npc_samples
 from sandbox.forecast import mode as forecast_mode
 from sandbox.forecast import report as forecast_report
@@ -50,7 +50,10 @@ class RunModel(Protocol):
     unit: str  # what a step's progress bar counts ("agents", "conversations")
     steps: int
     running: bool
+    # Progress hooks (see RecordedModel): the runner sets them all, each mode calls its own.
     on_step_start: Callable[[int, int], None] | None
+    on_result: Callable[[int, LLMResult[Any]], None] | None
+    on_turn: Callable[[int, int], None] | None
 
     @property
     def scenario(self) -> ScenarioBase: ...
@@ -80,7 +83,7 @@ class RunSetup:
 
     scenario: ScenarioBase
     personas: list[PersonaRecord]
-    graph: nx.Graph
+    graph: nx.Graph[int]
     llm: LLMClient
     seed: int
     run_id: str

@@ -14,6 +14,7 @@ from typing import Any
 from personahub.db.engine import DatabaseError
 from personahub.store.filters import PersonaFilter
 from personahub.store.io import import_file
+from personahub.store.models import stored_id
 from personahub.store.opening import open_personas
 from personahub.store.store import PersonaStore, StoreError
 from sandbox.scenario import Population
@@ -48,9 +49,9 @@ def packaged_sample() -> tuple[Path, Path]:
 
 def _open_source(spec: Population, base_dir: Path, scratch: Path) -> PersonaStore:
     if spec.source == "sample":
-        people, edges = packaged_sample()
+        people, sample_edges = packaged_sample()
         store = PersonaStore(scratch / "population.db")
-        import_file(store, people, edges_path=edges)
+        import_file(store, people, edges_path=sample_edges)
         return store
     edges = (base_dir / spec.edges).resolve() if spec.edges else None
     if edges is not None and not edges.exists():
@@ -92,8 +93,8 @@ def load_cast(spec: Population, seed: int, base_dir: Path, size: int | None = No
             rows = store.personas(flt)
             if not rows:
                 raise PopulationError("population: the filter selected no personas")
-            rows.sort(key=lambda p: p.id)
-            index = {row.id: i for i, row in enumerate(rows)}
+            rows.sort(key=lambda p: stored_id(p.id))
+            index = {stored_id(row.id): i for i, row in enumerate(rows)}
             personas = [
                 PersonaRecord(row.external_id or str(row.id), row.text, dict(row.attributes or {}))
                 for row in rows

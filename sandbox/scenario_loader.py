@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from sandbox.forecast.scenario import QUESTION_ID
 from sandbox.modes import DEFAULT_MODE, MODES, scenario_adapter
@@ -134,7 +135,7 @@ _PATTERNS = {
 }
 
 
-def _describe(err: dict[str, Any]) -> tuple[tuple[Any, ...], str, Any]:
+def _describe(err: ErrorDetails) -> tuple[tuple[Any, ...], str, Any]:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     kind = err["type"]
     found = err.get("input")
