@@ -32,13 +32,21 @@ from personahub.dedup.embedding import EmbeddingDeduper, earlier_neighbours
 from personahub.embeddings import get_embedder
 
 
-def pair_recall(vectors: np.ndarray, threshold: float, k: int, options: dict) -> tuple[float, int]:
-    """Share of the exact duplicate pairs that the ANN index finds among each item's k
-    nearest neighbours, and the number of exact pairs."""
+def pair_recall(
+    vectors: np.ndarray, threshold: float, k: int, deduper: EmbeddingDeduper
+) -> tuple[float, int]:
+    """Share of the exact duplicate pairs that an ANN index with ``deduper``'s options finds
+    among each item's k nearest neighbours, and the number of exact pairs."""
     exact = {
         (j, i) for i, pairs in enumerate(earlier_neighbours(vectors, threshold)) for j, _ in pairs
     }
-    index = Index(ndim=vectors.shape[1], **options)
+    index = Index(
+        ndim=vectors.shape[1],
+        metric="cos",
+        dtype=deduper.dtype,
+        connectivity=deduper.connectivity,
+        expansion_search=deduper.expansion_search,
+    )
     index.add(np.arange(len(vectors), dtype=np.uint64), vectors)
     matches = index.search(vectors, k)
     keys = np.asarray(matches.keys).reshape(len(vectors), -1)
@@ -106,7 +114,7 @@ def main() -> int:
         f"would need {matrix_gib:,.2f} GiB = {matrix_gib * 1024 / rss:,.1f}x that"
     )
 
-    recall, pairs = pair_recall(subset_vectors, args.threshold, args.k, deduper.index_options)
+    recall, pairs = pair_recall(subset_vectors, args.threshold, args.k, deduper)
     ann = EmbeddingDeduper(threshold=args.threshold).add_batch(
         list(range(len(subset))), subset_vectors
     )

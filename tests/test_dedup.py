@@ -171,6 +171,16 @@ def test_embedding_blocks_match_exact_greedy() -> None:
     assert 0 < expected.count(False) < 1500
 
 
+def test_benchmark_recall_builds_its_index_like_the_deduper() -> None:
+    # benchmarks/dedup_embedding.py once read deduper options that no longer existed.
+    from benchmarks.dedup_embedding import pair_recall
+
+    vectors = _planted(300, 16, seed=5)
+    recall, pairs = pair_recall(vectors, 0.9, 10, EmbeddingDeduper(threshold=0.9))
+    assert pairs > 0
+    assert recall >= 0.98
+
+
 def test_earlier_neighbours_chunked() -> None:
     vectors = _planted(300, 16, seed=5)
     full = vectors @ vectors.T
