@@ -36,7 +36,7 @@ from openai.types.shared_params import ResponseFormatJSONSchema
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import load_personas, result_line, sdk_messages
-from personahub.llm import LLMClient, load_settings
+from personahub.llm import LLMClient, LLMSettings, load_settings
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 from personahub.synthesis import SynthesisJob, prepare, run_job
 from personahub.synthesis.prompting import messages_for
@@ -49,7 +49,7 @@ TARGET = 1.15
 MODEL = "fake-model"
 
 
-def _settings(base_url: str, cache: Path):
+def _settings(base_url: str, cache: Path) -> LLMSettings:
     return load_settings(
         backend="openai",
         base_url=base_url,

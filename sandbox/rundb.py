@@ -179,7 +179,8 @@ Row = TypeVar("Row", bound=SQLModel)
 
 def _table(model: type[SQLModel]) -> Table:
     # SQLModel's metaclass sets ``__table__`` on table models, but its stubs do not declare it.
-    return model.__table__  # type: ignore[attr-defined]
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 RUN_SCHEMA = Schema(

@@ -232,7 +232,8 @@ def _values(question: Question, rows: list[InteractionRow], latest: np.ndarray) 
             lookup[k] = options.index(answer) if answer in options else np.nan
         elif isinstance(answer, int | float) and not isinstance(answer, bool):
             lookup[k] = float(answer)
-    return lookup[latest]
+    values: np.ndarray = lookup[latest]
+    return values
 
 
 def _estimates(question: Question, values: np.ndarray, weights: np.ndarray) -> dict[str, Estimate]:

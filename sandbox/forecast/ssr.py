@@ -113,7 +113,8 @@ def ssr_pmf(similarities: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     totals = shifted.sum(axis=1, keepdims=True)
     uniform = np.full_like(shifted, 1.0 / max(1, sims.shape[1]))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, shifted / totals, uniform)
+        pmf: np.ndarray = np.where(totals > 0, shifted / totals, uniform)
+    return pmf
 
 
 def compare_pmfs(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

@@ -168,8 +168,10 @@ class NPCWorldModel(RecordedModel):
 
             matches = self.agents.select(named, at_most=1)
             if matches:
-                return matches[0]
-        return self.random.choice(self.by_node)
+                named_agent: NPCAgent = matches[0]
+                return named_agent
+        anyone: NPCAgent = self.random.choice(self.by_node)
+        return anyone
 
     def _topic(self, opener: NPCAgent, rumours: list[str]) -> str:
         if rumours:
