@@ -13,7 +13,13 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
+
+from openai.types.chat import ChatCompletionMessageParam
+
+from personahub.llm.types import Message
 
 TOOL_JSONL = Path(__file__).resolve().parents[1].parent / "shared/data/personahub/tool.jsonl"
 _FILLERS = ("also", "really", "very", "often", "now", "mostly", "quite")
@@ -118,3 +124,9 @@ class Ticker:
             file=sys.stderr,
             flush=True,
         )
+
+
+def sdk_messages(chat: Sequence[Message]) -> list[ChatCompletionMessageParam]:
+    """A chat for the bare OpenAI SDK (the raw baselines). The gateway types a message as a
+    plain ``{"role", "content"}`` dict; the SDK wants one TypedDict per role, of that shape."""
+    return cast(list[ChatCompletionMessageParam], list(chat))

@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import openai
+from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import BaseModel, Field
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import result_line
+from benchmarks._common import result_line, sdk_messages
 from personahub.llm import LLMClient, LLMRequest, load_settings
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 
@@ -76,7 +77,7 @@ async def run_raw(base_url: str, messages: list[list[dict[str, str]]]) -> tuple[
     """The baseline: the bare SDK under a semaphore; returns wall and CPU seconds."""
     client = openai.AsyncOpenAI(base_url=base_url, api_key="bench-key", timeout=60.0, max_retries=0)
     schema = PersonaOut.model_json_schema()
-    response_format = {
+    response_format: ResponseFormatJSONSchema = {
         "type": "json_schema",
         "json_schema": {"name": PersonaOut.__name__, "schema": schema},
     }
@@ -86,10 +87,10 @@ async def run_raw(base_url: str, messages: list[list[dict[str, str]]]) -> tuple[
         async with limit:
             response = await client.chat.completions.create(
                 model=MODEL,
-                messages=chat,  # type: ignore[arg-type]
+                messages=sdk_messages(chat),
                 temperature=TEMPERATURE,
                 max_tokens=MAX_TOKENS,
-                response_format=response_format,  # type: ignore[arg-type]
+                response_format=response_format,
             )
             return PersonaOut.model_validate_json(response.choices[0].message.content or "")
 

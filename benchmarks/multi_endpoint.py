@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import result_line
 from personahub.llm import LLMClient, LLMRequest, load_settings
+from personahub.llm.backends.openai_compat import OpenAIBackend
 from personahub.llm.meter import endpoint_lines
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 
@@ -81,9 +82,11 @@ async def run(urls: list[str], victim: Any, calls: int, concurrency: int) -> dic
             # Warm-up (connections, lazy SDK setup) on every server; not counted.
             await client.batch(requests(2 * concurrency, "warm-up"))
             client.meter.per_endpoint.clear()
-            for endpoint in client.backend.endpoints:
+            backend = client.backend
+            assert isinstance(backend, OpenAIBackend), "settings name the openai backend"
+            for endpoint in backend.endpoints:
                 endpoint.calls = endpoint.errors = endpoint.failovers = endpoint.rests = 0
-            client.backend.pool.moves.clear()
+            backend.pool.moves.clear()
             client.meter.calls = 0
 
             done = 0

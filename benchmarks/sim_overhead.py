@@ -22,9 +22,11 @@ import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import load_personas, result_line
-from personahub.llm import LLMClient, load_settings
+from benchmarks._common import load_personas, result_line, sdk_messages
+from personahub.llm import LLMClient, LLMRequest, load_settings
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
+from sandbox.forecast.answers import AgentResponse
+from sandbox.forecast.model import ForecastModel
 from sandbox.runner import RunOptions, prepare_run
 
 SCENARIO = """\
@@ -56,7 +58,9 @@ def write_scenario(folder: Path, agents: int, steps: int) -> Path:
     return path
 
 
-def run_ours(base_url: str, scenario: Path, folder: Path, concurrency: int) -> tuple[float, list]:
+def run_ours(
+    base_url: str, scenario: Path, folder: Path, concurrency: int
+) -> tuple[float, list[LLMRequest[AgentResponse]]]:
     """Wall time of the simulation's steps (setup excluded) and one step's requests."""
     settings = load_settings(
         backend="openai",
@@ -66,6 +70,7 @@ def run_ours(base_url: str, scenario: Path, folder: Path, concurrency: int) -> t
     )
     prepared = prepare_run(scenario, RunOptions(out=folder / "runs"), {}, llm=LLMClient(settings))
     model = prepared.model
+    assert isinstance(model, ForecastModel), "the scenario is a forecast"
     sample = [
         a.build_request(model.scenario, model.schema, 0, model.run_seed) for a in model.by_node
     ]
@@ -77,24 +82,27 @@ def run_ours(base_url: str, scenario: Path, folder: Path, concurrency: int) -> t
     return wall, sample
 
 
-async def run_raw(base_url: str, requests: list, steps: int, concurrency: int) -> float:
+async def run_raw(
+    base_url: str, requests: list[LLMRequest[AgentResponse]], steps: int, concurrency: int
+) -> float:
     """The same number of requests through the bare SDK, validated like ours."""
     client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0)
     schema_model = requests[0].schema
+    assert schema_model is not None, "agent requests are structured"
     schema = schema_model.model_json_schema()
     limit = asyncio.Semaphore(concurrency)
 
-    async def one(request) -> None:  # type: ignore[no-untyped-def]
+    async def one(request: LLMRequest[AgentResponse]) -> None:
         async with limit:
             response = await client.chat.completions.create(
                 model="bench",
-                messages=list(request.messages),
+                messages=sdk_messages(request.messages),
                 response_format={
                     "type": "json_schema",
                     "json_schema": {"name": "AgentResponse", "schema": schema},
                 },
             )
-            schema_model.model_validate_json(response.choices[0].message.content)
+            schema_model.model_validate_json(response.choices[0].message.content or "")
 
     started = time.perf_counter()
     for _ in range(steps):  # steps are sequential in the simulation too

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import grow, load_personas, peak_rss_mib, result_line
 from personahub.llm import LLMClient, load_settings
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
+from sandbox.forecast.model import ForecastModel
 from sandbox.runner import RunOptions, prepare_run
 
 SCENARIO = """\
@@ -71,6 +72,7 @@ def main() -> None:
                 llm=LLMClient(settings),
             )
             model = prepared.model
+            assert isinstance(model, ForecastModel), "the scenario is a forecast"
             print(
                 f"setup ({len(model.by_node)} agents, {model.graph.number_of_edges()} edges, "
                 f"population import + graph + run database): "

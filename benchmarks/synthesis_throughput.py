@@ -31,11 +31,12 @@ import time
 from pathlib import Path
 
 import openai
+from openai.types.shared_params import ResponseFormatJSONSchema
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import load_personas, result_line
-from personahub.llm import LLMClient, load_settings
+from benchmarks._common import load_personas, result_line, sdk_messages
+from personahub.llm import LLMClient, LLMSettings, load_settings
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 from personahub.synthesis import SynthesisJob, prepare, run_job
 from personahub.synthesis.prompting import messages_for
@@ -48,7 +49,7 @@ TARGET = 1.15
 MODEL = "fake-model"
 
 
-def _settings(base_url: str, cache: Path):
+def _settings(base_url: str, cache: Path) -> LLMSettings:
     return load_settings(
         backend="openai",
         base_url=base_url,
@@ -87,15 +88,18 @@ async def run_raw(base_url: str, chats: list[list[dict[str, str]]]) -> float:
     """The bare SDK under the same semaphore (json_schema format), for reference."""
     client = openai.AsyncOpenAI(base_url=base_url, api_key="bench-key", max_retries=0)
     schema = TASKS["instruction"].output.model_json_schema()
-    fmt = {"type": "json_schema", "json_schema": {"name": "UserInstruction", "schema": schema}}
+    fmt: ResponseFormatJSONSchema = {
+        "type": "json_schema",
+        "json_schema": {"name": "UserInstruction", "schema": schema},
+    }
     limit = asyncio.Semaphore(CONCURRENCY)
 
     async def one(chat: list[dict[str, str]]) -> None:
         async with limit:
             reply = await client.chat.completions.create(
                 model=MODEL,
-                messages=chat,  # type: ignore[arg-type]
-                response_format=fmt,  # type: ignore[arg-type]
+                messages=sdk_messages(chat),
+                response_format=fmt,
             )
             json.loads(reply.choices[0].message.content or "")
 
@@ -115,7 +119,7 @@ def run_sequential(base_url: str, chats: list[list[dict[str, str]]], out: Path) 
         for chat in chats:
             reply = client.chat.completions.create(
                 model=MODEL,
-                messages=chat,  # type: ignore[arg-type]
+                messages=sdk_messages(chat),
                 response_format={"type": "json_object"},
             )
             fh.write(json.dumps({"output": reply.choices[0].message.content}) + "\n")

@@ -237,8 +237,8 @@ def export(
         result = export_run(
             path,
             out_file,
-            fmt.value,  # type: ignore[arg-type]
-            role=role.value,  # type: ignore[arg-type]
+            fmt.value,
+            role=role.value,
             min_turns=min_turns,
             dedup=dedup,
             split=split,

@@ -15,11 +15,11 @@ from sandbox.population import Cast
 from sandbox.scenario import BarabasiAlbert, Graph, Homophily, StoredEdges, WattsStrogatz
 
 
-def build_graph(spec: Graph, cast: Cast, seed: int) -> nx.Graph:
+def build_graph(spec: Graph, cast: Cast, seed: int) -> nx.Graph[int]:
     """Build the graph a scenario asks for over the cast's personas."""
     n = len(cast.personas)
     rng = random.Random(seed)
-    graph = nx.Graph()
+    graph: nx.Graph[int] = nx.Graph()
     graph.add_nodes_from(range(n))
     if isinstance(spec, StoredEdges):
         for src, dst, relation, strength in cast.edges:
@@ -44,7 +44,9 @@ def build_graph(spec: Graph, cast: Cast, seed: int) -> nx.Graph:
     return graph
 
 
-def homophily_graph(texts: list[str], k: int, p: float, seed: int, chunk: int = 1024) -> nx.Graph:
+def homophily_graph(
+    texts: list[str], k: int, p: float, seed: int, chunk: int = 1024
+) -> nx.Graph[int]:
     """Link each persona to its ``k`` most similar others (MiniLM cosine); rewire a share ``p``.
 
     Similarities are computed in row chunks, so memory stays ``chunk × n``, not ``n × n``.
@@ -52,7 +54,7 @@ def homophily_graph(texts: list[str], k: int, p: float, seed: int, chunk: int = 
     from personahub.embeddings import get_embedder
 
     n = len(texts)
-    graph = nx.Graph()
+    graph: nx.Graph[int] = nx.Graph()
     graph.add_nodes_from(range(n))
     if n < 2:
         return graph
@@ -71,7 +73,7 @@ def homophily_graph(texts: list[str], k: int, p: float, seed: int, chunk: int = 
     return graph
 
 
-def communities(graph: nx.Graph, seed: int) -> dict[int, int]:
+def communities(graph: nx.Graph[int], seed: int) -> dict[int, int]:
     """Community index per node (Louvain), largest community first."""
     if graph.number_of_edges() == 0:
         return dict.fromkeys(graph.nodes, 0)

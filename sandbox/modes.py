@@ -49,7 +49,10 @@ class RunModel(Protocol):
     unit: str  # what a step's progress bar counts ("agents", "conversations")
     steps: int
     running: bool
+    # Progress hooks (see RecordedModel): the runner sets them all, each mode calls its own.
     on_step_start: Callable[[int, int], None] | None
+    on_result: Callable[[int, LLMResult[Any]], None] | None
+    on_turn: Callable[[int, int], None] | None
 
     @property
     def scenario(self) -> ScenarioBase: ...
@@ -79,7 +82,7 @@ class RunSetup:
 
     scenario: ScenarioBase
     personas: list[PersonaRecord]
-    graph: nx.Graph
+    graph: nx.Graph[int]
     llm: LLMClient
     seed: int
     run_id: str

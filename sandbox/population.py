@@ -15,6 +15,7 @@ from personahub.db.engine import DatabaseError
 from personahub.rows import SourceError, columns_of, detect_format
 from personahub.store.filters import PersonaFilter
 from personahub.store.io import AUTO_TEXT_FIELDS, import_file
+from personahub.store.models import stored_id
 from personahub.store.opening import STORE_SUFFIXES, open_personas
 from personahub.store.store import PersonaStore, StoreError
 from sandbox.scenario import Population, Problem
@@ -91,9 +92,9 @@ def _missing(path: Path) -> str:
 
 def _open_source(spec: Population, base_dir: Path, scratch: Path) -> PersonaStore:
     if spec.source == "sample":
-        people, edges = packaged_sample()
+        people, sample_edges = packaged_sample()
         store = PersonaStore(scratch / "population.db")
-        import_file(store, people, edges_path=edges)
+        import_file(store, people, edges_path=sample_edges)
         return store
     edges = (base_dir / spec.edges).resolve() if spec.edges else None
     if edges is not None and not edges.exists():
@@ -135,8 +136,8 @@ def load_cast(spec: Population, seed: int, base_dir: Path, size: int | None = No
             rows = store.personas(flt)
             if not rows:
                 raise PopulationError("population: the filter selected no personas")
-            rows.sort(key=lambda p: p.id)
-            index = {row.id: i for i, row in enumerate(rows)}
+            rows.sort(key=lambda p: stored_id(p.id))
+            index = {stored_id(row.id): i for i, row in enumerate(rows)}
             personas = [
                 PersonaRecord(row.external_id or str(row.id), row.text, dict(row.attributes or {}))
                 for row in rows

@@ -7,9 +7,12 @@ depend on the agents (random state, metric history, step counter).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import mesa
+
+from personahub.llm import LLMResult
 
 
 class RecordedModel(mesa.Model):
@@ -17,7 +20,18 @@ class RecordedModel(mesa.Model):
 
     Subclasses set ``scenario``, ``llm``, ``run_id``, ``database`` and ``datacollector`` in
     their constructor, and create agents with ``dirty`` and ``state()``.
+
+    Attributes:
+        on_step_start: Called as a step starts with (step, units of work in it).
+        on_result: Called as each agent's answer arrives with (request index, result).
+        on_turn: Called after each batched dialogue turn with (lines said, conversations open).
     """
+
+    # Progress hooks, None while nobody listens. The runner sets all three on any model (it
+    # does not know the mode); each mode calls those that fit its step.
+    on_step_start: Callable[[int, int], None] | None = None
+    on_result: Callable[[int, LLMResult[Any]], None] | None = None
+    on_turn: Callable[[int, int], None] | None = None
 
     def record_step(
         self,

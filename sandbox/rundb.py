@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, Text, delete, insert, select, update
+from sqlalchemy import JSON, Column, Table, Text, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col
 
 from personahub.db.engine import BIG_ID, DatabaseError, database_url, make_engine, safe_url
 from personahub.db.migrations import Schema, upgrade
@@ -162,7 +162,7 @@ class StepMetricRow(SQLModel, table=True):
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
-RUN_TABLES = [
+RUN_TABLES: list[type[SQLModel]] = [
     RunRow,
     AgentRow,
     AgentStateRow,
@@ -174,8 +174,13 @@ RUN_TABLES = [
 ]
 
 
-def _table(model: type[SQLModel]) -> Any:
-    return model.__table__  # type: ignore[attr-defined]
+Row = TypeVar("Row", bound=SQLModel)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    # SQLModel's metaclass sets ``__table__`` on table models, but its stubs do not declare it.
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 RUN_SCHEMA = Schema(
@@ -210,7 +215,9 @@ class RunDatabase:
                 f"cannot set up run database {safe_url(database_url(target))}: {reason}"
             ) from None
 
-    def create_run(self, run: RunRow, agents: list[dict[str, Any]], edges: list[dict[str, Any]]):
+    def create_run(
+        self, run: RunRow, agents: list[dict[str, Any]], edges: list[dict[str, Any]]
+    ) -> None:
         """Store a new run with its agents and graph, in one transaction."""
         with Session(self.engine) as session:
             session.add(run)
@@ -247,8 +254,8 @@ class RunDatabase:
                 for start in range(0, len(ids), 900):
                     session.execute(
                         delete(AgentStateRow).where(
-                            AgentStateRow.run_id == run_id,
-                            AgentStateRow.agent_id.in_(ids[start : start + 900]),
+                            col(AgentStateRow.run_id) == run_id,
+                            col(AgentStateRow.agent_id).in_(ids[start : start + 900]),
                         )
                     )
                 session.execute(insert(_table(AgentStateRow)), states)
@@ -258,7 +265,7 @@ class RunDatabase:
             )
             session.execute(
                 update(RunRow)
-                .where(RunRow.id == run_id)
+                .where(col(RunRow.id) == run_id)
                 .values(last_step=step, rng_state=rng_state, usage=usage, updated=_now())
             )
             session.commit()
@@ -270,7 +277,7 @@ class RunDatabase:
         if usage is not None:
             values["usage"] = usage
         with Session(self.engine) as session:
-            session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+            session.execute(update(RunRow).where(col(RunRow.id) == run_id).values(**values))
             session.commit()
         if status != "running":
             self.checkpoint()
@@ -288,15 +295,15 @@ class RunDatabase:
         with Session(self.engine) as session:
             query = select(RunRow)
             query = (
-                query.where(RunRow.id == run_id)
+                query.where(col(RunRow.id) == run_id)
                 if run_id
-                else query.order_by(RunRow.created.desc())
+                else query.order_by(col(RunRow.created).desc())
             )
             return session.execute(query).scalars().first()
 
-    def _rows(self, table: type[SQLModel], run_id: str, *order: Any) -> list[Any]:
+    def _rows(self, table: type[Row], run_id: str, *order: Any) -> list[Row]:
         with Session(self.engine) as session:
-            query = select(table).where(table.run_id == run_id)  # type: ignore[attr-defined]
+            query = select(table).where(_table(table).c.run_id == run_id)
             if order:
                 query = query.order_by(*order)
             return list(session.execute(query).scalars())

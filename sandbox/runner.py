@@ -155,8 +155,8 @@ def execute(model: RunModel, database: RunDatabase, show_progress: bool = True) 
     """Run the model's remaining steps, recording each; returns the final status."""
     run_id = model.run_id
     with _progress(show_progress, model.scenario.steps, model.steps) as update:
-        model.on_result = lambda i, r: update("result", i, r)  # type: ignore[union-attr]
-        model.on_turn = lambda lines, still_open: update("turn", lines, still_open)  # type: ignore[union-attr]
+        model.on_result = lambda i, r: update("result", i, r)
+        model.on_turn = lambda lines, still_open: update("turn", lines, still_open)
         model.on_step_start = lambda step, n: update("step_start", step, n, model.unit)
         try:
             while model.running:
@@ -263,7 +263,7 @@ def start_run(
 COMMUNITY_LIMIT = 5000
 
 
-def _agent_rows(model: RunModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
+def _agent_rows(model: RunModel, graph: nx.Graph[int], run_id: str) -> list[dict[str, Any]]:
     # Louvain takes seconds per 10k nodes: on big graphs only when a segment asks for it.
     wanted = model.scenario.wants_communities or graph.number_of_nodes() <= COMMUNITY_LIMIT
     community = communities(graph, model.run_seed) if wanted else {}
@@ -286,7 +286,7 @@ def _agent_rows(model: RunModel, graph: nx.Graph, run_id: str) -> list[dict[str,
     ]
 
 
-def _edge_rows(model: RunModel, graph: nx.Graph, run_id: str) -> list[dict[str, Any]]:
+def _edge_rows(model: RunModel, graph: nx.Graph[int], run_id: str) -> list[dict[str, Any]]:
     ids = [a.unique_id for a in model.by_node]
     return [
         {
@@ -339,7 +339,7 @@ def resume_run(
     agents = database.agents(run.id)
     node_of = {row.agent_id: node for node, row in enumerate(agents)}
     personas = [PersonaRecord(r.persona_id, r.persona, dict(r.attributes)) for r in agents]
-    graph = nx.Graph()
+    graph: nx.Graph[int] = nx.Graph()
     graph.add_nodes_from(range(len(agents)))
     for edge in database.edges(run.id):
         graph.add_edge(

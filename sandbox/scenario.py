@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -88,7 +89,7 @@ class PersonaSelector(Strict):
         )
 
     @functools.cached_property
-    def _predicate(self) -> Any:
+    def _predicate(self) -> Callable[[Any], bool]:
         return matcher(self.to_filter())
 
     def matches(self, text: str, attributes: dict[str, Any]) -> bool:

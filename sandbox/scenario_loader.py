@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from sandbox.forecast.scenario import QUESTION_ID
@@ -110,7 +111,7 @@ _PATTERNS = {
 }
 
 
-def _describe(err: dict[str, Any]) -> tuple[tuple[Any, ...], str, Any]:
+def _describe(err: ErrorDetails) -> tuple[tuple[Any, ...], str, Any]:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     kind = err["type"]
     found = err.get("input")

@@ -204,15 +204,16 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in str(text).lower()).strip("-") or "x"
 
 
-def _ok(row: InteractionRow) -> bool:
-    return row.error_kind is None and isinstance(row.parsed, dict)
+def _parsed(row: InteractionRow) -> dict[str, Any] | None:
+    """The answers of a good interaction (no error, parsed to an object), else None."""
+    return row.parsed if row.error_kind is None and isinstance(row.parsed, dict) else None
 
 
 def _latest(rows: list[InteractionRow], agent_pos: dict[int, int], n_steps: int) -> np.ndarray:
     """``(n_steps, n_agents)`` index into ``rows`` of each agent's latest good answer, or -1."""
     src = np.full((n_steps, len(agent_pos)), -1)
     for k, row in enumerate(rows):
-        if _ok(row) and 0 <= row.step < n_steps and row.agent_id in agent_pos:
+        if _parsed(row) is not None and 0 <= row.step < n_steps and row.agent_id in agent_pos:
             src[row.step, agent_pos[row.agent_id]] = k
     # Carry forward: for each cell, the last step at or before it that had an answer.
     step_of = np.where(src >= 0, np.arange(n_steps)[:, None], -1)
@@ -226,12 +227,13 @@ def _values(question: Question, rows: list[InteractionRow], latest: np.ndarray) 
     lookup = np.full(len(rows) + 1, np.nan)  # last slot answers the -1 "no answer" index
     options = question.options if isinstance(question, ChoiceQuestion) else None
     for k, row in enumerate(rows):
-        answer = row.parsed.get(question.id) if _ok(row) else None  # type: ignore[union-attr]
+        answer = (_parsed(row) or {}).get(question.id)
         if options is not None:
             lookup[k] = options.index(answer) if answer in options else np.nan
         elif isinstance(answer, int | float) and not isinstance(answer, bool):
             lookup[k] = float(answer)
-    return lookup[latest]
+    values: np.ndarray = lookup[latest]
+    return values
 
 
 def _estimates(question: Question, values: np.ndarray, weights: np.ndarray) -> dict[str, Estimate]:
@@ -264,9 +266,7 @@ def _question_forecast(
     final: dict[str, Estimate] = {}
     if question.type == "text":
         answers = [
-            str(rows[k].parsed.get(question.id, "")).strip()  # type: ignore[union-attr]
-            for k in final_idx
-            if k >= 0
+            str((_parsed(rows[k]) or {}).get(question.id, "")).strip() for k in final_idx if k >= 0
         ]
         answers = [a for a in answers if a]
         if answers:
@@ -390,7 +390,7 @@ def build_forecast(
     # Aware = something reached the agent: a broadcast (dst -1) reaches everyone.
     reached = {m.dst_agent for m in db.messages(run.id)}
     aware = [float(-1 in reached or a.agent_id in reached) for a in agents]
-    failed = [r for r in rows if not _ok(r)]
+    failed = [r for r in rows if _parsed(r) is None]
     edges = db.edges(run.id)
     graph = GraphSummary(
         agents=len(agents),

@@ -26,7 +26,7 @@ POST_MAX = 160
 
 def _answer_field(question: Question) -> tuple[Any, Any]:
     if isinstance(question, ChoiceQuestion):
-        return Literal[tuple(question.options)], Field(description=question.ask)  # type: ignore[valid-type]
+        return Literal[tuple(question.options)], Field(description=question.ask)
     if isinstance(question, LikertQuestion):
         return int, Field(
             ge=1,

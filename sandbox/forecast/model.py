@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from statistics import fmean
 from typing import Any
 
@@ -58,7 +59,7 @@ class ForecastModel(RecordedModel):
         self,
         scenario: ForecastScenario,
         personas: list[PersonaRecord],
-        graph: nx.Graph,
+        graph: nx.Graph[int],
         llm: LLMClient,
         *,
         seed: int,
@@ -76,7 +77,6 @@ class ForecastModel(RecordedModel):
         self.database = database
         self.loop = loop or asyncio.new_event_loop()
         self.on_result = on_result
-        self.on_step_start: Callable[[int, int], None] | None = None
         self.schema = response_model(scenario)
         self.space = Network(graph, capacity=1, random=self.random)
         memory = scenario.interaction.memory_size
@@ -106,9 +106,11 @@ class ForecastModel(RecordedModel):
             question = self.scenario.question(qid)
             if isinstance(question, ChoiceQuestion):
                 for option in question.options:
-                    reporters[f"{qid}={option}"] = lambda m, q=qid, o=option: m.share(q, o)
+                    reporters[f"{qid}={option}"] = partial(
+                        ForecastModel.share, qid=qid, option=option
+                    )
             else:
-                reporters[f"{qid}:mean"] = lambda m, q=qid: m.mean(q)
+                reporters[f"{qid}:mean"] = partial(ForecastModel.mean, qid=qid)
         return reporters
 
     def answered(self, qid: str) -> list[Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -102,11 +102,11 @@ def time_series(
 
 def grouped_bars(
     categories: Sequence[str],
-    bars: dict[str, Sequence[float | None]],
+    bars: Mapping[str, Sequence[float | None]],
     *,
     percent: bool,
     ylabel: str,
-    intervals: dict[str, Sequence[tuple[float | None, float | None]]] | None = None,
+    intervals: Mapping[str, Sequence[tuple[float | None, float | None]]] | None = None,
     xlabel: str = "",
     width: float | None = None,
 ) -> str:

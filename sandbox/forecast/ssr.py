@@ -113,7 +113,8 @@ def ssr_pmf(similarities: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     totals = shifted.sum(axis=1, keepdims=True)
     uniform = np.full_like(shifted, 1.0 / max(1, sims.shape[1]))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, shifted / totals, uniform)
+        pmf: np.ndarray = np.where(totals > 0, shifted / totals, uniform)
+    return pmf
 
 
 def compare_pmfs(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -186,8 +187,8 @@ def ssr_comparisons(
         keep = ~np.isnan(direct_values)
         any_kept = bool(keep.any())
         pmf = ssr_pmf(sims[keep], temperature).mean(axis=0) if any_kept else np.zeros(scale)
-        direct = np.bincount(direct_values[keep].astype(int), minlength=scale + 1)[1 : scale + 1]
-        direct = direct / max(1, int(keep.sum()))
+        counts = np.bincount(direct_values[keep].astype(int), minlength=scale + 1)[1 : scale + 1]
+        direct = counts / max(1, int(keep.sum()))
         points = np.arange(1, scale + 1)
         mad, ks = compare_pmfs(pmf, direct) if any_kept else (None, None)
         by_id[q.id] = SSRComparison(

@@ -14,7 +14,6 @@ from the model's seeded ``random``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from statistics import fmean
 from typing import Any
 
@@ -40,7 +39,9 @@ def _clip(text: str, limit: int = MEMORY_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def with_relationships(profiles: list[dict[str, Any]], graph: nx.Graph) -> list[dict[str, Any]]:
+def with_relationships(
+    profiles: list[dict[str, Any]], graph: nx.Graph[int]
+) -> list[dict[str, Any]]:
     """Profiles that also name who each NPC knows on the graph, and how (the edge label)."""
     out = []
     for node, profile in enumerate(profiles):
@@ -82,7 +83,7 @@ class NPCWorldModel(RecordedModel):
         scenario: NPCWorldScenario,
         personas: list[PersonaRecord],
         profiles: list[dict[str, Any]],
-        graph: nx.Graph,
+        graph: nx.Graph[int],
         llm: LLMClient,
         *,
         seed: int,
@@ -100,8 +101,6 @@ class NPCWorldModel(RecordedModel):
         self.run_id = run_id
         self.database = database
         self.loop = loop or asyncio.new_event_loop()
-        self.on_step_start: Callable[[int, int], None] | None = None
-        self.on_turn: Callable[[int, int], None] | None = None
         self.space = Network(graph, capacity=1, random=self.random)
         memory = scenario.dialogue.memory_size
         profiles = with_relationships(profiles, graph)
@@ -169,8 +168,10 @@ class NPCWorldModel(RecordedModel):
 
             matches = self.agents.select(named, at_most=1)
             if matches:
-                return matches[0]
-        return self.random.choice(self.by_node)
+                named_agent: NPCAgent = matches[0]
+                return named_agent
+        anyone: NPCAgent = self.random.choice(self.by_node)
+        return anyone
 
     def _topic(self, opener: NPCAgent, rumours: list[str]) -> str:
         if rumours:

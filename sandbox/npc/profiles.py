@@ -35,7 +35,9 @@ def fallback_profile(index: int, persona: PersonaRecord, world: World) -> dict[s
     ).model_dump()
 
 
-def _profile_from(result: LLMResult, index: int, persona: PersonaRecord, world: World) -> dict:
+def _profile_from(
+    result: LLMResult, index: int, persona: PersonaRecord, world: World
+) -> dict[str, Any]:
     if result.parsed is not None:
         return {**result.raw_json(), "generated": True}  # type: ignore[dict-item]
     error = str(result.error) if result.error else "no answer"

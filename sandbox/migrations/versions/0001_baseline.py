@@ -22,7 +22,7 @@ branch_labels: str | tuple[str, ...] | None = None
 depends_on: str | tuple[str, ...] | None = None
 
 
-def _tables() -> dict[str, list[sa.SchemaItem]]:
+def _tables() -> dict[str, list[sa.schema.SchemaItem]]:
     big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     run_fk = sa.ForeignKeyConstraint
     return {
@@ -159,7 +159,7 @@ _LATE_COLUMN_DEFAULTS: dict[tuple[str, str], str | None] = {
 }
 
 
-def _widen_ids(inspector: sa.Inspector, name: str, items: list[sa.SchemaItem]) -> None:
+def _widen_ids(inspector: sa.Inspector, name: str, items: list[sa.schema.SchemaItem]) -> None:
     """64-bit ids on PostgreSQL for a table made while ids were INTEGER (int4 column and
     sequence, which a billion rows would exhaust); SQLite's INTEGER is 64-bit already."""
     bind = op.get_bind()
