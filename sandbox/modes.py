@@ -30,7 +30,7 @@ from sandbox.npc import scenario as npc_scenario
 from sandbox.scenario import ScenarioBase
 
 if TYPE_CHECKING:
-    from personahub.llm import LLMClient
+    from personahub.llm import LLMClient, LLMResult
     from sandbox.export.samples import Sample
     from sandbox.population import PersonaRecord
     from sandbox.rundb import AgentRow, RunDatabase, RunRow

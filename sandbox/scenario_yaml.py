@@ -15,10 +15,11 @@ into booleans).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from yaml.constructor import SafeConstructor
+from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_DEPTH = 100
@@ -65,6 +66,12 @@ _CONSTRUCTOR = SafeConstructor()
 
 def _line(mark: Any) -> int:
     return mark.line + 1 if mark is not None else 1
+
+
+def _mark(mark: Any) -> Mark | None:
+    # libyaml's C parser gives its own Mark objects; they carry the line and column that
+    # everything here reads, so nodes take them as they are.
+    return cast(Mark | None, mark)
 
 
 def _events(text: str) -> Any:
@@ -128,19 +135,24 @@ def compose(text: str) -> Node | None:
                         f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (nested "
                         "aliases multiply); write the values out",
                     )
-                copy = type(target)(target.tag, target.value, event.start_mark, event.end_mark)
-                copy.aliased = True  # see is_alias
+                copy = type(target)(
+                    target.tag, target.value, _mark(event.start_mark), _mark(event.end_mark)
+                )
+                # Nodes are plain objects; the flag rides in the instance dict (see is_alias).
+                copy.__dict__["aliased"] = True
                 sizes[id(copy)] = sizes[id(target)]
                 add(copy)
             elif isinstance(event, yaml.ScalarEvent):
                 tag = event.tag
                 if tag is None or tag == "!":
                     tag = _RESOLVER.resolve(ScalarNode, event.value, event.implicit)
-                node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-                sizes[id(node)] = 1
+                scalar = ScalarNode(
+                    tag, event.value, _mark(event.start_mark), _mark(event.end_mark), event.style
+                )
+                sizes[id(scalar)] = 1
                 if event.anchor is not None:
-                    anchors[event.anchor] = node
-                add(node)
+                    anchors[event.anchor] = scalar
+                add(scalar)
             elif isinstance(event, yaml.CollectionStartEvent):
                 if len(stack) >= MAX_DEPTH:
                     raise YAMLProblem(
@@ -151,21 +163,22 @@ def compose(text: str) -> Node | None:
                 tag = event.tag
                 if tag is None or tag == "!":
                     tag = _RESOLVER.resolve(kind, None, event.implicit)
-                node = kind(tag, [], event.start_mark, None, event.flow_style)
+                collection = kind(tag, [], _mark(event.start_mark), None, event.flow_style)
                 if event.anchor is not None:
-                    anchors[event.anchor] = node
+                    anchors[event.anchor] = collection
                     open_anchors.add(event.anchor)
-                add(node)
-                stack.append((node, event.anchor))
+                add(collection)
+                stack.append((collection, event.anchor))
             elif isinstance(event, yaml.CollectionEndEvent):
-                node, anchor = stack.pop()
-                node.end_mark = event.end_mark
-                open_anchors.discard(anchor)  # type: ignore[arg-type]
-                sizes[id(node)] = 1 + sum(sizes[id(child)] for child in node.value)
-                if isinstance(node, MappingNode):
+                closed, anchor = stack.pop()
+                closed.end_mark = _mark(event.end_mark)
+                if anchor is not None:
+                    open_anchors.discard(anchor)
+                sizes[id(closed)] = 1 + sum(sizes[id(child)] for child in closed.value)
+                if isinstance(closed, MappingNode):
                     # the parser gives keys and values in turn; nodes hold (key, value) pairs
-                    items = node.value
-                    node.value = list(zip(items[0::2], items[1::2], strict=True))
+                    items = closed.value
+                    closed.value = list(zip(items[0::2], items[1::2], strict=True))
     except yaml.MarkedYAMLError as exc:
         context = ""
         if exc.context and exc.context_mark is not None:
@@ -230,4 +243,4 @@ def _key(node: Node) -> str:
 
 def is_alias(node: Node | None) -> bool:
     """Whether ``node`` is where an alias (``*name``) uses an anchored value."""
-    return getattr(node, "aliased", False)
+    return node is not None and bool(node.__dict__.get("aliased", False))
