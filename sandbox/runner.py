@@ -23,6 +23,7 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from personahub.llm import LLMClient, load_settings
+from personahub.urls import mask_url
 from sandbox.graph import build_graph, communities
 from sandbox.modes import RunModel, RunSetup, mode_of
 from sandbox.population import PersonaRecord, load_cast
@@ -106,9 +107,12 @@ def _llm_overrides(scenario: ScenarioBase, cli: dict[str, Any]) -> dict[str, Any
 
 
 def _safe_llm_config(overrides: dict[str, Any]) -> dict[str, Any]:
-    return {
+    safe = {
         k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if k != "api_key"
     }
+    if "base_urls" in safe:
+        safe["base_urls"] = [mask_url(url) for url in safe["base_urls"]]
+    return safe
 
 
 @contextmanager

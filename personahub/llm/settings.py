@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from personahub.llm.backends import LOCAL_MODEL_NAME, BackendName, backend_spec
+from personahub.urls import mask_url, url_secrets
 
 DEFAULT_CONFIG_FILE = "persona-sandbox.toml"
 __all__ = ["LOCAL_MODEL_NAME", "ConfigError", "LLMSettings", "load_settings"]
@@ -122,15 +123,16 @@ class LLMSettings(BaseSettings):
         return backend_spec(self.backend).default_model
 
     def secrets(self) -> list[str]:
-        """Secret strings that must be scrubbed from anything we record."""
+        """Secret strings that must be scrubbed from anything we record: the API key and
+        the passwords of base URLs (shorter ones would scrub ordinary words)."""
         key = self.api_key.get_secret_value() if self.api_key else ""
-        return [key] if len(key) >= 4 else []
+        return [s for s in (key, *url_secrets(self.endpoints)) if len(s) >= 4]
 
     def describe(self) -> dict[str, Any]:
         """A safe, printable summary (no secrets)."""
         out: dict[str, Any] = {"backend": self.backend, "model": self.model_name}
         if self.backend == "openai":
-            out["endpoints"] = self.endpoints
+            out["endpoints"] = [mask_url(url) for url in self.endpoints]
             out["api_key"] = "set" if self.api_key else "not set"
         else:
             out["model_path"] = str(self.model_path) if self.model_path else "(packaged)"
