@@ -337,6 +337,7 @@ def resume_run(
     overrides = dict(run.llm_config)
     overrides.update({k: v for k, v in llm_cli.items() if v is not None})
     client = llm or LLMClient(load_settings(config_file, **overrides))
+    client.continue_usage(run.usage or {})
     loop = asyncio.new_event_loop()
     mode = mode_of(scenario)
     setup = RunSetup(scenario, personas, graph, client, run.seed, run.id, database, loop)

@@ -95,6 +95,42 @@ class Meter:
         }
 
 
+def combine_usage(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """The usage of two parts of one job (a run before and after a resume) as one snapshot.
+
+    Counts add up (per error kind and per endpoint too), failover moves add up per (from, to)
+    pair, and the mean latency is that of all calls together.
+
+    Args:
+        earlier: A usage snapshot (:meth:`Meter.snapshot`), e.g. as a run database stored it.
+        later: Another one.
+    """
+    out = _add_counts(earlier, later)
+    moves: Counter[tuple[str, str]] = Counter()
+    for move in [*(earlier.get("failover_moves") or []), *(later.get("failover_moves") or [])]:
+        moves[(move["from"], move["to"])] += int(move["calls"])
+    out["failover_moves"] = [
+        {"from": source, "to": target, "calls": n} for (source, target), n in sorted(moves.items())
+    ]
+    calls = out.get("calls") or 0
+    out["mean_latency_s"] = round(out.get("latency_s", 0.0) / calls, 4) if calls else 0.0
+    return out
+
+
+def _add_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in [*a, *(k for k in b if k not in a)]:
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) or isinstance(y, dict):
+            out[key] = _add_counts(x or {}, y or {})
+        elif isinstance(x, int | float) or isinstance(y, int | float):
+            total = (x or 0) + (y or 0)
+            out[key] = round(total, 6) if isinstance(total, float) else total
+        else:
+            out[key] = y if y is not None else x
+    return out
+
+
 @dataclass
 class Budget:
     """Limits on model calls and tokens for one run; None means unlimited."""
