@@ -23,10 +23,10 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from personahub.llm import LLMClient, load_settings
-from personahub.urls import mask_url
 from sandbox.graph import build_graph, communities
 from sandbox.modes import RunModel, RunSetup, mode_of
 from sandbox.population import PersonaRecord, load_cast
+from sandbox.run_llm import check_model, client_for_resume
 from sandbox.rundb import RunDatabase, RunRow
 from sandbox.scenario import ScenarioBase
 from sandbox.scenario_loader import (
@@ -104,15 +104,6 @@ def _llm_overrides(scenario: ScenarioBase, cli: dict[str, Any]) -> dict[str, Any
     merged = {"backend": scenario.llm.backend, "model": scenario.llm.model}
     merged.update({k: v for k, v in cli.items() if v is not None})
     return {k: v for k, v in merged.items() if v is not None}
-
-
-def _safe_llm_config(overrides: dict[str, Any]) -> dict[str, Any]:
-    safe = {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if k != "api_key"
-    }
-    if "base_urls" in safe:
-        safe["base_urls"] = [mask_url(url) for url in safe["base_urls"]]
-    return safe
 
 
 @contextmanager
@@ -226,7 +217,7 @@ def prepare_run(
         seed=scenario.seed,
         backend=client.backend.name,
         model=client.model,
-        llm_config=_safe_llm_config(overrides),
+        llm_config=client.settings.recorded(),
         steps_total=scenario.steps,
     )
     database.create_run(run, _agent_rows(model, graph, run_id), _edge_rows(model, graph, run_id))
@@ -315,8 +306,15 @@ def resume_run(
     show_progress: bool = True,
     llm: LLMClient | None = None,
     out: Path = Path("runs"),
+    switch_model: bool = False,
 ) -> RunOutcome:
-    """Continue a run (the latest in ``database_ref``) from its last committed step."""
+    """Continue a run (the latest in ``database_ref``) from its last committed step, on the
+    LLM configuration it recorded (:mod:`sandbox.run_llm`).
+
+    Args:
+        switch_model: Allow flags or ``config_file`` to move the run to another backend or
+            model (recorded with the run); without it that is a ModelSwitchError.
+    """
     database = RunDatabase(database_ref, must_exist=True)
     run = database.run()
     if run is None:
@@ -334,9 +332,8 @@ def resume_run(
         graph.add_edge(
             node_of[edge.src], node_of[edge.dst], relation=edge.relation, strength=edge.strength
         )
-    overrides = dict(run.llm_config)
-    overrides.update({k: v for k, v in llm_cli.items() if v is not None})
-    client = llm or LLMClient(load_settings(config_file, **overrides))
+    client = llm or client_for_resume(run, llm_cli, config_file)
+    check_model(database, run, client, switch_model)
     client.continue_usage(run.usage or {})
     loop = asyncio.new_event_loop()
     mode = mode_of(scenario)
