@@ -138,9 +138,15 @@ class Budget:
     max_calls: int | None = None
     max_total_tokens: int | None = None
 
-    def check(self, meter: Meter) -> LLMError | None:
-        """An error value when no new call may start, else None."""
-        if self.max_calls is not None and meter.calls >= self.max_calls:
+    def check(self, meter: Meter, in_flight: int = 0) -> LLMError | None:
+        """An error value when no new call may start, else None.
+
+        Args:
+            meter: The counts so far.
+            in_flight: Calls started and not finished yet: they count against the call
+                budget, so concurrent calls cannot overshoot it.
+        """
+        if self.max_calls is not None and meter.calls + in_flight >= self.max_calls:
             return LLMError(
                 ErrorKind.BUDGET_EXHAUSTED,
                 f"call budget reached: {meter.calls} of max_calls={self.max_calls} used;"
@@ -209,6 +215,9 @@ class MeterLayer(Layer):
 class BudgetLayer(Layer):
     """Refuses a call, with a ``budget_exhausted`` error value, once the budget is spent.
 
+    The call budget is exact: calls in flight count against it. The token budget is checked
+    before each call, so the calls in flight when it is reached may still spend tokens.
+
     Sits below the re-ask layer, so every backend call is checked, re-asks included.
 
     Args:
@@ -221,12 +230,19 @@ class BudgetLayer(Layer):
         super().__init__(inner)
         self.budget = budget
         self.meter = meter
+        self.in_flight = 0
 
     async def complete(self, request: LLMRequest[T]) -> LLMResult[T]:
-        refusal = self.budget.check(self.meter)
+        # Checked and reserved with no await in between: the call budget is exact however
+        # many requests run at once (a call that fails gives its place back).
+        refusal = self.budget.check(self.meter, self.in_flight)
         if refusal is not None:
             return LLMResult(error=refusal, model=self.model)
-        return await self.inner.complete(request)
+        self.in_flight += 1
+        try:
+            return await self.inner.complete(request)
+        finally:
+            self.in_flight -= 1
 
 
 class OutcomeLayer(Layer):
