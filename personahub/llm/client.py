@@ -88,6 +88,7 @@ class LLMClient:
         return await self._outcome.complete(request)
 
     def _log_retry(self, exc: TransportError, wait: float) -> None:
+        self.meter.record_retry(exc.endpoint or self.backend.name)
         log.info("retrying in %.2fs after %s", wait, self._outcome.scrub(str(exc)))
 
     async def chat(self, messages: Sequence[Message], **params: Any) -> LLMResult:

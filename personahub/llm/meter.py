@@ -33,7 +33,9 @@ class Meter:
     retries: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     per_endpoint: dict[str, dict[str, float]] = field(
-        default_factory=lambda: defaultdict(lambda: {"calls": 0, "tokens": 0, "latency_s": 0.0})
+        default_factory=lambda: defaultdict(
+            lambda: {"calls": 0, "tokens": 0, "latency_s": 0.0, "retries": 0}
+        )
     )
     per_tag: Counter[str] = field(default_factory=Counter)
     price_per_1k_prompt: float = 0.0
@@ -51,6 +53,10 @@ class Meter:
         ep["latency_s"] += latency_s
         if tag:
             self.per_tag[tag] += 1
+
+    def record_retry(self, endpoint: str) -> None:
+        """A transient failure at ``endpoint`` that the retry layer is about to retry."""
+        self.per_endpoint[endpoint]["retries"] += 1
 
     def record_error(self, error: LLMError) -> None:
         self.errors[error.kind.value] += 1
@@ -165,21 +171,24 @@ class Budget:
 
 
 def endpoint_lines(usage: dict[str, Any]) -> list[str]:
-    """Per-endpoint usage as short lines for terminal summaries; empty for a single endpoint
-    that never failed.
+    """Per-endpoint usage as short lines for terminal summaries: calls, tokens, failed
+    attempts (errors), retries and failovers; empty for a single endpoint that never failed
+    or retried (trouble is shown for one endpoint too).
 
     Args:
         usage: A usage snapshot (:meth:`Meter.snapshot`), as stored in run databases.
     """
     per_endpoint: dict[str, dict[str, Any]] = usage.get("per_endpoint") or {}
     failovers = int(usage.get("failovers") or 0)
-    if len(per_endpoint) < 2 and not failovers:
+    trouble = any(c.get("errors") or c.get("retries") for c in per_endpoint.values())
+    if len(per_endpoint) < 2 and not failovers and not trouble:
         return []
     lines = []
     for label, counts in per_endpoint.items():
         lines.append(
             f"{label}: {int(counts.get('calls', 0)):,} calls, {int(counts.get('tokens', 0)):,}"
             f" tokens, {int(counts.get('errors', 0)):,} errors,"
+            f" {int(counts.get('retries', 0)):,} retries,"
             f" {int(counts.get('failovers', 0)):,} failovers away"
         )
     moves = usage.get("failover_moves") or []
