@@ -16,6 +16,7 @@ from personahub.llm import ConfigError
 from personahub.llm.backends.local import ModelUnavailableError
 from sandbox.modes import mode_of
 from sandbox.population import PopulationError
+from sandbox.run_llm import ModelSwitchError
 from sandbox.rundb import RunDatabase
 from sandbox.runner import (
     RUN_DB,
@@ -43,6 +44,7 @@ INPUT_ERRORS = (
     DatabaseError,
     ModelUnavailableError,
     RunError,
+    ModelSwitchError,
 )
 
 Out = Annotated[Path, typer.Option("--out", help="Folder holding run folders.")]
@@ -98,13 +100,29 @@ def resume(
         str, typer.Argument(metavar="RUN", help="Run folder, run.db, run id or database URL.")
     ],
     out: Out = Path("runs"),
+    switch_model: Annotated[
+        bool,
+        typer.Option(
+            "--switch-model",
+            help="Continue on the backend/model the flags or --config name, not the run's "
+            "own (recorded with the run).",
+        ),
+    ] = False,
     llm: opt.LLMFlags = opt.NO_FLAGS,
     quiet: Quiet = False,
 ) -> None:
-    """Continue a killed or interrupted run from its last committed step."""
+    """Continue a killed or interrupted run from its last committed step, on the LLM
+    configuration it recorded."""
     try:
         path = locate_run(run_ref, out)
-        outcome = resume_run(path, llm.overrides(), llm.config, show_progress=not quiet, out=out)
+        outcome = resume_run(
+            path,
+            llm.overrides(),
+            llm.config,
+            show_progress=not quiet,
+            out=out,
+            switch_model=switch_model,
+        )
     except INPUT_ERRORS as exc:
         _fail_input(exc)
     except KeyboardInterrupt:

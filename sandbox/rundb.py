@@ -290,6 +290,13 @@ class RunDatabase:
             with self.engine.connect() as connection:
                 connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def set_llm(self, run_id: str, backend: str, model: str, llm_config: dict[str, Any]) -> None:
+        """Record the backend, model and LLM configuration a run continues with."""
+        values = {"backend": backend, "model": model, "llm_config": llm_config, "updated": _now()}
+        with Session(self.engine) as session:
+            session.execute(update(RunRow).where(col(RunRow.id) == run_id).values(**values))
+            session.commit()
+
     def run(self, run_id: str | None = None) -> RunRow | None:
         """The run with ``run_id``, or the only/latest run when None."""
         with Session(self.engine) as session:

@@ -27,6 +27,7 @@ from personahub.llm import LLMClient, load_settings
 from sandbox.graph import build_graph, communities
 from sandbox.modes import RunModel, RunSetup, mode_of
 from sandbox.population import PersonaRecord, load_cast
+from sandbox.run_llm import check_model, client_for_resume
 from sandbox.rundb import RunDatabase, RunRow
 from sandbox.scenario import ScenarioBase
 from sandbox.scenario_loader import (
@@ -107,12 +108,6 @@ def _llm_overrides(scenario: ScenarioBase, cli: dict[str, Any]) -> dict[str, Any
     merged = {"backend": scenario.llm.backend, "model": scenario.llm.model}
     merged.update({k: v for k, v in cli.items() if v is not None})
     return {k: v for k, v in merged.items() if v is not None}
-
-
-def _safe_llm_config(overrides: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if k != "api_key"
-    }
 
 
 @contextmanager
@@ -231,7 +226,7 @@ def prepare_run(
         seed=scenario.seed,
         backend=client.backend.name,
         model=client.model,
-        llm_config=_safe_llm_config(overrides),
+        llm_config=client.settings.recorded(),
         steps_total=scenario.steps,
     )
     database.create_run(run, _agent_rows(model, graph, run_id), _edge_rows(model, graph, run_id))
@@ -325,8 +320,15 @@ def resume_run(
     show_progress: bool = True,
     llm: LLMClient | None = None,
     out: Path = Path("runs"),
+    switch_model: bool = False,
 ) -> RunOutcome:
-    """Continue a run (the latest in ``database_ref``) from its last committed step."""
+    """Continue a run (the latest in ``database_ref``) from its last committed step, on the
+    LLM configuration it recorded (:mod:`sandbox.run_llm`).
+
+    Args:
+        switch_model: Allow flags or ``config_file`` to move the run to another backend or
+            model (recorded with the run); without it that is a ModelSwitchError.
+    """
     _check_out(out)
     database = RunDatabase(database_ref, must_exist=True)
     run = database.run()
@@ -345,9 +347,9 @@ def resume_run(
         graph.add_edge(
             node_of[edge.src], node_of[edge.dst], relation=edge.relation, strength=edge.strength
         )
-    overrides = dict(run.llm_config)
-    overrides.update({k: v for k, v in llm_cli.items() if v is not None})
-    client = llm or LLMClient(load_settings(config_file, **overrides))
+    client = llm or client_for_resume(run, llm_cli, config_file)
+    check_model(database, run, client, switch_model)
+    client.continue_usage(run.usage or {})
     loop = asyncio.new_event_loop()
     mode = mode_of(scenario)
     setup = RunSetup(scenario, personas, graph, client, run.seed, run.id, database, loop)

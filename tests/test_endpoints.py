@@ -131,6 +131,23 @@ async def test_a_hung_or_unavailable_endpoint_moves_the_call(
     assert usage["per_endpoint"][first.base_url]["errors"] == 2
 
 
+async def test_retries_and_errors_show_for_a_single_endpoint(
+    servers: list[FakeOpenAIServer], llm_settings_factory: Callable[..., LLMSettings]
+) -> None:
+    # Issue 17, item 5: a lone endpoint's summary said "errors: none" after many retries.
+    server = servers[0]
+    server.configure(queue=[{"status": 500}, {"status": 503}, {"status": 500}])
+    settings = llm_settings_factory(base_url=server.base_url, cache=False, max_retries=4)
+    async with LLMClient(settings) as client:
+        results = await client.batch([LLMRequest(user(f"p {i}")) for i in range(3)], concurrency=1)
+        usage = client.usage()
+    assert all(r.ok for r in results)
+    (line,) = endpoint_lines(usage)
+    assert line.startswith(server.base_url)
+    assert "3 errors, 3 retries" in line
+    assert usage["per_endpoint"][server.base_url]["retries"] == usage["retries"] == 3
+
+
 def test_a_rested_endpoint_gets_one_probe_at_a_time() -> None:
     a, b = Endpoint("http://a/v1", None), Endpoint("http://b/v1", None)
     pool = EndpointPool([a, b])

@@ -543,6 +543,31 @@ async def test_batch_with_a_budget_refuses_the_overflow(
     assert {r.error.kind for r in results if r.error} == {ErrorKind.BUDGET_EXHAUSTED}
 
 
+async def test_call_budget_is_exact_with_many_calls_in_flight(
+    fake_server: FakeOpenAIServer, llm_settings_factory: Callable[..., LLMSettings]
+) -> None:
+    # Issue 17, item 19: every call of a batch used to pass the check before the first one
+    # finished, so a budget of 3 let 8 calls through.
+    fake_server.configure(latency_ms=30)
+    settings = llm_settings_factory(base_url=fake_server.base_url, max_calls=3)
+    async with LLMClient(settings) as client:
+        results = await client.batch([LLMRequest(user(f"p {i}")) for i in range(8)], concurrency=8)
+        assert client.usage()["calls"] == 3
+    assert sum(r.ok for r in results) == 3
+    assert fake_server.stats()["total"] == 3
+
+
+def test_a_ray_budget_states_its_bound() -> None:
+    # Issue 17, item 19: with --engine ray each worker has its own budget; the summary says
+    # how far the whole run may go.
+    from personahub.distributed.usage import budget_bound
+
+    assert budget_bound(None, None, 4) is None
+    text = budget_bound(100, None, 4)
+    assert text is not None and "per Ray worker" in text and "400 calls" in text
+    assert "8,000 tokens" in (budget_bound(None, 2000, 4) or "")
+
+
 # --------------------------------------------------------------------------- several endpoints
 
 

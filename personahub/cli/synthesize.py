@@ -129,6 +129,14 @@ def synthesize_command(
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to continue where it stopped", 130)
     _print_summary(report, prepared, client, usage)
+    if engine == "ray":
+        from personahub.distributed.usage import budget_bound
+
+        bound = budget_bound(
+            client.settings.max_calls, client.settings.max_total_tokens, ray_workers
+        )
+        if bound:
+            console.print(f"[yellow]note:[/] {bound}", highlight=False, soft_wrap=True)
 
 
 @contextmanager

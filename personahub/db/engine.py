@@ -30,6 +30,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, create_engine
 
+from personahub.urls import mask_url
+
 T = TypeVar("T")
 
 BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -58,11 +60,12 @@ def database_url(target: str | Path) -> str:
 
 
 def safe_url(url: str) -> str:
-    """The URL with any password hidden."""
+    """The database URL with any password hidden (:func:`personahub.urls.mask_url`)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        make_url(url)
     except ArgumentError:
         return "<invalid database URL>"
+    return mask_url(url)
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

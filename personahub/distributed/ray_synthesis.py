@@ -12,7 +12,8 @@ killed run resumes from the journal exactly as a local one does.
 What differs from the local engine:
 
 * ``--max-calls``/``--max-tokens-total`` budget each worker's client separately: the run
-  may spend up to ``workers`` times the budget before every worker stops.
+  may spend up to ``workers`` times the budget before every worker stops; the summary says
+  so (:func:`~personahub.distributed.usage.budget_bound`).
 * The response cache is each worker's own file at the configured path (shared on one
   machine through SQLite WAL; per node on a cluster).
 * Usage in the summary is the sum of what the workers report.

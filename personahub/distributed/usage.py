@@ -34,6 +34,29 @@ class UsageDelta:
         return out
 
 
+def budget_bound(max_calls: int | None, max_total_tokens: int | None, workers: int) -> str | None:
+    """What a ``--max-calls``/``--max-tokens-total`` budget means on ``workers`` Ray workers,
+    for the run summary; None without a budget.
+
+    Each worker's gateway enforces the budget on its own calls (the call budget exactly, see
+    :class:`~personahub.llm.meter.BudgetLayer`); the budget is not shared, so the run as a
+    whole may spend up to ``workers`` times it.
+    """
+    parts = []
+    if max_calls is not None:
+        parts.append(f"{workers * max_calls:,} calls ({max_calls:,} per worker)")
+    if max_total_tokens is not None:
+        parts.append(
+            f"{workers * max_total_tokens:,} tokens ({max_total_tokens:,} per worker, plus the"
+            " calls in flight when a worker reaches it)"
+        )
+    if not parts:
+        return None
+    return f"budget applies per Ray worker ({workers}): this run may spend up to " + (
+        " and ".join(parts)
+    )
+
+
 def add_usage(totals: Counter[str], batch: dict[str, np.ndarray]) -> None:
     """Add a result batch's usage columns to the driver's totals."""
     for key in USAGE_KEYS:

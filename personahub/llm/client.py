@@ -26,7 +26,14 @@ from personahub.llm.adapter import BackendGateway
 from personahub.llm.backends import Backend, Capabilities, create_backend
 from personahub.llm.cache import CacheLayer, ResponseCache
 from personahub.llm.gateway import Gateway, OnResult, internal_error, run_batch
-from personahub.llm.meter import Budget, BudgetLayer, Meter, MeterLayer, OutcomeLayer
+from personahub.llm.meter import (
+    Budget,
+    BudgetLayer,
+    Meter,
+    MeterLayer,
+    OutcomeLayer,
+    combine_usage,
+)
 from personahub.llm.reask import ReaskLayer
 from personahub.llm.retry import RetryLayer, RetryPolicy, TransportError
 from personahub.llm.schemas import SchemaTable
@@ -65,6 +72,7 @@ class LLMClient:
         if self.cache is not None:
             stack = CacheLayer(stack, self.cache, self.settings, schemas, self.backend.name)
         self._outcome = OutcomeLayer(stack, self.meter, self.settings.secrets())
+        self._earlier_usage: dict[str, Any] = {}
 
     @property
     def model(self) -> str:
@@ -80,6 +88,7 @@ class LLMClient:
         return await self._outcome.complete(request)
 
     def _log_retry(self, exc: TransportError, wait: float) -> None:
+        self.meter.record_retry(exc.endpoint or self.backend.name)
         log.info("retrying in %.2fs after %s", wait, self._outcome.scrub(str(exc)))
 
     async def chat(self, messages: Sequence[Message], **params: Any) -> LLMResult:
@@ -121,8 +130,14 @@ class LLMClient:
 
     def usage(self) -> dict[str, Any]:
         """Metered usage so far, with cache counters and, for backends with several
-        endpoints, per-endpoint errors and failovers."""
-        return self._outcome.usage()
+        endpoints, per-endpoint errors and failovers; added to :meth:`continue_usage`'s."""
+        usage = self._outcome.usage()
+        return combine_usage(self._earlier_usage, usage) if self._earlier_usage else usage
+
+    def continue_usage(self, earlier: dict[str, Any]) -> None:
+        """Count on from ``earlier`` (a usage snapshot): a resumed run's usage is the whole
+        run's, not only the part this client served."""
+        self._earlier_usage = dict(earlier)
 
     def describe(self) -> dict[str, Any]:
         """Backend and model, for reports and run databases (no secrets)."""

@@ -33,7 +33,9 @@ class Meter:
     retries: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     per_endpoint: dict[str, dict[str, float]] = field(
-        default_factory=lambda: defaultdict(lambda: {"calls": 0, "tokens": 0, "latency_s": 0.0})
+        default_factory=lambda: defaultdict(
+            lambda: {"calls": 0, "tokens": 0, "latency_s": 0.0, "retries": 0}
+        )
     )
     per_tag: Counter[str] = field(default_factory=Counter)
     price_per_1k_prompt: float = 0.0
@@ -51,6 +53,10 @@ class Meter:
         ep["latency_s"] += latency_s
         if tag:
             self.per_tag[tag] += 1
+
+    def record_retry(self, endpoint: str) -> None:
+        """A transient failure at ``endpoint`` that the retry layer is about to retry."""
+        self.per_endpoint[endpoint]["retries"] += 1
 
     def record_error(self, error: LLMError) -> None:
         self.errors[error.kind.value] += 1
@@ -95,6 +101,42 @@ class Meter:
         }
 
 
+def combine_usage(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """The usage of two parts of one job (a run before and after a resume) as one snapshot.
+
+    Counts add up (per error kind and per endpoint too), failover moves add up per (from, to)
+    pair, and the mean latency is that of all calls together.
+
+    Args:
+        earlier: A usage snapshot (:meth:`Meter.snapshot`), e.g. as a run database stored it.
+        later: Another one.
+    """
+    out = _add_counts(earlier, later)
+    moves: Counter[tuple[str, str]] = Counter()
+    for move in [*(earlier.get("failover_moves") or []), *(later.get("failover_moves") or [])]:
+        moves[(move["from"], move["to"])] += int(move["calls"])
+    out["failover_moves"] = [
+        {"from": source, "to": target, "calls": n} for (source, target), n in sorted(moves.items())
+    ]
+    calls = out.get("calls") or 0
+    out["mean_latency_s"] = round(out.get("latency_s", 0.0) / calls, 4) if calls else 0.0
+    return out
+
+
+def _add_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in [*a, *(k for k in b if k not in a)]:
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) or isinstance(y, dict):
+            out[key] = _add_counts(x or {}, y or {})
+        elif isinstance(x, int | float) or isinstance(y, int | float):
+            total = (x or 0) + (y or 0)
+            out[key] = round(total, 6) if isinstance(total, float) else total
+        else:
+            out[key] = y if y is not None else x
+    return out
+
+
 @dataclass
 class Budget:
     """Limits on model calls and tokens for one run; None means unlimited."""
@@ -102,9 +144,15 @@ class Budget:
     max_calls: int | None = None
     max_total_tokens: int | None = None
 
-    def check(self, meter: Meter) -> LLMError | None:
-        """An error value when no new call may start, else None."""
-        if self.max_calls is not None and meter.calls >= self.max_calls:
+    def check(self, meter: Meter, in_flight: int = 0) -> LLMError | None:
+        """An error value when no new call may start, else None.
+
+        Args:
+            meter: The counts so far.
+            in_flight: Calls started and not finished yet: they count against the call
+                budget, so concurrent calls cannot overshoot it.
+        """
+        if self.max_calls is not None and meter.calls + in_flight >= self.max_calls:
             return LLMError(
                 ErrorKind.BUDGET_EXHAUSTED,
                 f"call budget reached: {meter.calls} of max_calls={self.max_calls} used;"
@@ -123,21 +171,24 @@ class Budget:
 
 
 def endpoint_lines(usage: dict[str, Any]) -> list[str]:
-    """Per-endpoint usage as short lines for terminal summaries; empty for a single endpoint
-    that never failed.
+    """Per-endpoint usage as short lines for terminal summaries: calls, tokens, failed
+    attempts (errors), retries and failovers; empty for a single endpoint that never failed
+    or retried (trouble is shown for one endpoint too).
 
     Args:
         usage: A usage snapshot (:meth:`Meter.snapshot`), as stored in run databases.
     """
     per_endpoint: dict[str, dict[str, Any]] = usage.get("per_endpoint") or {}
     failovers = int(usage.get("failovers") or 0)
-    if len(per_endpoint) < 2 and not failovers:
+    trouble = any(c.get("errors") or c.get("retries") for c in per_endpoint.values())
+    if len(per_endpoint) < 2 and not failovers and not trouble:
         return []
     lines = []
     for label, counts in per_endpoint.items():
         lines.append(
             f"{label}: {int(counts.get('calls', 0)):,} calls, {int(counts.get('tokens', 0)):,}"
             f" tokens, {int(counts.get('errors', 0)):,} errors,"
+            f" {int(counts.get('retries', 0)):,} retries,"
             f" {int(counts.get('failovers', 0)):,} failovers away"
         )
     moves = usage.get("failover_moves") or []
@@ -173,6 +224,9 @@ class MeterLayer(Layer):
 class BudgetLayer(Layer):
     """Refuses a call, with a ``budget_exhausted`` error value, once the budget is spent.
 
+    The call budget is exact: calls in flight count against it. The token budget is checked
+    before each call, so the calls in flight when it is reached may still spend tokens.
+
     Sits below the re-ask layer, so every backend call is checked, re-asks included.
 
     Args:
@@ -185,12 +239,19 @@ class BudgetLayer(Layer):
         super().__init__(inner)
         self.budget = budget
         self.meter = meter
+        self.in_flight = 0
 
     async def complete(self, request: LLMRequest[T]) -> LLMResult[T]:
-        refusal = self.budget.check(self.meter)
+        # Checked and reserved with no await in between: the call budget is exact however
+        # many requests run at once (a call that fails gives its place back).
+        refusal = self.budget.check(self.meter, self.in_flight)
         if refusal is not None:
             return LLMResult(error=refusal, model=self.model)
-        return await self.inner.complete(request)
+        self.in_flight += 1
+        try:
+            return await self.inner.complete(request)
+        finally:
+            self.in_flight -= 1
 
 
 class OutcomeLayer(Layer):

@@ -34,6 +34,8 @@ class TransportError(Exception):
         message: Human-readable cause (must already be free of secrets).
         retry_after: Seconds the server asked us to wait, if it said so.
         attempts: Attempts spent when it was finally raised (set by the retries).
+        endpoint: The endpoint label it happened at ("" when the backend has none), for the
+            per-endpoint retry counts.
     """
 
     def __init__(
@@ -42,12 +44,14 @@ class TransportError(Exception):
         message: str,
         retry_after: float | None = None,
         attempts: int = 1,
+        endpoint: str = "",
     ):
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
         self.attempts = attempts
+        self.endpoint = endpoint
 
     @property
     def transient(self) -> bool:

@@ -23,9 +23,10 @@ from pydantic_settings import (
 )
 
 from personahub.llm.backends import LOCAL_MODEL_NAME, BackendName, backend_spec
+from personahub.urls import mask_url, url_secrets
 
 DEFAULT_CONFIG_FILE = "persona-sandbox.toml"
-__all__ = ["LOCAL_MODEL_NAME", "ConfigError", "LLMSettings", "load_settings"]
+__all__ = ["LOCAL_MODEL_NAME", "ConfigError", "LLMSettings", "config_table", "load_settings"]
 
 
 def default_cache_path() -> Path:
@@ -122,15 +123,26 @@ class LLMSettings(BaseSettings):
         return backend_spec(self.backend).default_model
 
     def secrets(self) -> list[str]:
-        """Secret strings that must be scrubbed from anything we record."""
+        """Secret strings that must be scrubbed from anything we record: the API key and
+        the passwords of base URLs (shorter ones would scrub ordinary words)."""
         key = self.api_key.get_secret_value() if self.api_key else ""
-        return [key] if len(key) >= 4 else []
+        return [s for s in (key, *url_secrets(self.endpoints)) if len(s) >= 4]
+
+    def recorded(self) -> dict[str, Any]:
+        """The whole effective configuration as plain data, safe to store with a run: every
+        field but the API key, the model name resolved and base-URL passwords masked.
+        ``load_settings(**recorded())`` (plus a key) rebuilds the same gateway."""
+        out = self.model_dump(mode="json", exclude={"api_key"})
+        out["model"] = self.model_name
+        out["base_url"] = mask_url(self.base_url) if self.base_url else None
+        out["base_urls"] = [mask_url(url) for url in self.endpoints]
+        return out
 
     def describe(self) -> dict[str, Any]:
         """A safe, printable summary (no secrets)."""
         out: dict[str, Any] = {"backend": self.backend, "model": self.model_name}
         if self.backend == "openai":
-            out["endpoints"] = self.endpoints
+            out["endpoints"] = [mask_url(url) for url in self.endpoints]
             out["api_key"] = "set" if self.api_key else "not set"
         else:
             out["model_path"] = str(self.model_path) if self.model_path else "(packaged)"
@@ -165,18 +177,28 @@ class _TomlSource(PydanticBaseSettingsSource):
             path = Path(env) if env else Path(DEFAULT_CONFIG_FILE)
             if not env and not path.exists():
                 return {}
-        if not path.exists():
-            raise ConfigError(f"config file {path} not found")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        table = data.get("llm", {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: [llm] must be a table")
         # Other sources key aliased fields by their first alias; use the same key, or the
         # merged values would hold the field twice.
+        table = config_table(path)
         return {_source_key(self.settings_cls, key): value for key, value in table.items()}
+
+
+def config_table(path: Path) -> dict[str, Any]:
+    """The ``[llm]`` table of a TOML config file.
+
+    Raises:
+        ConfigError: The file is missing, not TOML, or its ``llm`` is not a table.
+    """
+    if not path.exists():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    table = data.get("llm", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [llm] must be a table")
+    return table
 
 
 def _source_key(settings_cls: type[BaseSettings], key: str) -> str:

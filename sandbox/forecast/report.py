@@ -205,7 +205,8 @@ def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
     console.print(
         f"usage: {usage.get('calls', 0):,} calls, {usage.get('cache_hits', 0):,} cache hits, "
         f"{usage.get('total_tokens', 0):,} tokens, mean latency "
-        f"{usage.get('mean_latency_s', 0.0):.2f}s, errors: {errors or 'none'}",
+        f"{usage.get('mean_latency_s', 0.0):.2f}s, {usage.get('retries', 0):,} retries, "
+        f"failed requests: {errors or 'none'}",
         highlight=False,
     )
     for line in endpoint_lines(usage):

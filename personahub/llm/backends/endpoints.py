@@ -17,6 +17,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from personahub.urls import mask_url
+
 REST_BASE_S = 0.5
 REST_MAX_S = 30.0
 
@@ -26,7 +28,7 @@ class Endpoint:
     """One base URL, its SDK client and its live state.
 
     Attributes:
-        url: The base URL (also the endpoint's label in usage reports).
+        url: The base URL (its :attr:`label`, password masked, names it everywhere else).
         client: The SDK client for it.
         mode: The structured-output mode this endpoint accepts.
         in_flight: Requests being served now.
@@ -36,6 +38,7 @@ class Endpoint:
         errors: Requests that failed on it, whatever the cause.
         failovers: Requests that moved from it to another endpoint.
         rests: Times it was rested.
+        label: The URL as usage reports, logs and error messages show it: password masked.
     """
 
     url: str
@@ -50,9 +53,11 @@ class Endpoint:
     rests: int = 0
     mode_changes: list[str] = field(default_factory=list)
 
-    @property
-    def label(self) -> str:
-        return self.url
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Computed once: every reply carries it.
+        self.label = mask_url(self.url)
 
 
 class EndpointPool:

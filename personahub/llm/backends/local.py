@@ -185,7 +185,7 @@ class LocalBackend:
             pool = self._pool()
         except ModelUnavailableError as exc:
             # An error value like any other failure: `complete` must not raise.
-            raise TransportError(ErrorKind.MODEL_UNAVAILABLE, str(exc)) from None
+            raise TransportError(ErrorKind.MODEL_UNAVAILABLE, str(exc), endpoint="local") from None
         index, llama = pool.get()
         started = time.perf_counter()
         try:
@@ -201,7 +201,7 @@ class LocalBackend:
         except ValueError as exc:
             # llama-cpp raises ValueError for prompts longer than the context window.
             raise TransportError(
-                ErrorKind.BAD_REQUEST, f"local model refused the request: {exc}"
+                ErrorKind.BAD_REQUEST, f"local model refused the request: {exc}", endpoint="local"
             ) from None
         finally:
             pool.put((index, llama))

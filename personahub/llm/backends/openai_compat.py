@@ -49,6 +49,12 @@ def _is_format_refusal(exc: openai.APIStatusError) -> bool:
 
 
 def _classify(exc: Exception, endpoint: str) -> TransportError:
+    error = _classify_cause(exc, endpoint)
+    error.endpoint = endpoint
+    return error
+
+
+def _classify_cause(exc: Exception, endpoint: str) -> TransportError:
     if isinstance(exc, openai.APITimeoutError):
         return TransportError(ErrorKind.TIMEOUT, f"request to {endpoint} timed out")
     if isinstance(exc, openai.APIConnectionError):
@@ -211,6 +217,7 @@ class OpenAIBackend:
             raise TransportError(
                 ErrorKind.SERVER_ERROR,
                 f"{endpoint.label} sent a reply that is not a chat completion",
+                endpoint=endpoint.label,
             ) from None
         usage = data.get("usage") or {}
         reported = (
