@@ -193,9 +193,9 @@ def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
         why = "every interaction failed" if forecast.n_interactions else "no interactions yet"
         console.print(f"[yellow]No answers: {why}.[/]")
     table = Table(title="key figures", title_justify="left")
-    for column, justify in (("figure", "left"), ("value", "right"), ("95% CI", "right"),
-                            ("n", "right")):  # fmt: skip
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("figure", justify="left")
+    for column in ("value", "95% CI", "n"):
+        table.add_column(column, justify="right")
     for kf in forecast.key_figures:
         n = str(kf.estimate.n) if kf.kind in ("share", "mean") else ""
         table.add_row(kf.label, kf.text, kf.interval, n)
