@@ -19,6 +19,7 @@ import openai
 from personahub import prompts
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
 from personahub.llm.backends.endpoints import Endpoint, EndpointPool
+from personahub.llm.grammar import grammar_schema
 from personahub.llm.retry import TransportError, parse_retry_after
 from personahub.llm.settings import LLMSettings
 from personahub.llm.types import ErrorKind, Message, Usage
@@ -111,6 +112,8 @@ class OpenAIBackend:
             for url in urls
         ]
         self.pool = EndpointPool(endpoints)
+        # Schema objects come from the gateway's per-class table, so identity is stable.
+        self._grammar_schemas: dict[int, tuple[Any, Any]] = {}
         self.endpoints = self.pool.endpoints
         self.capabilities = Capabilities(
             structured_modes=self.modes, endpoint_usage=self.endpoint_usage
@@ -120,6 +123,15 @@ class OpenAIBackend:
     def failovers(self) -> int:
         """Requests moved from an endpoint that stopped answering to another one."""
         return self.pool.failovers
+
+    def _sent(self, call: BackendCall) -> Any:
+        """The grammar-safe schema for ``call``, computed once per schema."""
+        key = id(call.schema)
+        entry = self._grammar_schemas.get(key)
+        if entry is None or entry[0] is not call.schema:
+            entry = (call.schema, grammar_schema(call.schema))
+            self._grammar_schemas[key] = entry
+        return entry[1]
 
     def _request(self, call: BackendCall, mode: str) -> tuple[dict[str, Any], list[Message]]:
         messages = call.messages
@@ -131,16 +143,19 @@ class OpenAIBackend:
         if call.seed is not None:
             kwargs["seed"] = call.seed
         if call.schema is not None:
+            # A llama.cpp server builds a grammar from the response_format schema in both
+            # modes and dies on one it cannot take: send the loosened schema there (the
+            # answer is validated against the full one), the full one in the instructions.
             if mode == "json_schema":
                 kwargs["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {"name": call.schema_name, "schema": call.schema},
+                    "json_schema": {"name": call.schema_name, "schema": self._sent(call)},
                 }
             else:
                 note = prompts.render("llm/json_instructions", schema=call.schema)
                 messages = _with_system_note(messages, note)
                 if mode == "json_object":
-                    kwargs["response_format"] = {"type": "json_object", "schema": call.schema}
+                    kwargs["response_format"] = {"type": "json_object", "schema": self._sent(call)}
         kwargs["messages"] = messages
         return kwargs, messages
 
