@@ -203,6 +203,7 @@ def prepare_run(
     graph = build_graph(scenario.graph, cast, scenario.seed)
     overrides = _llm_overrides(scenario, llm_cli)
     client = llm or LLMClient(load_settings(config_file, **overrides))
+    loop = _preflight_loop(client)
 
     run_id = new_run_id(scenario.name)
     run_dir = options.out / run_id
@@ -211,7 +212,6 @@ def prepare_run(
     scenario_yaml = yaml.safe_dump(
         scenario.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
     )
-    loop = asyncio.new_event_loop()
     setup = RunSetup(scenario, cast.personas, graph, client, scenario.seed, run_id, database, loop)
     model = mode_of(scenario).build(setup)
     run = RunRow(
@@ -231,6 +231,24 @@ def prepare_run(
     )
     database.create_run(run, _agent_rows(model, graph, run_id), _edge_rows(model, graph, run_id))
     return PreparedRun(model, database, target, run_dir)
+
+
+def _preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:
+    """The run's event loop, after the backend's pre-flight check passed on it (before any
+    run folder or database row exists). The check runs on the run's own loop because the
+    HTTP client's connections belong to the loop that opened them.
+
+    Raises:
+        ConfigError: The backend cannot work (bad base URL, no server, not a GGUF file).
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(client.preflight())
+    except BaseException:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+        raise
+    return loop
 
 
 def _check_out(out: Path) -> None:
@@ -350,7 +368,7 @@ def resume_run(
     client = llm or client_for_resume(run, llm_cli, config_file)
     check_model(database, run, client, switch_model)
     client.continue_usage(run.usage or {})
-    loop = asyncio.new_event_loop()
+    loop = _preflight_loop(client)
     mode = mode_of(scenario)
     setup = RunSetup(scenario, personas, graph, client, run.seed, run.id, database, loop)
     model = mode.rebuild(setup, agents)

@@ -59,3 +59,13 @@ def test_synthesize_instructions_with_the_embedded_model(tmp_path):
     metrics = json.loads(diversity.stdout)
     assert metrics["personas"]["count"] == len(rows)
     assert 0 < metrics["outputs"]["distinct_1"] <= 1
+
+
+def test_synthesize_knowledge_with_the_embedded_model(tmp_path):
+    """Issue 17, item 6: the knowledge task's 1,200-character text field made llama.cpp
+    refuse its grammar and the process segfault (exit 139)."""
+    write_personas(tmp_path / "people.jsonl", PERSONAS[:1])
+    args = ["synthesize", "--task", "knowledge", "--personas", "people.jsonl"]
+    result = _cli([*args, "--out", "out.jsonl", "--quiet"], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "error parsing grammar" not in result.stderr

@@ -82,6 +82,16 @@ class LLMClient:
     def capabilities(self) -> Capabilities:
         return self.backend.capabilities
 
+    async def preflight(self) -> None:
+        """Check the backend can work before a long job starts (its ``preflight``
+        capability, where it has one).
+
+        Raises:
+            ConfigError: The model file or server is unusable; the message is one line.
+        """
+        if self.capabilities.preflight is not None:
+            await self.capabilities.preflight()
+
     async def complete(self, request: LLMRequest[T]) -> LLMResult[T]:
         """Run one request through cache, budget, retries, repair and metering. Never raises
         for a failed request (a bug still raises; :meth:`batch` isolates those)."""

