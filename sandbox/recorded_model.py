@@ -12,7 +12,18 @@ from typing import Any
 
 import mesa
 
-from personahub.llm import LLMResult
+from personahub.llm import ErrorKind, LLMResult
+
+# Failures of the model's answers (it spoke, but not validly) and a spent budget are part of a
+# run's record; every other kind means the model could not be reached or refused the request.
+_ANSWER_FAILURES = frozenset(
+    {ErrorKind.INVALID_JSON, ErrorKind.SCHEMA_VIOLATION, ErrorKind.BUDGET_EXHAUSTED}
+)
+
+
+class StepFailed(RuntimeError):
+    """Every model call of a step failed to reach the model; the step was not recorded, so a
+    resume repeats it. One line."""
 
 
 class RecordedModel(mesa.Model):
@@ -41,7 +52,14 @@ class RecordedModel(mesa.Model):
         interactions: list[dict[str, Any]] | None = None,
         turns: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Collect metrics and write the step in one transaction; stop after the last step."""
+        """Collect metrics and write the step in one transaction; stop after the last step.
+
+        Raises:
+            StepFailed: Every call of the step failed to reach the model (a server that went
+                away, a bad key): the run stops before recording the step instead of marching
+                on with nothing but errors.
+        """
+        self._check_reached(step, [*(interactions or []), *(turns or [])])
         self.datacollector.collect(self)
         metrics = {k: v[-1] for k, v in self.datacollector.model_vars.items()}
         self.llm.flush()
@@ -68,6 +86,19 @@ class RecordedModel(mesa.Model):
             )
         if self.steps >= self.scenario.steps:
             self.running = False
+
+    def _check_reached(self, step: int, calls: list[dict[str, Any]]) -> None:
+        kinds = [call.get("error_kind") for call in calls]
+        if not kinds or not all(
+            kind is not None and ErrorKind(kind) not in _ANSWER_FAILURES for kind in kinds
+        ):
+            return
+        first = next(call for call in calls if call.get("error_kind"))
+        raise StepFailed(
+            f"step {step}: all {len(calls)} model calls failed ({first['error_kind']}: "
+            f"{first.get('error_message') or ''}); the step was not recorded: continue the run "
+            "with `sandbox resume` once the model is reachable"
+        )
 
     def rng_state(self) -> list[Any]:
         version, internal, gauss = self.random.getstate()

@@ -147,7 +147,15 @@ def _progress(enabled: bool, total_steps: int, first_step: int) -> Iterator[Call
 
 
 def execute(model: RunModel, database: RunDatabase, show_progress: bool = True) -> str:
-    """Run the model's remaining steps, recording each; returns the final status."""
+    """Run the model's remaining steps, recording each; returns the final status.
+
+    Raises:
+        RunError: A step in which no model call reached the model (the run is marked
+            ``failed`` and resumes from its last recorded step).
+    """
+    # Imported here: the model's module brings Mesa, which commands like `--help` never need.
+    from sandbox.recorded_model import StepFailed
+
     run_id = model.run_id
     with _progress(show_progress, model.scenario.steps, model.steps) as update:
         model.on_result = lambda i, r: update("result", i, r)
@@ -160,6 +168,9 @@ def execute(model: RunModel, database: RunDatabase, show_progress: bool = True) 
         except KeyboardInterrupt:
             database.set_status(run_id, "interrupted", model.llm.usage())
             raise
+        except StepFailed as exc:
+            database.set_status(run_id, "failed", model.llm.usage())
+            raise RunError(str(exc)) from None
         except Exception:
             database.set_status(run_id, "failed", model.llm.usage())
             raise

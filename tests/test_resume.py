@@ -8,13 +8,21 @@ from typing import Any
 
 import pytest
 
-from personahub.llm import LLMClient, load_settings
+from personahub.llm import ErrorKind, LLMClient, load_settings
+from personahub.llm.backends import BackendCall
+from personahub.llm.retry import TransportError
 from sandbox.forecast.model import ForecastModel
 from sandbox.run_llm import ModelSwitchError
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions, resume_run, start_run
+from sandbox.runner import RunError, RunOptions, resume_run, start_run
 from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.runs import DEFAULT_SCENARIO, personas, responder_backend, varied_responder
+from tests.support.runs import (
+    DEFAULT_SCENARIO,
+    make_run,
+    personas,
+    responder_backend,
+    varied_responder,
+)
 
 # No likert question: reports need no embedding model.
 SCENARIO = DEFAULT_SCENARIO.replace(
@@ -148,3 +156,65 @@ def test_resume_on_another_model_needs_a_flag_and_is_recorded(tmp_path: Path, mo
     (switch,) = run.llm_config["model_switches"]
     assert switch["from"] == "openai:served-model" and switch["to"] == "openai:other-model"
     assert switch["at_step"] == 2
+
+
+def test_a_step_where_no_call_reaches_the_model_stops_the_run_and_resume_redoes_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Issue 17, item 3: a server that goes away mid-run must not leave a "completed" run of
+    # errors behind; the failed step is not recorded, and resume runs it once the server works.
+    whole = start_run(
+        scenario_in(tmp_path / "whole"),
+        RunOptions(out=tmp_path / "whole" / "runs"),
+        {},
+        show_progress=False,
+        llm=fake_client(),
+    )
+    down = {"now": False}
+    backend = responder_backend(varied_responder)
+    answer = backend.function
+
+    def flaky(call: BackendCall) -> Any:
+        if down["now"]:
+            raise TransportError(ErrorKind.CONNECTION, "connection refused")
+        return answer(call)
+
+    backend.function = flaky
+    real_step = ForecastModel.step
+
+    def step(self: ForecastModel) -> None:
+        down["now"] = self.current_step == 1
+        real_step(self)
+
+    folder = tmp_path / "parts"
+    settings = load_settings(backend="openai", model="fake-model", cache=False, max_retries=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(ForecastModel, "step", step)
+        with pytest.raises(RunError, match=r"step 1: all \d+ model calls failed \(connection"):
+            start_run(
+                scenario_in(folder),
+                RunOptions(out=folder / "runs"),
+                {},
+                show_progress=False,
+                llm=LLMClient(settings, backend=backend),
+            )
+    db_path = next((folder / "runs").glob("*/run.db"))
+    run = RunDatabase(db_path).run()
+    assert run is not None and run.status == "failed" and run.last_step == 0
+    assert {i.step for i in RunDatabase(db_path).interactions(run.id)} == {0}
+
+    outcome = resume_run(db_path, {}, show_progress=False, llm=fake_client())
+    assert outcome.status == "completed"
+
+    def answers(path: str | Path, run_id: str) -> list[tuple[int, int, Any]]:
+        rows = RunDatabase(path).interactions(run_id)
+        return sorted((i.step, i.agent_id, i.parsed) for i in rows)
+
+    assert answers(db_path, run.id) == answers(whole.database, whole.run_id)
+
+
+def test_a_model_that_never_answers_validly_still_completes_its_run(tmp_path: Path) -> None:
+    # Invalid answers are the model's record, not an unreachable model: the run goes on.
+    db_path, run_id = make_run(tmp_path, responder=lambda body: "never valid JSON")
+    run = RunDatabase(db_path).run(run_id)
+    assert run is not None and run.status == "completed"
