@@ -21,7 +21,7 @@ from personahub.build.pipeline import DEDUP_STAGES, BuildOptions, BuildReport, P
 from personahub.build.quality import REASONS
 from personahub.build.sources import SourceError, SourceRecord, read_texts
 from personahub.cli import llm_options as opt
-from personahub.cli.common import console, fail, open_client
+from personahub.cli.common import console, fail, note_ray_budget, open_client
 from personahub.cli.progress import progress as make_progress
 from personahub.distributed.engine import EngineError, check_engine
 from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
@@ -144,6 +144,8 @@ def build_command(
     if malformed[0] > _MAX_WARNINGS:
         console.print(f"[yellow]warning:[/] {malformed[0] - _MAX_WARNINGS} more rows skipped")
     print_summary(report, target.url, client.model)
+    if engine == "ray":
+        note_ray_budget(client, ray_workers)
 
 
 def _run_ray(

@@ -34,3 +34,13 @@ def open_client(config: Path | None, overrides: dict[str, Any], warm_up: bool = 
         with console.status("loading the embedded model"):
             load()
     return client
+
+
+def note_ray_budget(client: LLMClient, workers: int) -> None:
+    """Under ``--engine ray`` each worker has its own gateway, so a budget holds per worker:
+    say how far the whole job may go."""
+    from personahub.distributed.usage import budget_bound
+
+    bound = budget_bound(client.settings.max_calls, client.settings.max_total_tokens, workers)
+    if bound:
+        console.print(f"[yellow]note:[/] {bound}", highlight=False, soft_wrap=True)

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from personahub.cli import llm_options as opt
-from personahub.cli.common import console, fail, open_client
+from personahub.cli.common import console, fail, note_ray_budget, open_client
 from personahub.cli.progress import progress as make_progress
 from personahub.cli.store import AttrOpt, ContainsOpt, RegexOpt, persona_filter
 from personahub.distributed.engine import EngineError, check_engine
@@ -130,13 +130,7 @@ def synthesize_command(
         fail("interrupted; run the same command again to continue where it stopped", 130)
     _print_summary(report, prepared, client, usage)
     if engine == "ray":
-        from personahub.distributed.usage import budget_bound
-
-        bound = budget_bound(
-            client.settings.max_calls, client.settings.max_total_tokens, ray_workers
-        )
-        if bound:
-            console.print(f"[yellow]note:[/] {bound}", highlight=False, soft_wrap=True)
+        note_ray_budget(client, ray_workers)
 
 
 @contextmanager
