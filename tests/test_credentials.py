@@ -25,6 +25,10 @@ def test_mask_url_hides_only_the_password() -> None:
     assert mask_url(f"http://user:{SECRET}@host:8000/v1") == "http://user:***@host:8000/v1"
     assert mask_url("http://host:8000/v1") == "http://host:8000/v1"
     assert mask_url("not-a-url") == "not-a-url"
+    # a token as the user of a model server's URL is a secret; a database's user name is not
+    assert mask_url(f"https://{SECRET}@host/v1") == "https://***@host/v1"
+    assert url_secrets([f"https://{SECRET}@host/v1"]) == [SECRET]
+    assert mask_url("postgresql://alice@db/x") == "postgresql://alice@db/x"
     assert url_secrets(["http://u:p%40ss@h/v1", "http://h/v1"]) == ["p%40ss", "p@ss"]
     # The database URLs go through the same function.
     assert safe_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
