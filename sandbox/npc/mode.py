@@ -15,9 +15,11 @@ if TYPE_CHECKING:
     from sandbox.rundb import AgentRow, RunDatabase, RunRow
 
 
-def _model(setup: RunSetup, profiles: list[dict[str, Any]]) -> NPCWorldModel:
+def _model(
+    setup: RunSetup, scenario: NPCWorldScenario, profiles: list[dict[str, Any]]
+) -> NPCWorldModel:
     return NPCWorldModel(
-        setup.scenario,  # type: ignore[arg-type]  # checked by the callers
+        scenario,
         setup.personas,
         profiles,
         setup.graph,
@@ -34,13 +36,14 @@ def build(setup: RunSetup) -> NPCWorldModel:
     scenario = setup.scenario
     assert isinstance(scenario, NPCWorldScenario) and isinstance(scenario.world, World)
     profiles = write_profiles(setup.llm, setup.loop, setup.personas, scenario.world, scenario.seed)
-    return _model(setup, profiles)
+    return _model(setup, scenario, profiles)
 
 
 def rebuild(setup: RunSetup, agents: list[AgentRow]) -> NPCWorldModel:
     """The model of a run being resumed, from the profiles in its agent rows."""
-    assert isinstance(setup.scenario, NPCWorldScenario)
-    return _model(setup, [dict(row.profile or {}) for row in agents])
+    scenario = setup.scenario
+    assert isinstance(scenario, NPCWorldScenario)
+    return _model(setup, scenario, [dict(row.profile or {}) for row in agents])
 
 
 def restore(model: RunModel, database: RunDatabase, run: RunRow) -> None:
