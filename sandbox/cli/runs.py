@@ -1,8 +1,7 @@
-"""The ``sandbox`` command: run, resume, report on, list, validate and export scenario runs."""
+"""``sandbox run``, ``resume``, ``report``, ``list`` and ``validate``."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,17 +9,13 @@ import typer
 from rich.table import Table
 
 from personahub.cli import llm_options as opt
-from personahub.cli.common import console, err_console, fail
+from personahub.cli.common import console, fail
 from personahub.db.engine import DatabaseError
-from personahub.llm import ConfigError
-from personahub.llm.backends.local import ModelUnavailableError
+from sandbox.cli.common import INPUT_ERRORS, Out, Quiet, fail_input, finish
 from sandbox.modes import mode_of
-from sandbox.population import PopulationError
-from sandbox.run_llm import ModelSwitchError
 from sandbox.rundb import RunDatabase
 from sandbox.runner import (
     RUN_DB,
-    RunError,
     RunOptions,
     locate_run,
     resume_run,
@@ -29,44 +24,16 @@ from sandbox.runner import (
 )
 from sandbox.scenario_loader import ScenarioError, load_scenario
 
-app = typer.Typer(
-    help="Persona simulation sandbox: personas become agents on a relationship graph, react to "
-    "a scenario step by step, and every interaction is logged to runs/<run-id>/run.db. "
-    "Start with `sandbox run scenarios/product_launch.yaml`.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
 
-INPUT_ERRORS = (
-    ScenarioError,
-    PopulationError,
-    ConfigError,
-    DatabaseError,
-    ModelUnavailableError,
-    RunError,
-    ModelSwitchError,
-)
-
-Out = Annotated[Path, typer.Option("--out", help="Folder holding run folders.")]
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+def register(app: typer.Typer) -> None:
+    """Add the run commands to the ``sandbox`` app."""
+    app.command()(opt.llm_flags()(run))
+    app.command()(opt.llm_flags("backend", "base_url", "model", "config", "concurrency")(resume))
+    app.command()(report)
+    app.command("list")(list_runs)
+    app.command()(validate)
 
 
-def _fail_input(exc: Exception) -> None:
-    problems = exc.problems if isinstance(exc, ScenarioError) else [str(exc)]
-    for problem in problems[:-1]:
-        err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
-    fail(problems[-1])
-
-
-def _finish(database: str, run_id: str, run_dir: Path) -> None:
-    from sandbox.report import print_summary, write_report
-
-    path = write_report(database, run_id, run_dir)
-    print_summary(database, run_id, console=console, report_path=path)  # ends with the path
-
-
-@app.command()
-@opt.llm_flags()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     agents: Annotated[
@@ -87,14 +54,12 @@ def run(
     try:
         outcome = start_run(scenario, options, llm.overrides(), llm.config, show_progress=not quiet)
     except INPUT_ERRORS as exc:
-        _fail_input(exc)
+        fail_input(exc)
     except KeyboardInterrupt:
         fail("interrupted; continue with `sandbox resume <run folder>` (see `sandbox list`)", 130)
-    _finish(outcome.database, outcome.run_id, outcome.run_dir)
+    finish(outcome.database, outcome.run_id, outcome.run_dir)
 
 
-@app.command()
-@opt.llm_flags("backend", "base_url", "model", "config", "concurrency")
 def resume(
     run_ref: Annotated[
         str, typer.Argument(metavar="RUN", help="Run folder, run.db, run id or database URL.")
@@ -124,13 +89,12 @@ def resume(
             switch_model=switch_model,
         )
     except INPUT_ERRORS as exc:
-        _fail_input(exc)
+        fail_input(exc)
     except KeyboardInterrupt:
         fail(f"interrupted again; continue with `sandbox resume {run_ref}`", 130)
-    _finish(outcome.database, outcome.run_id, outcome.run_dir)
+    finish(outcome.database, outcome.run_id, outcome.run_dir)
 
 
-@app.command()
 def report(
     run_ref: Annotated[
         str, typer.Argument(metavar="RUN", help="Run folder, run.db, run id or database URL.")
@@ -142,13 +106,12 @@ def report(
         path = locate_run(run_ref, out)
         run_row = RunDatabase(path, must_exist=True).run()
     except INPUT_ERRORS as exc:
-        _fail_input(exc)
+        fail_input(exc)
     if run_row is None:
         fail(f"{path} holds no run")
-    _finish(path, run_row.id, run_folder(path, run_row.id, out))
+    finish(path, run_row.id, run_folder(path, run_row.id, out))
 
 
-@app.command("list")
 def list_runs(out: Out = Path("runs")) -> None:
     """List the runs under --out with their status and progress."""
     table = Table(title=f"runs in {out}")
@@ -180,13 +143,12 @@ def list_runs(out: Out = Path("runs")) -> None:
     console.print(table)
 
 
-@app.command()
 def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
     """Check a scenario file and describe it, without running anything."""
     try:
         loaded = load_scenario(scenario)
     except ScenarioError as exc:
-        _fail_input(exc)
+        fail_input(exc)
     table = Table(title=f"{scenario}: ok", show_header=False)
     table.add_row("name", loaded.name)
     table.add_row("mode", loaded.mode)
@@ -197,79 +159,3 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
     for label, text in mode_of(loaded).describe(loaded):
         table.add_row(label, text)
     console.print(table)
-
-
-class ExportFormat(StrEnum):
-    openai = "openai"
-    sharegpt = "sharegpt"
-    parquet = "parquet"
-
-
-class ExportRole(StrEnum):
-    agent = "agent"
-    npc = "npc"
-    all = "all"
-
-
-@app.command()
-def export(
-    run_ref: Annotated[
-        str, typer.Argument(metavar="RUN", help="Run folder, run.db, run id or database URL.")
-    ],
-    fmt: Annotated[
-        ExportFormat,
-        typer.Option(
-            "--format",
-            help="openai (chat JSONL), sharegpt (JSON array) or parquet (messages + metadata).",
-        ),
-    ],
-    out_file: Annotated[
-        Path,
-        typer.Option("--out", help="Output file; with --split, FILE.train.EXT and FILE.val.EXT."),
-    ],
-    role: Annotated[
-        ExportRole,
-        typer.Option("--role", help="agent (forecast replies), npc (conversation sides) or all."),
-    ] = ExportRole.all,
-    min_turns: Annotated[
-        int, typer.Option("--min-turns", min=0, help="Fewest non-system messages per sample.")
-    ] = 2,
-    dedup: Annotated[
-        bool, typer.Option("--dedup/--no-dedup", help="Drop near-duplicates (MinHash 0.9).")
-    ] = True,
-    split: Annotated[
-        float | None,
-        typer.Option("--split", help="Training fraction of a train/validation split, e.g. 0.9."),
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
-    runs: Annotated[
-        Path, typer.Option("--runs", help="Folder holding run folders (for a run id).")
-    ] = Path("runs"),
-) -> None:
-    """Turn a run's agent replies and NPC conversations into fine-tuning data."""
-    # Here, not at the top: MinHash and Parquet libraries take seconds to import.
-    from sandbox.export import ExportError, export_run, report_table
-
-    try:
-        path = locate_run(run_ref, runs)
-        result = export_run(
-            path,
-            out_file,
-            fmt.value,
-            role=role.value,
-            min_turns=min_turns,
-            dedup=dedup,
-            split=split,
-            seed=seed,
-        )
-    except (*INPUT_ERRORS, ExportError) as exc:
-        _fail_input(exc)
-    console.print(report_table(result))
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,50 @@
+"""What every ``sandbox`` command shares: the input errors it reports as one line, the folder
+options and the closing report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from personahub.cli.common import console, err_console, fail
+from personahub.db.engine import DatabaseError
+from personahub.llm import ConfigError
+from personahub.llm.backends.local import ModelUnavailableError
+from sandbox.population import PopulationError
+from sandbox.run_llm import ModelSwitchError
+from sandbox.runner import RunError
+from sandbox.scenario_loader import ScenarioError
+
+INPUT_ERRORS = (
+    ScenarioError,
+    PopulationError,
+    ConfigError,
+    DatabaseError,
+    ModelUnavailableError,
+    RunError,
+    ModelSwitchError,
+)
+
+Out = Annotated[Path, typer.Option("--out", help="Folder holding run folders.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+RunRef = Annotated[
+    str, typer.Argument(metavar="RUN", help="Run folder, run.db, run id or database URL.")
+]
+
+
+def fail_input(exc: Exception) -> None:
+    """Print every problem of a bad input as its own error line and exit 1."""
+    problems = exc.problems if isinstance(exc, ScenarioError) else [str(exc)]
+    for problem in problems[:-1]:
+        err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    fail(problems[-1])
+
+
+def finish(database: str, run_id: str, run_dir: Path) -> None:
+    """Write the run's report and print its summary (ending with the report's path)."""
+    from sandbox.report import print_summary, write_report
+
+    path = write_report(database, run_id, run_dir)
+    print_summary(database, run_id, console=console, report_path=path)  # ends with the path
