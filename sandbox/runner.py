@@ -24,9 +24,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from personahub.llm import LLMClient, load_settings
+from personahub.urls import mask_url
 from sandbox.graph import build_graph, communities
 from sandbox.modes import RunModel, RunSetup, mode_of
-from sandbox.population import PersonaRecord, load_cast
+from sandbox.population import PersonaRecord, load_cast, source_problems
 from sandbox.run_llm import check_model, client_for_resume
 from sandbox.rundb import RunDatabase, RunRow
 from sandbox.scenario import ScenarioBase
@@ -54,6 +55,9 @@ class RunOptions:
         seed: Run seed.
         out: Folder that holds run folders.
         database: A SQLAlchemy URL for the run database instead of ``<run>/run.db``.
+        population: A persona source (``sample``, a file, a store or a database URL) instead of
+            the scenario's ``population.source``; a relative path is taken from the current
+            folder, as a user typing it expects.
     """
 
     agents: int | None = None
@@ -61,6 +65,7 @@ class RunOptions:
     seed: int | None = None
     out: Path = Path("runs")
     database: str | None = None
+    population: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +80,21 @@ def new_run_id(name: str) -> str:
     return f"{name}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
+def _population_source(source: str) -> str:
+    """``--population`` as the scenario's ``population.source``: URLs and ``sample`` as given,
+    paths made absolute (scenario paths are relative to the scenario file, flags to the shell's
+    folder)."""
+    if source == "sample" or "://" in source:
+        return source
+    return str(Path(source).expanduser().resolve())
+
+
 def effective_scenario(scenario: ScenarioBase, options: RunOptions) -> ScenarioBase:
-    """The scenario with ``--agents/--steps/--seed`` applied, validated again.
+    """The scenario with ``--agents/--steps/--seed/--population`` applied, validated again.
 
     Events after a shortened horizon simply never happen: ``--steps 2`` is a shorter run.
+    ``--population`` replaces the source; the scenario's ``text_field`` and ``edges`` belonged
+    to its own source file and are dropped with it, its ``filter`` still applies.
     """
     for flag, value in (("--agents", options.agents), ("--steps", options.steps)):
         if value is not None and value < 1:
@@ -93,15 +109,25 @@ def effective_scenario(scenario: ScenarioBase, options: RunOptions) -> ScenarioB
         data["seed"] = options.seed
     if options.agents is not None:
         data["population"]["sample"] = options.agents
+    if options.population is not None:
+        population = data["population"]
+        population["source"] = _population_source(options.population)
+        population.pop("text_field", None)
+        population.pop("edges", None)
     if data == scenario.model_dump(mode="json", exclude_none=True):
         return scenario
-    flags = "--agents/--steps/--seed"
+    flags = "--agents/--steps/--seed/--population"
     try:
-        return validate_scenario(data, Path(flags))
+        changed = validate_scenario(data, Path(flags))
     except ScenarioError as exc:
         raise ScenarioError(
             [p.replace(f"{flags}:1: ", f"{flags}: ") for p in exc.problems]
         ) from None
+    if options.population is not None:
+        problems = source_problems(changed.population, Path.cwd())
+        if problems:
+            raise RunError(f"--population {options.population}: {problems[0][1]}")
+    return changed
 
 
 def _llm_overrides(scenario: ScenarioBase, cli: dict[str, Any]) -> dict[str, Any]:
@@ -220,9 +246,7 @@ def prepare_run(
     run_dir = options.out / run_id
     target = options.database or str(run_dir / RUN_DB)
     database = RunDatabase(target)
-    scenario_yaml = yaml.safe_dump(
-        scenario.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
-    )
+    scenario_yaml = yaml.safe_dump(_recordable(scenario), sort_keys=False, allow_unicode=True)
     setup = RunSetup(scenario, cast.personas, graph, client, scenario.seed, run_id, database, loop)
     model = mode_of(scenario).build(setup)
     run = RunRow(
@@ -242,6 +266,14 @@ def prepare_run(
     )
     database.create_run(run, _agent_rows(model, graph, run_id), _edge_rows(model, graph, run_id))
     return PreparedRun(model, database, target, run_dir)
+
+
+def _recordable(scenario: ScenarioBase) -> dict[str, Any]:
+    """The scenario as the run database keeps it: a population database URL loses its password
+    (resume reads the agents from the run database, never the source again)."""
+    data = scenario.model_dump(mode="json", exclude_none=True)
+    data["population"]["source"] = mask_url(data["population"]["source"])
+    return data
 
 
 def _preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:

@@ -23,8 +23,11 @@ app = typer.Typer(
     "one gateway (`personahub llm check` shows which).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: Click re-wraps docstrings to the terminal's width; Rich's boxes kept their
+    # hard line breaks and squeezed option help into a column a few words wide at 80 columns.
+    rich_markup_mode=None,
 )
-llm_app = typer.Typer(help="The LLM gateway.", no_args_is_help=True)
+llm_app = typer.Typer(help="The LLM gateway.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(llm_app, name="llm")
 cli_store.register(app)
 cli_pipeline.register(app)

@@ -37,7 +37,7 @@ ModelPath = Annotated[
 ]
 Config = Annotated[
     Path | None,
-    typer.Option("--config", help="TOML config file with an \\[llm] table.", show_default=False),
+    typer.Option("--config", help="TOML config file with an [llm] table.", show_default=False),
 ]
 Concurrency = Annotated[
     int | None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from sandbox.cli import export, runs
+from sandbox.cli import export, runs, tables
 
 app = typer.Typer(
     help="Persona simulation sandbox: personas become agents on a relationship graph, react to "
@@ -13,9 +13,13 @@ app = typer.Typer(
     "Start with `sandbox run scenarios/product_launch.yaml`.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: Click re-wraps docstrings to the terminal's width; Rich's boxes kept their
+    # hard line breaks and squeezed option help into a column a few words wide at 80 columns.
+    rich_markup_mode=None,
 )
 runs.register(app)
 export.register(app)
+tables.register(app)
 
 
 def main() -> None:

@@ -27,7 +27,11 @@ INPUT_ERRORS = (
     ModelSwitchError,
 )
 
-Out = Annotated[Path, typer.Option("--out", help="Folder holding run folders.")]
+# One name for the folder of run folders in every command (`--out` is its older spelling,
+# still accepted); `--out` alone names an output file only where a command writes one.
+Out = Annotated[
+    Path, typer.Option("--runs", "--out", help="Folder holding run folders.", metavar="DIR")
+]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 RunRef = Annotated[
     str, typer.Argument(metavar="RUN", help="Run folder, run.db, run id or database URL.")

@@ -41,6 +41,16 @@ def run(
     ] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Number of steps.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Run seed.")] = None,
+    population: Annotated[
+        str | None,
+        typer.Option(
+            "--population",
+            metavar="PATH|URL",
+            help="Persona source instead of the scenario's population.source: a JSONL/CSV/Parquet "
+            "file, a persona store (.db), a database URL, or `sample`. The scenario's filter "
+            "still applies.",
+        ),
+    ] = None,
     out: Out = Path("runs"),
     database: Annotated[
         str | None,
@@ -50,7 +60,9 @@ def run(
     quiet: Quiet = False,
 ) -> None:
     """Run a scenario to the end, then write runs/<run-id>/report.html and print a summary."""
-    options = RunOptions(agents=agents, steps=steps, seed=seed, out=out, database=database)
+    options = RunOptions(
+        agents=agents, steps=steps, seed=seed, out=out, database=database, population=population
+    )
     try:
         outcome = start_run(scenario, options, llm.overrides(), llm.config, show_progress=not quiet)
     except INPUT_ERRORS as exc:
@@ -113,7 +125,7 @@ def report(
 
 
 def list_runs(out: Out = Path("runs")) -> None:
-    """List the runs under --out with their status and progress."""
+    """List the runs under --runs with their status and progress."""
     table = Table(title=f"runs in {out}")
     for column in ("run", "status", "steps", "agents", "model", "created"):
         table.add_column(column)
