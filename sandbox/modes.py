@@ -17,6 +17,7 @@ import importlib
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import jinja2
@@ -25,6 +26,7 @@ import yaml
 from pydantic import Field, TypeAdapter
 from rich.console import Console
 
+from sandbox.archetypes import scenario as archetype_scenario
 from sandbox.forecast import scenario as forecast_scenario
 from sandbox.npc import scenario as npc_scenario
 from sandbox.scenario import ScenarioBase
@@ -78,6 +80,8 @@ class RunSetup:
         run_id: The run's id in ``database``.
         database: Where steps are recorded.
         loop: The event loop that drives the gateway (the caller owns it).
+        folder: The run's folder (a mode may keep files there).
+        base_dir: The folder the scenario's relative paths start from.
     """
 
     scenario: ScenarioBase
@@ -88,6 +92,8 @@ class RunSetup:
     run_id: str
     database: RunDatabase
     loop: asyncio.AbstractEventLoop
+    folder: Path | None = None
+    base_dir: Path = Path(".")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,10 @@ class Mode:
         export_role: The ``sandbox export --role`` whose samples this mode's runs give.
         samples: The run's export samples (``database``, ``run_id``).
         describe: The lines ``sandbox validate`` prints about a scenario of this mode.
+        own_population: The mode builds its agents and graph itself in ``build`` (from the
+            scenario, in files of the run folder) and ``rebuild``: the runner loads no personas,
+            builds no NetworkX graph and writes no agent or edge rows (runs of a million
+            agents, where an object or a row per agent costs more than the step).
     """
 
     name: str
@@ -119,6 +129,7 @@ class Mode:
     export_role: str
     samples: Callable[[RunDatabase, str], list[Sample]]
     describe: Callable[[Any], list[tuple[str, str]]]
+    own_population: bool = False
 
 
 def _lazy(module: str, name: str) -> Callable[..., Any]:
@@ -161,6 +172,20 @@ MODES: dict[str, Mode] = {
             export_role="npc",
             samples=_lazy("sandbox.export.samples", "npc_samples"),
             describe=npc_scenario.describe,
+        ),
+        Mode(
+            name="archetypes",
+            scenario=archetype_scenario.ArchetypeScenario,
+            build=_lazy("sandbox.archetypes.mode", "build"),
+            rebuild=_lazy("sandbox.archetypes.mode", "rebuild"),
+            restore=_lazy("sandbox.archetypes.mode", "restore"),
+            agent_row=_lazy("sandbox.archetypes.mode", "agent_row"),
+            render_report=_lazy("sandbox.archetypes.report", "render_report"),
+            print_summary=_lazy("sandbox.archetypes.report", "print_summary"),
+            export_role="agent",
+            samples=_lazy("sandbox.archetypes.report", "samples"),
+            describe=archetype_scenario.describe,
+            own_population=True,
         ),
     )
 }

@@ -232,12 +232,16 @@ def prepare_run(
     """
     _check_out(options.out)
     scenario = effective_scenario(load_scenario(scenario_path), options)
-    cast = load_cast(
-        scenario.population, scenario.seed, scenario_path.parent.resolve(), options.agents
-    )
-    if cast.note:
-        Console(stderr=True).print(f"note: {cast.note}", highlight=False, soft_wrap=True)
-    graph = build_graph(scenario.graph, cast, scenario.seed)
+    mode = mode_of(scenario)
+    base_dir = scenario_path.parent.resolve()
+    personas: list[PersonaRecord] = []
+    graph: nx.Graph[int] = nx.Graph()
+    if not mode.own_population:
+        cast = load_cast(scenario.population, scenario.seed, base_dir, options.agents)
+        if cast.note:
+            Console(stderr=True).print(f"note: {cast.note}", highlight=False, soft_wrap=True)
+        personas = cast.personas
+        graph = build_graph(scenario.graph, cast, scenario.seed)
     overrides = _llm_overrides(scenario, llm_cli)
     client = llm or LLMClient(load_settings(config_file, **overrides))
     loop = _preflight_loop(client)
@@ -247,8 +251,10 @@ def prepare_run(
     target = options.database or str(run_dir / RUN_DB)
     database = RunDatabase(target)
     scenario_yaml = yaml.safe_dump(_recordable(scenario), sort_keys=False, allow_unicode=True)
-    setup = RunSetup(scenario, cast.personas, graph, client, scenario.seed, run_id, database, loop)
-    model = mode_of(scenario).build(setup)
+    setup = RunSetup(
+        scenario, personas, graph, client, scenario.seed, run_id, database, loop, run_dir, base_dir
+    )
+    model = mode.build(setup)
     run = RunRow(
         id=run_id,
         name=scenario.name,
@@ -413,7 +419,10 @@ def resume_run(
     client.continue_usage(run.usage or {})
     loop = _preflight_loop(client)
     mode = mode_of(scenario)
-    setup = RunSetup(scenario, personas, graph, client, run.seed, run.id, database, loop)
+    base_dir = Path(run.scenario_path).parent if run.scenario_path else Path(".")
+    setup = RunSetup(
+        scenario, personas, graph, client, run.seed, run.id, database, loop, folder, base_dir
+    )
     model = mode.rebuild(setup, agents)
     if [a.unique_id for a in model.by_node] != [r.agent_id for r in agents]:
         raise RunError("agent ids in the run database do not match a rebuilt model")
