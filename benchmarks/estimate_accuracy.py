@@ -23,13 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks._common import result_line  # noqa: E402
-from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process  # noqa: E402
-from sandbox.estimate.scenario import estimate_scenario  # noqa: E402
-from sandbox.rundb import RunDatabase  # noqa: E402
-from sandbox.runner import RunOptions, start_run  # noqa: E402
+from benchmarks._common import result_line
+from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
+from sandbox.estimate.scenario import estimate_scenario
+from sandbox.rundb import RunDatabase
+from sandbox.runner import RunOptions, start_run
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml"))
 FIXTURE_CHARS_PER_TOKEN = 6.0
