@@ -31,6 +31,7 @@ from sandbox.scenario import ScenarioBase
 
 if TYPE_CHECKING:
     from personahub.llm import LLMClient, LLMResult
+    from sandbox.estimate.fill import AnswerFill
     from sandbox.export.samples import Sample
     from sandbox.population import PersonaRecord
     from sandbox.rundb import AgentRow, RunDatabase, RunRow
@@ -76,7 +77,8 @@ class RunSetup:
         llm: The gateway client.
         seed: The run seed.
         run_id: The run's id in ``database``.
-        database: Where steps are recorded.
+        database: Where steps are recorded; None for the estimate's dry run, which
+            records nothing.
         loop: The event loop that drives the gateway (the caller owns it).
     """
 
@@ -86,7 +88,7 @@ class RunSetup:
     llm: LLMClient
     seed: int
     run_id: str
-    database: RunDatabase
+    database: RunDatabase | None
     loop: asyncio.AbstractEventLoop
 
 
@@ -106,6 +108,8 @@ class Mode:
         export_role: The ``sandbox export --role`` whose samples this mode's runs give.
         samples: The run's export samples (``database``, ``run_id``).
         describe: The lines ``sandbox validate`` prints about a scenario of this mode.
+        estimate: The mode's typical answers on a backend (by name), from which
+            ``sandbox estimate`` predicts a run's tokens (:mod:`sandbox.estimate`).
     """
 
     name: str
@@ -119,6 +123,7 @@ class Mode:
     export_role: str
     samples: Callable[[RunDatabase, str], list[Sample]]
     describe: Callable[[Any], list[tuple[str, str]]]
+    estimate: Callable[[str], AnswerFill]
 
 
 def _lazy(module: str, name: str) -> Callable[..., Any]:
@@ -148,6 +153,7 @@ MODES: dict[str, Mode] = {
             export_role="agent",
             samples=_lazy("sandbox.export.samples", "agent_samples"),
             describe=forecast_scenario.describe,
+            estimate=_lazy("sandbox.forecast.estimate", "typical_answers"),
         ),
         Mode(
             name="npc_world",
@@ -161,6 +167,7 @@ MODES: dict[str, Mode] = {
             export_role="npc",
             samples=_lazy("sandbox.export.samples", "npc_samples"),
             describe=npc_scenario.describe,
+            estimate=_lazy("sandbox.npc.estimate", "typical_answers"),
         ),
     )
 }

@@ -45,6 +45,9 @@ class RunRow(SQLModel, table=True):
     last_step: int = -1
     rng_state: list[Any] | None = Field(default=None, sa_column=Column(JSON))
     usage: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # What the run was expected to spend (sandbox.estimate.run.Estimate as data), computed
+    # at its start. NULL in runs written before revision 0005.
+    estimate: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     created: datetime = Field(default_factory=_now)
     updated: datetime = Field(default_factory=_now)
 

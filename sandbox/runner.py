@@ -130,7 +130,22 @@ def effective_scenario(scenario: ScenarioBase, options: RunOptions) -> ScenarioB
     return changed
 
 
-def _llm_overrides(scenario: ScenarioBase, cli: dict[str, Any]) -> dict[str, Any]:
+def load_inputs(
+    scenario_path: Path, options: RunOptions
+) -> tuple[ScenarioBase, list[PersonaRecord], nx.Graph[int]]:
+    """The effective scenario, its population and its graph: what a run (or its estimate)
+    is made of. A note about the population (fewer personas than asked) goes to stderr."""
+    scenario = effective_scenario(load_scenario(scenario_path), options)
+    cast = load_cast(
+        scenario.population, scenario.seed, scenario_path.parent.resolve(), options.agents
+    )
+    if cast.note:
+        Console(stderr=True).print(f"note: {cast.note}", highlight=False, soft_wrap=True)
+    return scenario, cast.personas, build_graph(scenario.graph, cast, scenario.seed)
+
+
+def llm_overrides(scenario: ScenarioBase, cli: dict[str, Any]) -> dict[str, Any]:
+    """Settings overrides of a run: the scenario's ``llm`` section, then the flags."""
     merged = {"backend": scenario.llm.backend, "model": scenario.llm.model}
     merged.update({k: v for k, v in cli.items() if v is not None})
     return {k: v for k, v in merged.items() if v is not None}
@@ -231,23 +246,24 @@ def prepare_run(
         ScenarioError, PopulationError, ConfigError, DatabaseError: bad input, one line each.
     """
     _check_out(options.out)
-    scenario = effective_scenario(load_scenario(scenario_path), options)
-    cast = load_cast(
-        scenario.population, scenario.seed, scenario_path.parent.resolve(), options.agents
-    )
-    if cast.note:
-        Console(stderr=True).print(f"note: {cast.note}", highlight=False, soft_wrap=True)
-    graph = build_graph(scenario.graph, cast, scenario.seed)
-    overrides = _llm_overrides(scenario, llm_cli)
-    client = llm or LLMClient(load_settings(config_file, **overrides))
+    scenario, personas, graph = load_inputs(scenario_path, options)
+    client = llm or LLMClient(load_settings(config_file, **llm_overrides(scenario, llm_cli)))
     loop = _preflight_loop(client)
+    # Imported here: `sandbox --help` never needs the estimate's model machinery.
+    from sandbox.estimate.run import estimate_cast
+    from sandbox.estimate.tokens import counter_for
+
+    backend = client.backend.name
+    estimate = estimate_cast(
+        scenario, personas, graph, client.settings, counter_for(client.settings, backend), backend
+    )
 
     run_id = new_run_id(scenario.name)
     run_dir = options.out / run_id
     target = options.database or str(run_dir / RUN_DB)
     database = RunDatabase(target)
     scenario_yaml = yaml.safe_dump(_recordable(scenario), sort_keys=False, allow_unicode=True)
-    setup = RunSetup(scenario, cast.personas, graph, client, scenario.seed, run_id, database, loop)
+    setup = RunSetup(scenario, personas, graph, client, scenario.seed, run_id, database, loop)
     model = mode_of(scenario).build(setup)
     run = RunRow(
         id=run_id,
@@ -263,6 +279,7 @@ def prepare_run(
         model=client.model,
         llm_config=client.settings.recorded(),
         steps_total=scenario.steps,
+        estimate=estimate.model_dump(),
     )
     database.create_run(run, _agent_rows(model, graph, run_id), _edge_rows(model, graph, run_id))
     return PreparedRun(model, database, target, run_dir)

@@ -55,10 +55,8 @@ class LLMClient:
         self.settings = settings or load_settings()
         self.backend = backend or create_backend(self.settings)
         self.cache = ResponseCache(self.settings.cache_path) if self.settings.cache else None
-        self.meter = Meter(
-            price_per_1k_prompt=self.settings.price_per_1k_prompt,
-            price_per_1k_completion=self.settings.price_per_1k_completion,
-        )
+        price_in, price_out = self.settings.token_prices()
+        self.meter = Meter(price_per_prompt_token=price_in, price_per_completion_token=price_out)
         schemas = SchemaTable()
         stack: Gateway = BackendGateway(self.backend, self.settings, schemas)
         policy = RetryPolicy(

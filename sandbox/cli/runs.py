@@ -12,6 +12,7 @@ from personahub.cli import llm_options as opt
 from personahub.cli.common import console, fail
 from personahub.db.engine import DatabaseError
 from sandbox.cli.common import INPUT_ERRORS, Out, Quiet, fail_input, finish
+from sandbox.cli.estimate import print_estimate
 from sandbox.modes import mode_of
 from sandbox.rundb import RunDatabase
 from sandbox.runner import (
@@ -56,6 +57,12 @@ def run(
         str | None,
         typer.Option("--database", help="SQLAlchemy URL for the run database (default: run.db)."),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the run's cost estimate (as `sandbox estimate`); run nothing."
+        ),
+    ] = False,
     llm: opt.LLMFlags = opt.NO_FLAGS,
     quiet: Quiet = False,
 ) -> None:
@@ -63,6 +70,9 @@ def run(
     options = RunOptions(
         agents=agents, steps=steps, seed=seed, out=out, database=database, population=population
     )
+    if dry_run:
+        print_estimate(scenario, options, llm)
+        return
     try:
         outcome = start_run(scenario, options, llm.overrides(), llm.config, show_progress=not quiet)
     except INPUT_ERRORS as exc:

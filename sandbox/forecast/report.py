@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from personahub.llm.meter import endpoint_lines
+from sandbox.estimate.compare import cost_figures, print_cost
 from sandbox.forecast import plots
 from sandbox.forecast.analysis import Forecast, build_forecast, segment_value
 from sandbox.rundb import AgentRow, InteractionRow, RunDatabase, RunRow
@@ -175,6 +176,7 @@ def render_report(env: jinja2.Environment, db: RunDatabase, run: RunRow, seed: i
         transcripts=transcripts(db, forecast, seed),
         usage=usage,
         usage_errors=dict(usage.get("errors") or {}),
+        cost=cost_figures(run.usage, run.estimate),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
 
@@ -211,3 +213,4 @@ def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
     )
     for line in endpoint_lines(usage):
         console.print(f"  {line}", highlight=False)
+    print_cost(console, run.usage, run.estimate)
