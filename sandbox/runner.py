@@ -153,29 +153,40 @@ def execute(model: RunModel, database: RunDatabase, show_progress: bool = True) 
         RunError: A step in which no model call reached the model (the run is marked
             ``failed`` and resumes from its last recorded step).
     """
-    # Imported here: the model's module brings Mesa, which commands like `--help` never need.
-    from sandbox.recorded_model import StepFailed
-
-    run_id = model.run_id
     with _progress(show_progress, model.scenario.steps, model.steps) as update:
         model.on_result = lambda i, r: update("result", i, r)
         model.on_turn = lambda lines, still_open: update("turn", lines, still_open)
         model.on_step_start = lambda step, n: update("step_start", step, n, model.unit)
-        try:
+        with recording_status(model, database):
             while model.running:
                 model.step()
                 update("step_done")
-        except KeyboardInterrupt:
-            database.set_status(run_id, "interrupted", model.llm.usage())
-            raise
-        except StepFailed as exc:
-            database.set_status(run_id, "failed", model.llm.usage())
-            raise RunError(str(exc)) from None
-        except Exception:
-            database.set_status(run_id, "failed", model.llm.usage())
-            raise
-    database.set_status(run_id, "completed", model.llm.usage())
     return "completed"
+
+
+@contextmanager
+def recording_status(model: RunModel, database: RunDatabase) -> Iterator[None]:
+    """Record how the steps run inside ends: ``completed``, ``interrupted`` or ``failed``
+    (with the usage so far). Experiments drive several runs' steps inside one each.
+
+    Raises:
+        RunError: A step in which no model call reached the model.
+    """
+    # Imported here: the model's module brings Mesa, which commands like `--help` never need.
+    from sandbox.recorded_model import StepFailed
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        database.set_status(model.run_id, "interrupted", model.llm.usage())
+        raise
+    except StepFailed as exc:
+        database.set_status(model.run_id, "failed", model.llm.usage())
+        raise RunError(str(exc)) from None
+    except Exception:
+        database.set_status(model.run_id, "failed", model.llm.usage())
+        raise
+    database.set_status(model.run_id, "completed", model.llm.usage())
 
 
 @dataclass
@@ -220,13 +231,20 @@ def prepare_run(
     run_dir = options.out / run_id
     target = options.database or str(run_dir / RUN_DB)
     database = RunDatabase(target)
+    setup = RunSetup(scenario, cast.personas, graph, client, scenario.seed, run_id, database, loop)
+    model = create_run(setup, scenario_path)
+    return PreparedRun(model, database, target, run_dir)
+
+
+def create_run(setup: RunSetup, scenario_path: Path) -> RunModel:
+    """Build the model of a new run and record the run, its agents and its graph."""
+    scenario, client = setup.scenario, setup.llm
     scenario_yaml = yaml.safe_dump(
         scenario.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
     )
-    setup = RunSetup(scenario, cast.personas, graph, client, scenario.seed, run_id, database, loop)
     model = mode_of(scenario).build(setup)
     run = RunRow(
-        id=run_id,
+        id=setup.run_id,
         name=scenario.name,
         scenario_path=str(scenario_path.resolve()),
         scenario_yaml=scenario_yaml,
@@ -234,14 +252,18 @@ def prepare_run(
         config_hash=hashlib.sha256(
             json.dumps([scenario_yaml, client.describe()], sort_keys=True).encode()
         ).hexdigest()[:16],
-        seed=scenario.seed,
+        seed=setup.seed,
         backend=client.backend.name,
         model=client.model,
         llm_config=client.settings.recorded(),
         steps_total=scenario.steps,
     )
-    database.create_run(run, _agent_rows(model, graph, run_id), _edge_rows(model, graph, run_id))
-    return PreparedRun(model, database, target, run_dir)
+    setup.database.create_run(
+        run,
+        _agent_rows(model, setup.graph, setup.run_id),
+        _edge_rows(model, setup.graph, setup.run_id),
+    )
+    return model
 
 
 def _preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:
@@ -366,6 +388,28 @@ def resume_run(
     folder = run_folder(database_ref, run.id, out)
     if run.status == "completed":
         return RunOutcome(run.id, folder, str(database_ref), "completed")
+    client = llm or client_for_resume(run, llm_cli, config_file)
+    check_model(database, run, client, switch_model)
+    client.continue_usage(run.usage or {})
+    loop = _preflight_loop(client)
+    try:
+        model = rebuild_run(database, run, client, loop)
+        status = execute(model, database, show_progress)
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    return RunOutcome(run.id, folder, str(database_ref), status)
+
+
+def rebuild_run(
+    database: RunDatabase, run: RunRow, client: LLMClient, loop: asyncio.AbstractEventLoop
+) -> RunModel:
+    """The model of a recorded run, brought to the end of its last committed step, with the
+    run marked ``running`` again.
+
+    Raises:
+        RunError: The stored agents do not match the rebuilt model.
+    """
     scenario = parse_scenario(run.scenario_yaml, Path(run.scenario_path or "run.db"))
     agents = database.agents(run.id)
     node_of = {row.agent_id: node for node, row in enumerate(agents)}
@@ -376,10 +420,6 @@ def resume_run(
         graph.add_edge(
             node_of[edge.src], node_of[edge.dst], relation=edge.relation, strength=edge.strength
         )
-    client = llm or client_for_resume(run, llm_cli, config_file)
-    check_model(database, run, client, switch_model)
-    client.continue_usage(run.usage or {})
-    loop = _preflight_loop(client)
     mode = mode_of(scenario)
     setup = RunSetup(scenario, personas, graph, client, run.seed, run.id, database, loop)
     model = mode.rebuild(setup, agents)
@@ -388,9 +428,4 @@ def resume_run(
     if run.last_step >= 0:
         mode.restore(model, database, run)
     database.set_status(run.id, "running")
-    try:
-        status = execute(model, database, show_progress)
-    finally:
-        loop.run_until_complete(client.aclose())
-        loop.close()
-    return RunOutcome(run.id, folder, str(database_ref), status)
+    return model
