@@ -104,7 +104,7 @@ def effective_scenario(scenario: ScenarioBase, options: RunOptions) -> ScenarioB
         ) from None
 
 
-def _llm_overrides(scenario: ScenarioBase, cli: dict[str, Any]) -> dict[str, Any]:
+def llm_overrides(scenario: ScenarioBase, cli: dict[str, Any]) -> dict[str, Any]:
     merged = {"backend": scenario.llm.backend, "model": scenario.llm.model}
     merged.update({k: v for k, v in cli.items() if v is not None})
     return {k: v for k, v in merged.items() if v is not None}
@@ -215,7 +215,7 @@ def prepare_run(
     Raises:
         ScenarioError, PopulationError, ConfigError, DatabaseError: bad input, one line each.
     """
-    _check_out(options.out)
+    check_out(options.out)
     scenario = effective_scenario(load_scenario(scenario_path), options)
     cast = load_cast(
         scenario.population, scenario.seed, scenario_path.parent.resolve(), options.agents
@@ -223,9 +223,9 @@ def prepare_run(
     if cast.note:
         Console(stderr=True).print(f"note: {cast.note}", highlight=False, soft_wrap=True)
     graph = build_graph(scenario.graph, cast, scenario.seed)
-    overrides = _llm_overrides(scenario, llm_cli)
+    overrides = llm_overrides(scenario, llm_cli)
     client = llm or LLMClient(load_settings(config_file, **overrides))
-    loop = _preflight_loop(client)
+    loop = preflight_loop(client)
 
     run_id = new_run_id(scenario.name)
     run_dir = options.out / run_id
@@ -266,7 +266,7 @@ def create_run(setup: RunSetup, scenario_path: Path) -> RunModel:
     return model
 
 
-def _preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:
+def preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:
     """The run's event loop, after the backend's pre-flight check passed on it (before any
     run folder or database row exists). The check runs on the run's own loop because the
     HTTP client's connections belong to the loop that opened them.
@@ -284,7 +284,7 @@ def _preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:
     return loop
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out}: is a file; expected the folder that holds run folders")
 
@@ -380,7 +380,7 @@ def resume_run(
         switch_model: Allow flags or ``config_file`` to move the run to another backend or
             model (recorded with the run); without it that is a ModelSwitchError.
     """
-    _check_out(out)
+    check_out(out)
     database = RunDatabase(database_ref, must_exist=True)
     run = database.run()
     if run is None:
@@ -391,7 +391,7 @@ def resume_run(
     client = llm or client_for_resume(run, llm_cli, config_file)
     check_model(database, run, client, switch_model)
     client.continue_usage(run.usage or {})
-    loop = _preflight_loop(client)
+    loop = preflight_loop(client)
     try:
         model = rebuild_run(database, run, client, loop)
         status = execute(model, database, show_progress)
