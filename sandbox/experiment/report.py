@@ -34,7 +34,7 @@ class Group:
     (None for a reference itself)."""
 
     label: str
-    run_ids: tuple[str, ...]
+    runs: tuple[tuple[RunDatabase, str], ...]  # (database, run id) per seed
     reference: str | None
 
 
@@ -90,20 +90,20 @@ def groups_of(db: RunDatabase) -> list[Group]:
         out.append(
             Group(
                 label,
-                tuple(r.run_id for r in sorted(members, key=lambda r: r.seed_index)),
+                tuple((db, r.run_id) for r in sorted(members, key=lambda r: r.seed_index)),
                 None if reference == label else reference,
             )
         )
     return out
 
 
-def build_view(db: RunDatabase, groups: list[Group], title: str, kind: str) -> ExperimentView:
-    """Effects, charts and transcripts of ``groups`` (all runs in ``db``).
+def build_view(groups: list[Group], title: str, kind: str) -> ExperimentView:
+    """Effects, charts and transcripts of ``groups``.
 
     Raises:
         ValueError: Runs that asked different questions or share no personas.
     """
-    answers = {g.label: [RunAnswers.read(db, run_id) for run_id in g.run_ids] for g in groups}
+    answers = {g.label: [RunAnswers.read(db, run_id) for db, run_id in g.runs] for g in groups}
     effects: list[Effect] = []
     for group in groups:
         if group.reference is not None:
@@ -113,7 +113,7 @@ def build_view(db: RunDatabase, groups: list[Group], title: str, kind: str) -> E
     overall = [e for e in effects if not e.segment]
     runs = []
     for group in groups:
-        for seed_index, run_id in enumerate(group.run_ids):
+        for seed_index, (db, run_id) in enumerate(group.runs):
             run = db.run(run_id)
             assert run is not None
             usage = run.usage or {}
@@ -138,8 +138,8 @@ def build_view(db: RunDatabase, groups: list[Group], title: str, kind: str) -> E
         effects=tuple(overall),
         segment_effects=tuple(e for e in effects if e.segment),
         forest=plot,
-        curves=tuple(_curves(db, groups)),
-        transcripts=tuple(_transcripts(db, groups)),
+        curves=tuple(_curves(groups)),
+        transcripts=tuple(_transcripts(groups)),
     )
 
 
@@ -154,11 +154,11 @@ def _scaled(effect: Effect) -> tuple[float, float, float]:
     return k * effect.diff, k * effect.low, k * effect.high
 
 
-def _curves(db: RunDatabase, groups: list[Group]) -> list[tuple[str, str]]:
+def _curves(groups: list[Group]) -> list[tuple[str, str]]:
     """Per metric: one line per condition, the mean over its seeds, the band their range."""
     metrics: dict[str, dict[str, list[list[float | None]]]] = {}
     for group in groups:
-        for run_id in group.run_ids:
+        for db, run_id in group.runs:
             rows = db.step_metrics(run_id)
             for key in rows[0].metrics if rows else {}:
                 if "=" in key or key.endswith(":mean"):
@@ -203,11 +203,11 @@ def _curves(db: RunDatabase, groups: list[Group]) -> list[tuple[str, str]]:
     return charts
 
 
-def _transcripts(db: RunDatabase, groups: list[Group]) -> list[SideBySide]:
+def _transcripts(groups: list[Group]) -> list[SideBySide]:
     """The first replicate of each condition, for a few personas who answered in all."""
-    first_runs = [(g.label, g.run_ids[0]) for g in groups]
+    first_runs = [(g.label, g.runs[0]) for g in groups]
     answered: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for label, run_id in first_runs:
+    for label, (db, run_id) in first_runs:
         persona_of = {a.agent_id: a.persona_id for a in db.agents(run_id)}
         for row in db.interactions(run_id):
             if row.error_kind is None and isinstance(row.parsed, dict):
@@ -217,7 +217,10 @@ def _transcripts(db: RunDatabase, groups: list[Group]) -> list[SideBySide]:
                     entry
                 )
     everywhere = [p for p, by in answered.items() if len(by) == len(first_runs)]
-    texts = {a.persona_id: a.persona for a in db.agents(first_runs[0][1])} if first_runs else {}
+    texts = {}
+    if first_runs:
+        db, run_id = first_runs[0][1]
+        texts = {a.persona_id: a.persona for a in db.agents(run_id)}
     return [
         SideBySide(
             texts.get(pid, pid),
