@@ -190,7 +190,7 @@ def test_cli_experiment_resume_and_compare(tmp_path: Path, monkeypatch) -> None:
             "--quiet",
             "--agents",
             "30",
-        ],  # fmt: skip
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "effects" in result.output and "Holm" in result.output
