@@ -68,7 +68,7 @@ def finish_experiment(database: str, folder: Path) -> None:
     finally:
         db.close()
     print_experiment_summary(view, console)
-    statuses = {}
+    statuses: dict[str, int] = {}
     for run in view.runs:
         statuses[run["status"]] = statuses.get(run["status"], 0) + 1
     console.print(
