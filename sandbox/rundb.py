@@ -165,6 +165,19 @@ class StepMetricRow(SQLModel, table=True):
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
+class ExperimentRunRow(SQLModel, table=True):
+    """Which arm, seed and sweep point a run of an experiment is (``sandbox experiment``)."""
+
+    __tablename__ = "experiment_runs"
+    run_id: str = Field(primary_key=True, foreign_key="runs.id")
+    experiment: str = Field(index=True)
+    arm: str
+    control: bool = False
+    seed_index: int = 0
+    point: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    position: int = 0
+
+
 RUN_TABLES: list[type[SQLModel]] = [
     RunRow,
     AgentRow,
@@ -174,6 +187,7 @@ RUN_TABLES: list[type[SQLModel]] = [
     EdgeRow,
     DialogueTurnRow,
     StepMetricRow,
+    ExperimentRunRow,
 ]
 
 
@@ -299,6 +313,18 @@ class RunDatabase:
         with Session(self.engine) as session:
             session.execute(update(RunRow).where(col(RunRow.id) == run_id).values(**values))
             session.commit()
+
+    def add_experiment_runs(self, rows: list[ExperimentRunRow]) -> None:
+        """Record which runs make up an experiment (after :meth:`create_run` of each)."""
+        with Session(self.engine) as session:
+            session.add_all(rows)
+            session.commit()
+
+    def experiment_runs(self) -> list[ExperimentRunRow]:
+        """The experiment's runs in plan order; empty for a database of plain runs."""
+        with Session(self.engine) as session:
+            query = select(ExperimentRunRow).order_by(col(ExperimentRunRow.position))
+            return list(session.execute(query).scalars())
 
     def run(self, run_id: str | None = None) -> RunRow | None:
         """The run with ``run_id``, or the only/latest run when None."""

@@ -194,29 +194,40 @@ def execute(model: RunModel, database: RunDatabase, show_progress: bool = True) 
         RunError: A step in which no model call reached the model (the run is marked
             ``failed`` and resumes from its last recorded step).
     """
-    # Imported here: the model's module brings Mesa, which commands like `--help` never need.
-    from sandbox.recorded_model import StepFailed
-
-    run_id = model.run_id
     with _progress(show_progress, model.scenario.steps, model.steps) as update:
         model.on_result = lambda i, r: update("result", i, r)
         model.on_turn = lambda lines, still_open: update("turn", lines, still_open)
         model.on_step_start = lambda step, n: update("step_start", step, n, model.unit)
-        try:
+        with recording_status(model, database):
             while model.running:
                 model.step()
                 update("step_done")
-        except KeyboardInterrupt:
-            database.set_status(run_id, "interrupted", model.llm.usage())
-            raise
-        except StepFailed as exc:
-            database.set_status(run_id, "failed", model.llm.usage())
-            raise RunError(str(exc)) from None
-        except Exception:
-            database.set_status(run_id, "failed", model.llm.usage())
-            raise
-    database.set_status(run_id, "completed", model.llm.usage())
     return "completed"
+
+
+@contextmanager
+def recording_status(model: RunModel, database: RunDatabase) -> Iterator[None]:
+    """Record how the steps run inside ends: ``completed``, ``interrupted`` or ``failed``
+    (with the usage so far). Experiments drive several runs' steps inside one each.
+
+    Raises:
+        RunError: A step in which no model call reached the model.
+    """
+    # Imported here: the model's module brings Mesa, which commands like `--help` never need.
+    from sandbox.recorded_model import StepFailed
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        database.set_status(model.run_id, "interrupted", model.llm.usage())
+        raise
+    except StepFailed as exc:
+        database.set_status(model.run_id, "failed", model.llm.usage())
+        raise RunError(str(exc)) from None
+    except Exception:
+        database.set_status(model.run_id, "failed", model.llm.usage())
+        raise
+    database.set_status(model.run_id, "completed", model.llm.usage())
 
 
 @dataclass
@@ -245,28 +256,45 @@ def prepare_run(
     Raises:
         ScenarioError, PopulationError, ConfigError, DatabaseError: bad input, one line each.
     """
-    _check_out(options.out)
+    check_out(options.out)
     scenario, personas, graph = load_inputs(scenario_path, options)
     client = llm or LLMClient(load_settings(config_file, **llm_overrides(scenario, llm_cli)))
-    loop = _preflight_loop(client)
-    # Imported here: `sandbox --help` never needs the estimate's model machinery.
-    from sandbox.estimate.run import estimate_cast
-    from sandbox.estimate.tokens import counter_for
-
-    backend = client.backend.name
-    estimate = estimate_cast(
-        scenario, personas, graph, client.settings, counter_for(client.settings, backend), backend
-    )
+    loop = preflight_loop(client)
+    estimate = run_estimate(scenario, personas, graph, client)
 
     run_id = new_run_id(scenario.name)
     run_dir = options.out / run_id
     target = options.database or str(run_dir / RUN_DB)
     database = RunDatabase(target)
-    scenario_yaml = yaml.safe_dump(_recordable(scenario), sort_keys=False, allow_unicode=True)
     setup = RunSetup(scenario, personas, graph, client, scenario.seed, run_id, database, loop)
+    model = create_run(setup, scenario_path, estimate)
+    return PreparedRun(model, database, target, run_dir)
+
+
+def run_estimate(
+    scenario: ScenarioBase, personas: list[PersonaRecord], graph: nx.Graph[int], client: LLMClient
+) -> dict[str, Any]:
+    """What the run will cost, predicted without calling a model (``sandbox estimate``)."""
+    # Imported here: `sandbox --help` never needs the estimate's model machinery.
+    from sandbox.estimate.run import estimate_cast
+    from sandbox.estimate.tokens import counter_for
+
+    backend = client.backend.name
+    counter = counter_for(client.settings, backend)
+    return estimate_cast(scenario, personas, graph, client.settings, counter, backend).model_dump()
+
+
+def create_run(
+    setup: RunSetup, scenario_path: Path, estimate: dict[str, Any] | None = None
+) -> RunModel:
+    """Build the model of a new run and record the run (with its cost ``estimate``), its
+    agents and its graph."""
+    scenario, client, database = setup.scenario, setup.llm, setup.database
+    assert database is not None, "a run is recorded in a database"
+    scenario_yaml = yaml.safe_dump(_recordable(scenario), sort_keys=False, allow_unicode=True)
     model = mode_of(scenario).build(setup)
     run = RunRow(
-        id=run_id,
+        id=setup.run_id,
         name=scenario.name,
         scenario_path=str(scenario_path.resolve()),
         scenario_yaml=scenario_yaml,
@@ -274,15 +302,19 @@ def prepare_run(
         config_hash=hashlib.sha256(
             json.dumps([scenario_yaml, client.describe()], sort_keys=True).encode()
         ).hexdigest()[:16],
-        seed=scenario.seed,
+        seed=setup.seed,
         backend=client.backend.name,
         model=client.model,
         llm_config=client.settings.recorded(),
         steps_total=scenario.steps,
-        estimate=estimate.model_dump(),
+        estimate=estimate,
     )
-    database.create_run(run, _agent_rows(model, graph, run_id), _edge_rows(model, graph, run_id))
-    return PreparedRun(model, database, target, run_dir)
+    database.create_run(
+        run,
+        _agent_rows(model, setup.graph, setup.run_id),
+        _edge_rows(model, setup.graph, setup.run_id),
+    )
+    return model
 
 
 def _recordable(scenario: ScenarioBase) -> dict[str, Any]:
@@ -293,7 +325,7 @@ def _recordable(scenario: ScenarioBase) -> dict[str, Any]:
     return data
 
 
-def _preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:
+def preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:
     """The run's event loop, after the backend's pre-flight check passed on it (before any
     run folder or database row exists). The check runs on the run's own loop because the
     HTTP client's connections belong to the loop that opened them.
@@ -311,7 +343,7 @@ def _preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:
     return loop
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out}: is a file; expected the folder that holds run folders")
 
@@ -407,7 +439,7 @@ def resume_run(
         switch_model: Allow flags or ``config_file`` to move the run to another backend or
             model (recorded with the run); without it that is a ModelSwitchError.
     """
-    _check_out(out)
+    check_out(out)
     database = RunDatabase(database_ref, must_exist=True)
     run = database.run()
     if run is None:
@@ -415,6 +447,28 @@ def resume_run(
     folder = run_folder(database_ref, run.id, out)
     if run.status == "completed":
         return RunOutcome(run.id, folder, str(database_ref), "completed")
+    client = llm or client_for_resume(run, llm_cli, config_file)
+    check_model(database, run, client, switch_model)
+    client.continue_usage(run.usage or {})
+    loop = preflight_loop(client)
+    try:
+        model = rebuild_run(database, run, client, loop)
+        status = execute(model, database, show_progress)
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    return RunOutcome(run.id, folder, str(database_ref), status)
+
+
+def rebuild_run(
+    database: RunDatabase, run: RunRow, client: LLMClient, loop: asyncio.AbstractEventLoop
+) -> RunModel:
+    """The model of a recorded run, brought to the end of its last committed step, with the
+    run marked ``running`` again.
+
+    Raises:
+        RunError: The stored agents do not match the rebuilt model.
+    """
     scenario = parse_scenario(run.scenario_yaml, Path(run.scenario_path or "run.db"))
     agents = database.agents(run.id)
     node_of = {row.agent_id: node for node, row in enumerate(agents)}
@@ -425,10 +479,6 @@ def resume_run(
         graph.add_edge(
             node_of[edge.src], node_of[edge.dst], relation=edge.relation, strength=edge.strength
         )
-    client = llm or client_for_resume(run, llm_cli, config_file)
-    check_model(database, run, client, switch_model)
-    client.continue_usage(run.usage or {})
-    loop = _preflight_loop(client)
     mode = mode_of(scenario)
     setup = RunSetup(scenario, personas, graph, client, run.seed, run.id, database, loop)
     model = mode.rebuild(setup, agents)
@@ -437,9 +487,4 @@ def resume_run(
     if run.last_step >= 0:
         mode.restore(model, database, run)
     database.set_status(run.id, "running")
-    try:
-        status = execute(model, database, show_progress)
-    finally:
-        loop.run_until_complete(client.aclose())
-        loop.close()
-    return RunOutcome(run.id, folder, str(database_ref), status)
+    return model

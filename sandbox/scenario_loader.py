@@ -24,10 +24,18 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 from sandbox.forecast.scenario import QUESTION_ID
 from sandbox.modes import DEFAULT_MODE, MODES, scenario_adapter
 from sandbox.population import source_problems
-from sandbox.scenario import SCENARIO_NAME, FileProblem, ScenarioBase, ScenarioError
+from sandbox.scenario import SCENARIO_NAME, FileProblem, Problem, ScenarioBase, ScenarioError
 from sandbox.scenario_yaml import YAMLProblem, compose, construct, is_alias
 
-__all__ = ["ScenarioError", "load_scenario", "parse_scenario", "validate_scenario"]
+__all__ = [
+    "ScenarioError",
+    "load_scenario",
+    "parse_scenario",
+    "problem_lines",
+    "read_scenario_file",
+    "validate_scenario",
+    "validation_problems",
+]
 
 
 def _node_at(
@@ -232,6 +240,26 @@ def _by_line(problems: list[str]) -> list[str]:
     return sorted(problems, key=line_of)
 
 
+def problem_lines(path: Path, root: Node | None, problems: list[Problem]) -> list[str]:
+    """``file:line: field: message`` lines for problems found in a file, in file order."""
+    return _by_line([_format(path, root, *p) for p in problems])
+
+
+def validation_problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
+    """The problems of a validation error of a section that sits at ``prefix`` in the file
+    (sections other than the scenario's own, e.g. an experiment's)."""
+    out = []
+    for err in exc.errors(include_url=False):
+        loc, message, found = _describe(err)
+        out.append(((*prefix, *loc), message, found))
+    return out
+
+
+EXPERIMENT_SECTIONS = ("experiment", "sweep")
+"""Top-level sections of an experiment file (:mod:`sandbox.experiment.spec`), which a plain
+run does not take."""
+
+
 def validate_scenario(data: dict[str, Any], path: Path, root: Node | None = None) -> ScenarioBase:
     """Validate scenario data (from a file, or a file plus CLI overrides).
 
@@ -250,13 +278,12 @@ def validate_scenario(data: dict[str, Any], path: Path, root: Node | None = None
     return scenario
 
 
-def load_scenario(path: str | Path) -> ScenarioBase:
-    """Read and validate a scenario file, and check the population file it names.
+def read_scenario_file(path: Path) -> tuple[Node | None, dict[str, Any]]:
+    """The node tree and data of a scenario file.
 
     Raises:
-        ScenarioError: The file is missing or unreadable, not YAML, or not a valid scenario.
+        ScenarioError: The file is missing or unreadable, not UTF-8 YAML, or not a mapping.
     """
-    path = Path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -272,7 +299,32 @@ def load_scenario(path: str | Path) -> ScenarioBase:
         raise ScenarioError(
             [f"{path}:{line}: not a text file in UTF-8 (byte 0x{raw[exc.start]:02x})"]
         ) from None
-    root, data = _read(text, path)
+    return _read(text, path)
+
+
+def load_scenario(path: str | Path) -> ScenarioBase:
+    """Read and validate a scenario file, and check the population file it names.
+
+    Raises:
+        ScenarioError: The file is missing or unreadable, not YAML, or not a valid scenario
+            (an experiment file says to run it with ``sandbox experiment``).
+    """
+    path = Path(path)
+    root, data = read_scenario_file(path)
+    sections = [s for s in EXPERIMENT_SECTIONS if s in data]
+    if sections:
+        message = f"this file describes an experiment: run it with `sandbox experiment {path}`"
+        raise ScenarioError(problem_lines(path, root, [((sections[0],), message, None)]))
+    return checked_scenario(path, root, data)
+
+
+def checked_scenario(path: Path, root: Node | None, data: dict[str, Any]) -> ScenarioBase:
+    """Validate scenario data read from ``path``, check its population source and read the
+    files it names.
+
+    Raises:
+        ScenarioError: One line per problem, in file order.
+    """
     scenario = validate_scenario(data, path, root)
     problems = source_problems(scenario.population, path.parent)
     try:

@@ -118,7 +118,7 @@ def _legacy(
 def test_legacy_run_database_is_adopted_with_its_data(db_url: str) -> None:
     # The run database of the first releases: no dialogue_turns, no messages.source, no
     # agents.system_prompt/profile, no interactions.observations (revision 0002), no
-    # runs.estimate (revision 0005), 32-bit ids.
+    # runs.estimate (revision 0005), experiment_runs (revision 0004), 32-bit ids.
     late = [
         ("runs", "estimate"),
         ("messages", "source"),
@@ -126,7 +126,7 @@ def test_legacy_run_database_is_adopted_with_its_data(db_url: str) -> None:
         ("agents", "profile"),
         ("interactions", "observations"),
     ]
-    legacy = _legacy(db_url, _run_tables(), ["dialogue_turns"], late)
+    legacy = _legacy(db_url, _run_tables(), ["dialogue_turns", "experiment_runs"], late)
     engine = make_engine(db_url)
     with engine.begin() as connection:
         connection.execute(

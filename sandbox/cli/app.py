@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from sandbox.cli import estimate, export, runs, tables
+from sandbox.cli import estimate, experiment, export, runs, tables
 
 app = typer.Typer(
     help="Persona simulation sandbox: personas become agents on a relationship graph, react to "
@@ -22,6 +22,7 @@ runs.register(app)
 export.register(app)
 tables.register(app)
 estimate.register(app)
+experiment.register(app)
 
 
 def main() -> None:

@@ -99,9 +99,12 @@ def resume(
     quiet: Quiet = False,
 ) -> None:
     """Continue a killed or interrupted run from its last committed step, on the LLM
-    configuration it recorded."""
+    configuration it recorded; for an experiment's folder, every unfinished run of it."""
     try:
         path = locate_run(run_ref, out)
+        if RunDatabase(path, must_exist=True).experiment_runs():
+            _resume_experiment(path, llm, quiet)
+            return
         outcome = resume_run(
             path,
             llm.overrides(),
@@ -115,6 +118,19 @@ def resume(
     except KeyboardInterrupt:
         fail(f"interrupted again; continue with `sandbox resume {run_ref}`", 130)
     finish(outcome.database, outcome.run_id, outcome.run_dir)
+
+
+def _resume_experiment(path: str, llm: opt.LLMFlags, quiet: bool) -> None:
+    from sandbox.cli.experiment import finish_experiment
+    from sandbox.experiment.execute import resume_experiment
+
+    try:
+        outcome = resume_experiment(path, llm.overrides(), llm.config, show_progress=not quiet)
+    except INPUT_ERRORS as exc:
+        fail_input(exc)
+    except KeyboardInterrupt:
+        fail(f"interrupted again; continue with `sandbox resume {Path(path).parent}`", 130)
+    finish_experiment(outcome.database, outcome.folder)
 
 
 def report(

@@ -345,6 +345,28 @@ def _segments(
     return tuple(out)
 
 
+def final_answers(
+    db: RunDatabase, run_id: str
+) -> tuple[ForecastScenario, list[Any], dict[str, np.ndarray]]:
+    """Each agent's answer at the run's last step, per question that is not text (choice: the
+    option's index; NaN where the agent never answered), for comparisons across runs.
+
+    Returns:
+        The run's scenario, its agents (rows, in agent order) and ``{question id: values}``.
+    """
+    run = db.run(run_id)
+    if run is None:
+        raise ValueError(f"no run {run_id!r} in {db.target}")
+    scenario = ForecastScenario.model_validate(yaml.safe_load(run.scenario_yaml))
+    agents = db.agents(run.id)
+    rows = db.interactions(run.id)
+    n_steps = max([0, run.last_step + 1, *(r.step + 1 for r in rows)])
+    latest = _latest(rows, {a.agent_id: i for i, a in enumerate(agents)}, n_steps)
+    final = latest[-1:] if n_steps else np.full((1, len(agents)), -1)
+    values = {q.id: _values(q, rows, final)[0] for q in scenario.questions if q.type != "text"}
+    return scenario, agents, values
+
+
 def build_forecast(
     db: RunDatabase,
     run_id: str,

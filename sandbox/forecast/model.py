@@ -182,6 +182,17 @@ class ForecastModel(RecordedModel):
         }
 
     def step(self) -> None:
+        """One step, on the model's own event loop (Mesa counts ``steps`` before it)."""
+        self.loop.run_until_complete(self._step())
+
+    async def astep(self) -> None:
+        """One step on the running event loop, so that an experiment's runs step side by side
+        through one gateway. Awaited, it bypasses Mesa's step wrapper, so it counts the step
+        itself as the wrapper does."""
+        self.steps += 1
+        await self._step()
+
+    async def _step(self) -> None:
         step = self.current_step
         messages: list[dict[str, Any]] = []
         for event in self.scenario.timeline:
@@ -195,7 +206,7 @@ class ForecastModel(RecordedModel):
         requests = active.map("build_request", self.scenario, self.schema, step, self.run_seed)
         if self.on_step_start is not None:
             self.on_step_start(step, len(requests))
-        results = self.loop.run_until_complete(self.llm.batch(requests, on_result=self.on_result))
+        results = await self.llm.batch(requests, on_result=self.on_result)
 
         interactions = []
         posts: list[tuple[PersonaAgent, str]] = []
