@@ -23,7 +23,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from sandbox.forecast.scenario import QUESTION_ID
 from sandbox.modes import DEFAULT_MODE, MODES, scenario_adapter
-from sandbox.population import source_problems
+from sandbox.population import PopulationError, match_problems, source_problems
 from sandbox.scenario import SCENARIO_NAME, FileProblem, ScenarioBase, ScenarioError
 from sandbox.scenario_yaml import YAMLProblem, compose, construct, is_alias
 
@@ -275,6 +275,11 @@ def load_scenario(path: str | Path) -> ScenarioBase:
     root, data = _read(text, path)
     scenario = validate_scenario(data, path, root)
     problems = source_problems(scenario.population, path.parent)
+    if not problems:
+        try:
+            problems = match_problems(scenario.population, path.parent)
+        except PopulationError as exc:
+            problems = [(("population", "source"), str(exc), None)]
     try:
         scenario = scenario.with_files(path)
     except FileProblem as exc:
