@@ -375,7 +375,8 @@ class RunDatabase:
 
     def resolve(self, outcome: OutcomeRow) -> None:
         """Record a question's real outcome, replacing an earlier one for the same question."""
-        with Session(self.engine) as session:
+        # Not expired on commit: the caller goes on reading ``outcome`` after the session.
+        with Session(self.engine, expire_on_commit=False) as session:
             session.execute(
                 delete(OutcomeRow).where(
                     col(OutcomeRow.run_id) == outcome.run_id,

@@ -21,6 +21,7 @@ from rich.table import Table
 from personahub.llm.meter import endpoint_lines
 from sandbox.forecast import plots
 from sandbox.forecast.analysis import Forecast, build_forecast, segment_value
+from sandbox.forecast.resolution import resolved, scores_table
 from sandbox.raking import WeightSummary
 from sandbox.rundb import AgentRow, InteractionRow, RunDatabase, RunRow
 
@@ -174,6 +175,7 @@ def render_report(env: jinja2.Environment, db: RunDatabase, run: RunRow, seed: i
         f=forecast,
         charts=charts(forecast),
         transcripts=transcripts(db, forecast, seed),
+        resolutions=resolved(db, run),
         usage=usage,
         usage_errors=dict(usage.get("errors") or {}),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -203,6 +205,9 @@ def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
     console.print(table)
     if forecast.weighting is not None:
         console.print(_match_table(forecast.weighting))
+    outcomes = resolved(db, run)
+    if outcomes:
+        console.print(scores_table(outcomes, "resolved: the forecast against the real outcome"))
     usage = forecast.usage
     errors = ", ".join(f"{k} {v}" for k, v in sorted((usage.get("errors") or {}).items()))
     console.print(
