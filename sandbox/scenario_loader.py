@@ -24,10 +24,16 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 from sandbox.forecast.scenario import QUESTION_ID
 from sandbox.modes import DEFAULT_MODE, MODES, scenario_adapter
 from sandbox.population import PopulationError, match_problems, source_problems
-from sandbox.scenario import SCENARIO_NAME, FileProblem, ScenarioBase, ScenarioError
+from sandbox.scenario import SCENARIO_NAME, FileProblem, Problem, ScenarioBase, ScenarioError
 from sandbox.scenario_yaml import YAMLProblem, compose, construct, is_alias
 
-__all__ = ["ScenarioError", "load_scenario", "parse_scenario", "validate_scenario"]
+__all__ = [
+    "ScenarioError",
+    "load_scenario",
+    "parse_scenario",
+    "problem_lines",
+    "validate_scenario",
+]
 
 
 def _node_at(
@@ -212,6 +218,23 @@ def _read(text: str, path: Path) -> tuple[Node | None, dict[str, Any]]:
         found = type(data).__name__ if data is not None else "an empty file"
         raise ScenarioError([f"{path}:1: expected a mapping of scenario fields, found {found}"])
     return root, data
+
+
+def problem_lines(
+    path: Path,
+    root: Node | None,
+    error: ValidationError | None = None,
+    problems: list[Problem] | None = None,
+) -> list[str]:
+    """``file:line: field: message`` lines, in file order, for the validation errors and the
+    problems of any YAML file read with :func:`~sandbox.scenario_yaml.compose` (the scenario's,
+    or another file a command reads, such as ``sandbox ssr-check``'s anchors)."""
+    lines = (
+        [_format(path, root, *_describe(e)) for e in error.errors(include_url=False)]
+        if error
+        else []
+    )
+    return _by_line(lines + [_format(path, root, *p) for p in problems or []])
 
 
 def parse_scenario(text: str, path: Path) -> ScenarioBase:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from sandbox.cli import export, resolution, runs
+from sandbox.cli import export, resolution, runs, ssr
 
 app = typer.Typer(
     help="Persona simulation sandbox: personas become agents on a relationship graph, react to "
@@ -17,6 +17,7 @@ app = typer.Typer(
 runs.register(app)
 export.register(app)
 resolution.register(app)
+ssr.register(app)
 
 
 def main() -> None:
