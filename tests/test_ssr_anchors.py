@@ -136,7 +136,7 @@ def test_ssr_check_correlates_with_the_labels(tmp_path: Path) -> None:
     pearson = float(line.split("Pearson r ")[1].split(",")[0])
     spearman = float(line.split("Spearman rho ")[1].split(",")[0])
     assert pearson > 0 and spearman > 0
-    assert "label (rows) vs SSR expected rating" in done.output
+    assert "confusion: rows are the labels, columns the SSR expected rating" in done.output
 
 
 def test_ssr_check_errors_name_file_line_and_field(tmp_path: Path) -> None:

@@ -55,9 +55,9 @@ def ssr_check(
         highlight=False,
     )
     k = spec.scale
-    table = Table(
-        title="label (rows) vs SSR expected rating, rounded (columns)", title_justify="left"
-    )
+    # A title would wrap to the narrow table's width: said on its own line instead.
+    console.print("confusion: rows are the labels, columns the SSR expected rating rounded")
+    table = Table()
     table.add_column("label", justify="right")
     for point in range(1, k + 1):
         table.add_column(str(point), justify="right")
