@@ -6,7 +6,7 @@ assembled in :mod:`sandbox.modes`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -80,8 +80,8 @@ class LikertQuestion(_QuestionBase):
         """The given anchors as a list of sets (empty when none are given)."""
         given = self.anchors or []
         if given and isinstance(given[0], list):
-            return [list(s) for s in cast(list[list[str]], given)]
-        return [cast(list[str], given)] if given else []
+            return [list(s) for s in given]
+        return [given] if given else []
 
 
 class NumberQuestion(_QuestionBase):
