@@ -68,6 +68,9 @@ class AgentRow(SQLModel, table=True):
     # whose system prompt is stored with each of their interactions.
     system_prompt: str = Field(default="", sa_column=Column(Text))
     profile: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # Raking weight (``population.match``, mean 1 over the run's agents); None when the
+    # scenario matches nothing, and in rows written before revision 0003.
+    weight: float | None = None
 
 
 class AgentStateRow(SQLModel, table=True):
@@ -178,6 +181,26 @@ class ExperimentRunRow(SQLModel, table=True):
     position: int = 0
 
 
+class OutcomeRow(SQLModel, table=True):
+    """The real outcome of one question of a run (``sandbox resolve``), and who recorded it.
+
+    ``actual`` and ``predicted`` are distributions keyed like the forecast (choice: option ->
+    share; likert: ``"1".."k"`` -> share) or ``{"mean": x}`` for a number question;
+    ``predicted`` is the run's forecast when it was resolved, so scores never need the run
+    rebuilt.
+    """
+
+    __tablename__ = "outcomes"
+    run_id: str = Field(primary_key=True, foreign_key="runs.id")
+    question: str = Field(primary_key=True)
+    actual: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
+    predicted: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
+    n: int | None = None  # respondents, when the outcome came from a file of answers
+    source: str = Field(default="", sa_column=Column(Text))
+    resolved_by: str = ""
+    resolved_at: datetime = Field(default_factory=_now)
+
+
 RUN_TABLES: list[type[SQLModel]] = [
     RunRow,
     AgentRow,
@@ -188,6 +211,7 @@ RUN_TABLES: list[type[SQLModel]] = [
     DialogueTurnRow,
     StepMetricRow,
     ExperimentRunRow,
+    OutcomeRow,
 ]
 
 
@@ -377,6 +401,23 @@ class RunDatabase:
 
     def step_metrics(self, run_id: str) -> list[StepMetricRow]:
         return self._rows(StepMetricRow, run_id, StepMetricRow.step)
+
+    def resolve(self, outcome: OutcomeRow) -> None:
+        """Record a question's real outcome, replacing an earlier one for the same question."""
+        # Not expired on commit: the caller goes on reading ``outcome`` after the session.
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.execute(
+                delete(OutcomeRow).where(
+                    col(OutcomeRow.run_id) == outcome.run_id,
+                    col(OutcomeRow.question) == outcome.question,
+                )
+            )
+            session.add(outcome)
+            session.commit()
+
+    def outcomes(self, run_id: str) -> list[OutcomeRow]:
+        """The run's resolved questions, by question id."""
+        return self._rows(OutcomeRow, run_id, OutcomeRow.question)
 
     def close(self) -> None:
         """Checkpoint (see :meth:`checkpoint`) and release the connections."""

@@ -28,6 +28,7 @@ from personahub.urls import mask_url
 from sandbox.graph import build_graph, communities
 from sandbox.modes import RunModel, RunSetup, mode_of
 from sandbox.population import PersonaRecord, load_cast, source_problems
+from sandbox.raking import rake
 from sandbox.run_llm import check_model, client_for_resume
 from sandbox.rundb import RunDatabase, RunRow
 from sandbox.scenario import ScenarioBase
@@ -309,9 +310,10 @@ def create_run(
         steps_total=scenario.steps,
         estimate=estimate,
     )
+    weights = _raking_weights(scenario, model)
     database.create_run(
         run,
-        _agent_rows(model, setup.graph, setup.run_id),
+        _agent_rows(model, setup.graph, setup.run_id, weights),
         _edge_rows(model, setup.graph, setup.run_id),
     )
     return model
@@ -368,7 +370,20 @@ def start_run(
 COMMUNITY_LIMIT = 5000
 
 
-def _agent_rows(model: RunModel, graph: nx.Graph[int], run_id: str) -> list[dict[str, Any]]:
+def _raking_weights(scenario: ScenarioBase, model: RunModel) -> list[float | None]:
+    """Each agent's raking weight (``population.match``), None for all without targets;
+    what keeps the weights from fitting is printed as a warning."""
+    if not scenario.population.match:
+        return [None] * len(model.by_node)
+    raking = rake([a.persona.attributes for a in model.by_node], scenario.population.match)
+    for line in raking.warnings():
+        Console(stderr=True).print(f"warning: {line}", highlight=False, soft_wrap=True)
+    return [float(w) for w in raking.weights]
+
+
+def _agent_rows(
+    model: RunModel, graph: nx.Graph[int], run_id: str, weights: list[float | None]
+) -> list[dict[str, Any]]:
     # Louvain takes seconds per 10k nodes: on big graphs only when a segment asks for it.
     wanted = model.scenario.wants_communities or graph.number_of_nodes() <= COMMUNITY_LIMIT
     community = communities(graph, model.run_seed) if wanted else {}
@@ -385,6 +400,7 @@ def _agent_rows(model: RunModel, graph: nx.Graph[int], run_id: str) -> list[dict
             "degree": graph.degree(node),
             "system_prompt": "",
             "profile": {},
+            "weight": weights[node],
             **extra_columns(agent),
         }
         for node, agent in enumerate(model.by_node)

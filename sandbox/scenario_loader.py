@@ -23,7 +23,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from sandbox.forecast.scenario import QUESTION_ID
 from sandbox.modes import DEFAULT_MODE, MODES, scenario_adapter
-from sandbox.population import source_problems
+from sandbox.population import PopulationError, match_problems, source_problems
 from sandbox.scenario import SCENARIO_NAME, FileProblem, Problem, ScenarioBase, ScenarioError
 from sandbox.scenario_yaml import YAMLProblem, compose, construct, is_alias
 
@@ -222,6 +222,23 @@ def _read(text: str, path: Path) -> tuple[Node | None, dict[str, Any]]:
     return root, data
 
 
+def problem_lines(
+    path: Path,
+    root: Node | None,
+    problems: list[Problem] | None = None,
+    error: ValidationError | None = None,
+) -> list[str]:
+    """``file:line: field: message`` lines, in file order, for the validation errors and the
+    problems of any YAML file read with :func:`~sandbox.scenario_yaml.compose` (the scenario's,
+    or another file a command reads, such as ``sandbox ssr-check``'s anchors)."""
+    lines = (
+        [_format(path, root, *_describe(e)) for e in error.errors(include_url=False)]
+        if error
+        else []
+    )
+    return _by_line(lines + [_format(path, root, *p) for p in problems or []])
+
+
 def parse_scenario(text: str, path: Path) -> ScenarioBase:
     """Validate scenario YAML text; ``path`` is used in error messages.
 
@@ -238,11 +255,6 @@ def _by_line(problems: list[str]) -> list[str]:
         return int(match.group(1)) if match else 0
 
     return sorted(problems, key=line_of)
-
-
-def problem_lines(path: Path, root: Node | None, problems: list[Problem]) -> list[str]:
-    """``file:line: field: message`` lines for problems found in a file, in file order."""
-    return _by_line([_format(path, root, *p) for p in problems])
 
 
 def validation_problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
@@ -327,6 +339,11 @@ def checked_scenario(path: Path, root: Node | None, data: dict[str, Any]) -> Sce
     """
     scenario = validate_scenario(data, path, root)
     problems = source_problems(scenario.population, path.parent)
+    if not problems:
+        try:
+            problems = match_problems(scenario.population, path.parent)
+        except PopulationError as exc:
+            problems = [(("population", "source"), str(exc), None)]
     try:
         scenario = scenario.with_files(path)
     except FileProblem as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from sandbox.cli import estimate, experiment, export, runs, tables
+from sandbox.cli import estimate, experiment, export, resolution, runs, ssr, tables
 
 app = typer.Typer(
     help="Persona simulation sandbox: personas become agents on a relationship graph, react to "
@@ -23,6 +23,8 @@ export.register(app)
 tables.register(app)
 estimate.register(app)
 experiment.register(app)
+resolution.register(app)
+ssr.register(app)
 
 
 def main() -> None:

@@ -29,8 +29,14 @@ from sandbox.forecast.scenario import (
     Question,
 )
 from sandbox.forecast.ssr import Encoder, SSRComparison, ssr_comparisons
-from sandbox.forecast.stats import Estimate, bootstrap_means, resample_weights
-from sandbox.rundb import InteractionRow, RunDatabase
+from sandbox.forecast.stats import (
+    Estimate,
+    bootstrap_means,
+    resample_weights,
+    weighted_quantiles,
+)
+from sandbox.raking import WeightSummary, summarize
+from sandbox.rundb import AgentRow, InteractionRow, RunDatabase
 
 TEXT_SAMPLES = 5
 ERROR_SAMPLES = 10
@@ -160,6 +166,7 @@ class Forecast:
     questions: tuple[QuestionForecast, ...]
     segments: tuple[SegmentBreakdown, ...]
     graph: GraphSummary
+    weighting: WeightSummary | None = None
 
     @property
     def error_rate(self) -> float | None:
@@ -187,6 +194,9 @@ class Forecast:
             ("tokens", "tokens", self.usage.get("total_tokens"), "count"),
             ("cache-hits", "cache hits", self.usage.get("cache_hits"), "count"),
         ]
+        if self.weighting is not None:  # raking weights: how many equal-weight agents
+            counts.append(("effective-n", "effective sample size (Kish)",
+                           self.weighting.effective_n, "count"))  # fmt: skip
         counts += [(f"errors-{_slug(k)}", f"errors: {k}", n, "count")
                    for k, n in sorted(self.errors_by_kind.items())]  # fmt: skip
         for fid, label, value, kind in counts:
@@ -236,12 +246,14 @@ def _values(question: Question, rows: list[InteractionRow], latest: np.ndarray) 
     return values
 
 
-def _estimates(question: Question, values: np.ndarray, weights: np.ndarray) -> dict[str, Estimate]:
+def _estimates(
+    question: Question, values: np.ndarray, weights: np.ndarray, design: np.ndarray
+) -> dict[str, Estimate]:
     """Estimates over the columns of ``values`` (1-D per agent): per option, or the mean."""
     if isinstance(question, ChoiceQuestion):
         rows = _indicators(values[None, :], len(question.options))[:, 0, :]
-        return dict(zip(question.options, bootstrap_means(rows, weights), strict=True))
-    return {"mean": bootstrap_means(values[None, :], weights)[0]}
+        return dict(zip(question.options, bootstrap_means(rows, weights, design), strict=True))
+    return {"mean": bootstrap_means(values[None, :], weights, design)[0]}
 
 
 def _indicators(codes: np.ndarray, n_options: int) -> np.ndarray:
@@ -255,6 +267,7 @@ def _question_forecast(
     rows: list[InteractionRow],
     latest: np.ndarray,
     weights: np.ndarray,
+    design: np.ndarray,
     rng: np.random.Generator,
 ) -> QuestionForecast:
     n_steps = latest.shape[0]
@@ -275,25 +288,30 @@ def _question_forecast(
         return QuestionForecast(question, (), {}, {}, {}, samples, None, len(answers))
     values = _values(question, rows, latest)  # (n_steps, n_agents)
     final_values = values[-1] if n_steps else np.full(latest.shape[1], np.nan)
-    answered = final_values[~np.isnan(final_values)]
+    answered_mask = ~np.isnan(final_values)
+    answered, answered_w = final_values[answered_mask], design[answered_mask]
     if isinstance(question, ChoiceQuestion):
         k = len(question.options)
         flat = _indicators(values, k).reshape(k * n_steps, -1)
-        est = bootstrap_means(flat, weights) if n_steps else []
+        est = bootstrap_means(flat, weights, design) if n_steps else []
         series = tuple(
             Series(o, tuple(est[i * n_steps : (i + 1) * n_steps]))
             for i, o in enumerate(question.options)
         )
     else:
-        series = (Series("mean", tuple(bootstrap_means(values, weights))),) if n_steps else ()
-    final = _estimates(question, final_values, weights)
+        series = (
+            (Series("mean", tuple(bootstrap_means(values, weights, design))),) if n_steps else ()
+        )
+    final = _estimates(question, final_values, weights, design)
     if isinstance(question, LikertQuestion) and answered.size:
-        counts = np.bincount(answered.astype(int), minlength=question.scale + 1)
-        counts = counts[1 : question.scale + 1]  # the schema keeps answers on the scale
-        distribution = {str(i + 1): float(c / answered.size) for i, c in enumerate(counts)}
+        counts = np.bincount(
+            answered.astype(int), weights=answered_w, minlength=question.scale + 1
+        )[1 : question.scale + 1]  # the schema keeps answers on the scale
+        distribution = {str(i + 1): float(c / counts.sum()) for i, c in enumerate(counts)}
     if isinstance(question, NumberQuestion) and answered.size:
-        p10, median, p90 = np.percentile(answered, [10, 50, 90])
-        figures = (answered.mean(), median, p10, p90, answered.min(), answered.max())
+        p10, median, p90 = weighted_quantiles(answered, answered_w, [0.1, 0.5, 0.9])
+        mean = np.average(answered, weights=answered_w)
+        figures = (mean, median, p10, p90, answered.min(), answered.max())
         stats = dict(
             zip(("mean", "median", "p10", "p90", "min", "max"), map(float, figures), strict=True)
         )
@@ -322,6 +340,7 @@ def _segments(
     questions: list[QuestionForecast],
     rows: list[InteractionRow],
     final_idx: np.ndarray,
+    design: np.ndarray,
     rng: np.random.Generator,
     n_boot: int,
 ) -> tuple[SegmentBreakdown, ...]:
@@ -339,7 +358,7 @@ def _segments(
             for q in questions:
                 if q.type != "text":
                     values = _values(q.question, rows, final_idx[None, cols])[0]
-                    estimates[q.id] = _estimates(q.question, values, weights)
+                    estimates[q.id] = _estimates(q.question, values, weights, design[cols])
             groups.append(SegmentGroup(value, len(cols), estimates))
         out.append(SegmentBreakdown(key, tuple(groups)))
     return tuple(out)
@@ -365,6 +384,18 @@ def final_answers(
     final = latest[-1:] if n_steps else np.full((1, len(agents)), -1)
     values = {q.id: _values(q, rows, final)[0] for q in scenario.questions if q.type != "text"}
     return scenario, agents, values
+
+
+def _design(
+    scenario: ForecastScenario, agents: list[AgentRow]
+) -> tuple[np.ndarray, WeightSummary | None]:
+    """The agents' raking weights (all 1 when the run matched nothing) and how they fit."""
+    stored = [a.weight for a in agents]
+    design = np.array([1.0 if w is None else w for w in stored])
+    match = scenario.population.match
+    if not match or all(w is None for w in stored):
+        return design, None
+    return design, summarize([a.attributes for a in agents], design, match)
 
 
 def build_forecast(
@@ -401,9 +432,12 @@ def build_forecast(
     n_steps = max([0, run.last_step + 1, *(r.step + 1 for r in rows)])
     rng = np.random.default_rng(seed)
     weights = resample_weights(rng, n_boot, len(agents))
+    design, weighting = _design(scenario, agents)
     latest = _latest(rows, {a.agent_id: i for i, a in enumerate(agents)}, n_steps)
     final_idx = latest[-1] if n_steps else np.full(len(agents), -1)
-    questions = [_question_forecast(q, rows, latest, weights, rng) for q in scenario.questions]
+    questions = [
+        _question_forecast(q, rows, latest, weights, design, rng) for q in scenario.questions
+    ]
     likert = [q.question for q in questions if isinstance(q.question, LikertQuestion)]
     comparisons = ssr_comparisons(likert, rows, final_idx, encoder, ssr_temperature)
     if comparisons:
@@ -446,8 +480,9 @@ def build_forecast(
             )
             for r in failed[:ERROR_SAMPLES]
         ),
-        awareness=bootstrap_means(np.array([aware]), weights)[0],
+        awareness=bootstrap_means(np.array([aware]), weights, design)[0],
         questions=tuple(questions),
-        segments=_segments(scenario, agents, questions, rows, final_idx, rng, n_boot),
+        segments=_segments(scenario, agents, questions, rows, final_idx, design, rng, n_boot),
         graph=graph,
+        weighting=weighting,
     )

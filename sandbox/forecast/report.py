@@ -22,6 +22,8 @@ from personahub.llm.meter import endpoint_lines
 from sandbox.estimate.compare import cost_figures, print_cost
 from sandbox.forecast import plots
 from sandbox.forecast.analysis import Forecast, build_forecast, segment_value
+from sandbox.forecast.resolution import resolved, scores_table
+from sandbox.raking import WeightSummary
 from sandbox.rundb import AgentRow, InteractionRow, RunDatabase, RunRow
 
 
@@ -174,6 +176,7 @@ def render_report(env: jinja2.Environment, db: RunDatabase, run: RunRow, seed: i
         f=forecast,
         charts=charts(forecast),
         transcripts=transcripts(db, forecast, seed),
+        resolutions=resolved(db, run),
         usage=usage,
         usage_errors=dict(usage.get("errors") or {}),
         cost=cost_figures(run.usage, run.estimate),
@@ -202,6 +205,11 @@ def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
         n = str(kf.estimate.n) if kf.kind in ("share", "mean") else ""
         table.add_row(kf.label, kf.text, kf.interval, n)
     console.print(table)
+    if forecast.weighting is not None:
+        console.print(_match_table(forecast.weighting))
+    outcomes = resolved(db, run)
+    if outcomes:
+        console.print(scores_table(outcomes, "resolved: the forecast against the real outcome"))
     usage = forecast.usage
     errors = ", ".join(f"{k} {v}" for k, v in sorted((usage.get("errors") or {}).items()))
     console.print(
@@ -214,3 +222,21 @@ def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
     for line in endpoint_lines(usage):
         console.print(f"  {line}", highlight=False)
     print_cost(console, run.usage, run.estimate)
+
+
+def _match_table(weighting: WeightSummary) -> Table:
+    """The raking targets beside the shares the weighted agents reach."""
+    table = Table(
+        title=f"population matched: effective sample size {weighting.effective_n:.1f} "
+        f"of {weighting.n} agents (Kish)",
+        title_justify="left",
+    )
+    table.add_column("attribute")
+    table.add_column("value")
+    for column in ("target", "achieved", "unweighted"):
+        table.add_column(column, justify="right")
+    for margin in weighting.margins:
+        for value, target in margin.targets.items():
+            shares = (target, margin.achieved[value], margin.unweighted[value])
+            table.add_row(margin.key, value, *(f"{100 * x:.1f}%" for x in shares))
+    return table

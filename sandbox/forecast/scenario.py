@@ -53,14 +53,35 @@ def _option_problems(options: list[str], where: tuple[Any, ...]) -> list[Problem
     return out
 
 
+def anchor_problems(question: LikertQuestion, where: tuple[Any, ...]) -> list[Problem]:
+    """Anchor sets without one statement per scale point."""
+    sets = question.anchor_sets
+    expected = f"expected one statement per scale point ({question.scale})"
+    return [
+        ((*where, j) if len(sets) > 1 else where, f"{expected}, found {len(anchors)}", None)
+        for j, anchors in enumerate(sets)
+        if len(anchors) != question.scale
+    ]
+
+
 class LikertQuestion(_QuestionBase):
     type: Literal["likert"]
     scale: int = Field(5, ge=3, le=11)
     low: str = Field("strongly disagree", description="Meaning of 1.")
     high: str = Field("strongly agree", description="Meaning of the top of the scale.")
-    anchors: list[str] | None = Field(
-        None, description="One reference statement per scale point, for semantic-similarity rating."
+    anchors: list[str] | list[list[str]] | None = Field(
+        None,
+        description="One reference statement per scale point, for semantic-similarity rating; "
+        "or a list of such sets, which the rating averages over.",
     )
+
+    @property
+    def anchor_sets(self) -> list[list[str]]:
+        """The given anchors as a list of sets (empty when none are given)."""
+        given = self.anchors or []
+        if given and isinstance(given[0], list):
+            return [list(s) for s in given]
+        return [given] if given else []
 
 
 class NumberQuestion(_QuestionBase):
@@ -128,10 +149,8 @@ class ForecastScenario(ScenarioBase):
                 out.append((("questions", i, "id"), "question ids must be unique", q.id))
             if isinstance(q, ChoiceQuestion):
                 out.extend(_option_problems(q.options, ("questions", i, "options")))
-            anchors = q.anchors if isinstance(q, LikertQuestion) else None
-            if isinstance(q, LikertQuestion) and anchors is not None and len(anchors) != q.scale:
-                expected = f"expected one statement per scale point ({q.scale})"
-                out.append((("questions", i, "anchors"), f"{expected}, found {len(anchors)}", None))
+            if isinstance(q, LikertQuestion):
+                out.extend(anchor_problems(q, ("questions", i, "anchors")))
             if isinstance(q, NumberQuestion) and q.max <= q.min:
                 out.append((("questions", i, "max"), f"expected more than min={q.min:g}", q.max))
         chartable = [q.id for q in self.questions if q.type != "text"]

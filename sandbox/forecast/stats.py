@@ -3,6 +3,10 @@
 One seeded ``(n_boot, n_agents)`` matrix of resampled agent indices is turned into per-resample
 weights (:func:`resample_weights`), so every share and mean over every row of a value matrix comes
 out of a single matrix product (:func:`bootstrap_means`) instead of a loop over resamples.
+
+Agents may carry design weights (raking, :mod:`sandbox.raking`): the point estimate is then the
+weighted mean, and each resample weighs the agents it drew by their design weight (a weighted
+bootstrap), so the interval widens as the weights grow unequal.
 """
 
 from __future__ import annotations
@@ -62,12 +66,15 @@ def resample_weights(rng: np.random.Generator, n_boot: int, n: int) -> np.ndarra
     return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(float)
 
 
-def bootstrap_means(values: np.ndarray, weights: np.ndarray) -> list[Estimate]:
+def bootstrap_means(
+    values: np.ndarray, weights: np.ndarray, design: np.ndarray | None = None
+) -> list[Estimate]:
     """Mean of each row of ``values`` (NaN = no answer) with a 95% percentile interval.
 
     Args:
         values: ``(m, n)``: m quantities over n agents; shares are means of 0/1 indicators.
         weights: ``(n_boot, n)`` from :func:`resample_weights`.
+        design: ``(n,)`` the agents' own weights (raking); equal weights when None.
 
     Returns:
         One :class:`Estimate` per row; rows nobody answered give ``Estimate(None, None, None, 0)``.
@@ -76,9 +83,11 @@ def bootstrap_means(values: np.ndarray, weights: np.ndarray) -> list[Estimate]:
     valid = ~np.isnan(values)
     x = np.where(valid, values, 0.0)
     counts = valid.sum(axis=1)
+    w = np.ones(values.shape[1]) if design is None else np.asarray(design, dtype=float)
+    drawn = weights * w
     with np.errstate(invalid="ignore", divide="ignore"):
-        point = x.sum(axis=1) / counts
-        boots = (weights @ x.T) / (weights @ valid.T.astype(float))
+        point = (x @ w) / (valid @ w)
+        boots = (drawn @ x.T) / (drawn @ valid.T.astype(float))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: nobody answered
         low, high = np.nanpercentile(boots, [2.5, 97.5], axis=0) if len(weights) else (point,) * 2
@@ -91,3 +100,17 @@ def bootstrap_means(values: np.ndarray, weights: np.ndarray) -> list[Estimate]:
             lo, hi = (p, p) if np.isnan(lo) else (min(lo, p), max(hi, p))
             out.append(Estimate(float(p), float(lo), float(hi), int(n)))
     return out
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: list[float]) -> np.ndarray:
+    """Quantiles (``qs`` in 0..1) of ``values`` whose items carry ``weights``.
+
+    The sorted values sit at the share of weight before them (of the weight of all but the
+    last), and quantiles interpolate linearly between them: with equal weights these are
+    NumPy's default (linear) percentiles.
+    """
+    order = np.argsort(values, kind="stable")
+    x, w = np.asarray(values, dtype=float)[order], np.asarray(weights, dtype=float)[order]
+    before = np.concatenate(([0.0], np.cumsum(w)[:-1]))
+    span = before[-1] if len(x) > 1 and before[-1] > 0 else 1.0
+    return np.interp(qs, before / span, x)

@@ -200,6 +200,7 @@ def make_run(
     scenario_yaml: str | None = None,
     responder: Responder | None = None,
     population: list[dict[str, Any]] | None = None,
+    database: str | None = None,
 ) -> tuple[Path, str]:
     """Run a scenario against a fake model; returns ``(run.db path, run id)``.
 
@@ -209,6 +210,7 @@ def make_run(
             :data:`DEFAULT_SCENARIO` when None.
         responder: Answers requests; :func:`varied_responder` when None.
         population: Persona records; :func:`personas` when None.
+        database: A run database URL (``--database``); ``runs/<run-id>/run.db`` when None.
     """
     tmp_path.mkdir(parents=True, exist_ok=True)
     people = tmp_path / "people.jsonl"
@@ -225,6 +227,10 @@ def make_run(
     backend = responder_backend(responder or varied_responder, settings.model_name)
     client = LLMClient(settings, backend=backend)
     outcome = start_run(
-        scenario, RunOptions(out=tmp_path / "runs"), {}, show_progress=False, llm=client
+        scenario,
+        RunOptions(out=tmp_path / "runs", database=database),
+        {},
+        show_progress=False,
+        llm=client,
     )
     return Path(outcome.database), outcome.run_id
