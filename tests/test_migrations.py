@@ -117,14 +117,15 @@ def _legacy(
 
 def test_legacy_run_database_is_adopted_with_its_data(db_url: str) -> None:
     # The run database of the first releases: no dialogue_turns, no messages.source, no
-    # agents.system_prompt/profile, no interactions.observations (revision 0002), 32-bit ids.
+    # agents.system_prompt/profile, no interactions.observations (revision 0002), no interviews
+    # (revision 0006), 32-bit ids.
     late = [
         ("messages", "source"),
         ("agents", "system_prompt"),
         ("agents", "profile"),
         ("interactions", "observations"),
     ]
-    legacy = _legacy(db_url, _run_tables(), ["dialogue_turns"], late)
+    legacy = _legacy(db_url, _run_tables(), ["dialogue_turns", "interviews"], late)
     engine = make_engine(db_url)
     with engine.begin() as connection:
         connection.execute(
