@@ -106,6 +106,9 @@ class Mode:
         export_role: The ``sandbox export --role`` whose samples this mode's runs give.
         samples: The run's export samples (``database``, ``run_id``).
         describe: The lines ``sandbox validate`` prints about a scenario of this mode.
+        live: The run page's figures in ``sandbox serve`` (plain data: ``figures``,
+            ``shares`` per step, and ``answers`` per agent with their ``categories``, what
+            the graph is coloured by), from a read-only database.
     """
 
     name: str
@@ -119,6 +122,7 @@ class Mode:
     export_role: str
     samples: Callable[[RunDatabase, str], list[Sample]]
     describe: Callable[[Any], list[tuple[str, str]]]
+    live: Callable[[RunDatabase, RunRow], dict[str, Any]]
 
 
 def _lazy(module: str, name: str) -> Callable[..., Any]:
@@ -148,6 +152,7 @@ MODES: dict[str, Mode] = {
             export_role="agent",
             samples=_lazy("sandbox.export.samples", "agent_samples"),
             describe=forecast_scenario.describe,
+            live=_lazy("sandbox.forecast.live", "live_figures"),
         ),
         Mode(
             name="npc_world",
@@ -161,6 +166,7 @@ MODES: dict[str, Mode] = {
             export_role="npc",
             samples=_lazy("sandbox.export.samples", "npc_samples"),
             describe=npc_scenario.describe,
+            live=_lazy("sandbox.npc.live", "live_figures"),
         ),
     )
 }

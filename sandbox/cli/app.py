@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from sandbox.cli import export, runs
+from sandbox.cli import export, interview, runs, serve
 
 app = typer.Typer(
     help="Persona simulation sandbox: personas become agents on a relationship graph, react to "
@@ -16,6 +16,8 @@ app = typer.Typer(
 )
 runs.register(app)
 export.register(app)
+interview.register(app)
+serve.register(app)
 
 
 def main() -> None:

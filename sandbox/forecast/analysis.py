@@ -353,6 +353,7 @@ def build_forecast(
     *,
     ssr_temperature: float = 1.0,
     encoder: Encoder | None = None,
+    ssr: bool = True,
 ) -> Forecast:
     """Compute the forecast of a run, finished or not.
 
@@ -364,6 +365,8 @@ def build_forecast(
         ssr_temperature: SSR temperature (1 = plain normalised similarities).
         encoder: Sentence encoder for SSR; the packaged embedder when None (loaded only if
             there are likert questions and reactions).
+        ssr: False leaves the SSR comparison out (the live view of ``sandbox serve``, which
+            recomputes the forecast at every step and must not load the embedder).
 
     Raises:
         ValueError: No such run.
@@ -382,7 +385,7 @@ def build_forecast(
     latest = _latest(rows, {a.agent_id: i for i, a in enumerate(agents)}, n_steps)
     final_idx = latest[-1] if n_steps else np.full(len(agents), -1)
     questions = [_question_forecast(q, rows, latest, weights, rng) for q in scenario.questions]
-    likert = [q.question for q in questions if isinstance(q.question, LikertQuestion)]
+    likert = [q.question for q in questions if ssr and isinstance(q.question, LikertQuestion)]
     comparisons = ssr_comparisons(likert, rows, final_idx, encoder, ssr_temperature)
     if comparisons:
         questions = [replace(q, ssr=comparisons.get(q.id)) for q in questions]
