@@ -131,7 +131,7 @@ def test_writes_need_the_same_origin_header(run: tuple[Path, str]) -> None:
 
 
 def test_token_is_needed_once_then_kept_in_a_cookie(run: tuple[Path, str]) -> None:
-    db_path, run_id = run
+    db_path, _run_id = run
     with client_for(db_path, token="s3cret") as client:
         assert client.get("/").status_code == 401
         assert client.get("/?token=wrong").status_code == 401
@@ -157,9 +157,11 @@ def test_non_local_bind_without_token_is_refused() -> None:
 def test_reader_cannot_write(run: tuple[Path, str]) -> None:
     reader = RunReader(run[0])
     try:
-        with pytest.raises(OperationalError, match="readonly|read-only|query_only"):
-            with reader.engine.begin() as connection:
-                connection.execute(text("DELETE FROM interactions"))
+        with (
+            pytest.raises(OperationalError, match=r"readonly|read-only|query_only"),
+            reader.engine.begin() as connection,
+        ):
+            connection.execute(text("DELETE FROM interactions"))
         assert reader.interactions(run[1])
     finally:
         reader.close()
