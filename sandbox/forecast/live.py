@@ -26,25 +26,29 @@ def _point(estimate: Estimate) -> list[float | None]:
 
 def live_figures(database: RunDatabase, run: RunRow) -> dict[str, Any]:
     """Key figures with intervals, each choice question's shares per step, and each agent's
-    current answer to the first choice question (what the graph is coloured by)."""
-    forecast = build_forecast(database, run.id, n_boot=LIVE_BOOT, ssr=False)
-    figures = [
-        {"id": k.id, "label": k.label, "text": k.text, "interval": k.interval}
-        for k in forecast.key_figures
-    ]
-    shares = [
-        {
-            "question": q.id,
-            "ask": q.question.ask,
-            "series": [
-                {"label": s.label, "points": [_point(p) for p in s.points]} for s in q.series
-            ],
-        }
-        for q in forecast.questions
-        if q.percent and q.series
-    ]
+    current answer to the first choice question (what the graph is coloured by). Only the
+    graph's colours until the run commits its first step (there is no forecast yet)."""
     scenario = ForecastScenario.model_validate(yaml.safe_load(run.scenario_yaml))
     choice = next((q for q in scenario.questions if isinstance(q, ChoiceQuestion)), None)
+    figures: list[dict[str, Any]] = []
+    shares: list[dict[str, Any]] = []
+    if run.last_step >= 0:
+        forecast = build_forecast(database, run.id, n_boot=LIVE_BOOT, ssr=False)
+        figures = [
+            {"id": k.id, "label": k.label, "text": k.text, "interval": k.interval}
+            for k in forecast.key_figures
+        ]
+        shares = [
+            {
+                "question": q.id,
+                "ask": q.question.ask,
+                "series": [
+                    {"label": s.label, "points": [_point(p) for p in s.points]} for s in q.series
+                ],
+            }
+            for q in forecast.questions
+            if q.percent and q.series
+        ]
     answers: dict[int, str] = {}
     if choice is not None:
         for agent_id, (_step, state) in database.states(run.id).items():
