@@ -91,8 +91,10 @@ def test_live_run_page_agent_page_and_interview(driver: Any, tmp_path: Path) -> 
             assert text_of(driver, "#step") == "4"
             assert driver.find_elements("css selector", "#graph circle")
             assert driver.find_elements("css selector", "#figures #kf-intent-yes")
-        finally:
-            output, _ = run.communicate(timeout=60)
+        except BaseException:
+            run.kill()
+            raise
+        output, _ = run.communicate(timeout=180)  # the report loads the SSR embedder
         assert run.returncode == 0, output
 
         driver.get(f"{base}/runs/{run_id}/agents/1")
@@ -120,11 +122,19 @@ def test_live_run_page_agent_page_and_interview(driver: Any, tmp_path: Path) -> 
 def test_hostile_text_renders_as_text(driver: Any, tmp_path: Path) -> None:
     hostile = f"{HOSTILE} {{{{ 7*7 }}}} {{% if x %}}" + " lorem" * 20_000  # ~120 KB
     people = [{**p, "persona": p["persona"] + hostile} for p in personas()]
-    db_path, run_id = make_run(tmp_path, responder=hostile_responder, population=people)
+
+    def everyone_hostile(body: dict[str, Any]) -> Any:
+        reply = hostile_responder(body)
+        if isinstance(reply, dict):
+            reply["reaction"] = f"Hmm {HOSTILE}"
+        return reply
+
+    db_path, run_id = make_run(tmp_path, responder=everyone_hostile, population=people)
     database = RunDatabase(db_path, must_exist=True)
     with Session(database.engine) as session:
-        agent = session.exec(select(AgentRow).where(AgentRow.persona_id == "p00")).one()
+        agent = session.exec(select(AgentRow)).first()
     database.close()
+    assert agent is not None
     with serving(build_app(ServeApp(RunSource(runs=db_path.parent.parent)))) as base:
         driver.get_log("browser")
         driver.get(f"{base}/runs/{run_id}/agents/{agent.agent_id}")
