@@ -88,7 +88,7 @@ def test_agent_page_shows_transcript(run: tuple[Path, str]) -> None:
 def test_interview_and_survey_are_stored_apart_from_the_forecast(run: tuple[Path, str]) -> None:
     db_path, run_id = run
     database = RunDatabase(db_path, must_exist=True)
-    before = build_forecast(database, run_id, ssr=False)
+    before = build_forecast(database, run_id, live=True)
     n_interactions = len(database.interactions(run_id))
     with client_for(db_path) as client:
         url = f"/api/runs/{run_id}/agents/1/interview"
@@ -107,7 +107,7 @@ def test_interview_and_survey_are_stored_apart_from_the_forecast(run: tuple[Path
     assert [(r.kind, r.turn) for r in rows[:2]] == [("interview", 0), ("interview", 1)]
     assert rows[1].messages[-1] == {"role": "user", "content": "And now?"}
     assert sum(r.kind == "survey" for r in rows) == 6
-    after = build_forecast(database, run_id, ssr=False)
+    after = build_forecast(database, run_id, live=True)
     assert len(database.interactions(run_id)) == n_interactions
     assert after.key_figures == before.key_figures
     exported = collect(database, run_id, "interview")

@@ -41,14 +41,15 @@ def _with_interviewer(
         run = database.run()
         if run is None:
             fail(f"{run_ref} holds no run")
-        client = interview_client(run, llm.overrides(), llm.config)
+        found = run  # narrowed to RunRow for the closure below
+        client = interview_client(found, llm.overrides(), llm.config)
     except INPUT_ERRORS as exc:
         database.close()
         fail_input(exc)
 
     async def go() -> T:
         try:
-            return await work(Interviewer(database, run, client))
+            return await work(Interviewer(database, found, client))
         finally:
             await client.aclose()
 

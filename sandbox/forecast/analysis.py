@@ -353,7 +353,7 @@ def build_forecast(
     *,
     ssr_temperature: float = 1.0,
     encoder: Encoder | None = None,
-    ssr: bool = True,
+    live: bool = False,
 ) -> Forecast:
     """Compute the forecast of a run, finished or not.
 
@@ -365,8 +365,9 @@ def build_forecast(
         ssr_temperature: SSR temperature (1 = plain normalised similarities).
         encoder: Sentence encoder for SSR; the packaged embedder when None (loaded only if
             there are likert questions and reactions).
-        ssr: False leaves the SSR comparison out (the live view of ``sandbox serve``, which
-            recomputes the forecast at every step and must not load the embedder).
+        live: For the live view of ``sandbox serve``, which recomputes the forecast at every
+            step and shows neither: no SSR comparison (it loads the embedder) and no segment
+            breakdown (it rescans every interaction per segment value: minutes at 10k agents).
 
     Raises:
         ValueError: No such run.
@@ -385,7 +386,7 @@ def build_forecast(
     latest = _latest(rows, {a.agent_id: i for i, a in enumerate(agents)}, n_steps)
     final_idx = latest[-1] if n_steps else np.full(len(agents), -1)
     questions = [_question_forecast(q, rows, latest, weights, rng) for q in scenario.questions]
-    likert = [q.question for q in questions if ssr and isinstance(q.question, LikertQuestion)]
+    likert = [q.question for q in questions if not live and isinstance(q.question, LikertQuestion)]
     comparisons = ssr_comparisons(likert, rows, final_idx, encoder, ssr_temperature)
     if comparisons:
         questions = [replace(q, ssr=comparisons.get(q.id)) for q in questions]
@@ -429,6 +430,8 @@ def build_forecast(
         ),
         awareness=bootstrap_means(np.array([aware]), weights)[0],
         questions=tuple(questions),
-        segments=_segments(scenario, agents, questions, rows, final_idx, rng, n_boot),
+        segments=()
+        if live
+        else _segments(scenario, agents, questions, rows, final_idx, rng, n_boot),
         graph=graph,
     )

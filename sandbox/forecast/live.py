@@ -1,7 +1,7 @@
 """Forecast mode's live figures for ``sandbox serve``: the forecast so far, as plain data.
 
-The same analysis as the report (:func:`sandbox.forecast.analysis.build_forecast`), without
-the semantic-similarity comparison (it loads a sentence encoder) and with fewer bootstrap
+The same analysis as the report (:func:`sandbox.forecast.analysis.build_forecast`), in its
+``live`` form (no semantic-similarity comparison, no segments) and with fewer bootstrap
 resamples, since the run page recomputes it after every committed step.
 """
 
@@ -33,7 +33,7 @@ def live_figures(database: RunDatabase, run: RunRow) -> dict[str, Any]:
     figures: list[dict[str, Any]] = []
     shares: list[dict[str, Any]] = []
     if run.last_step >= 0:
-        forecast = build_forecast(database, run.id, n_boot=LIVE_BOOT, ssr=False)
+        forecast = build_forecast(database, run.id, n_boot=LIVE_BOOT, live=True)
         figures = [
             {"id": k.id, "label": k.label, "text": k.text, "interval": k.interval}
             for k in forecast.key_figures

@@ -54,8 +54,8 @@ def layout(agents: list[AgentRow], edges: list[EdgeRow], seed: int) -> GraphLayo
         chosen = agents if n <= GRAPH_NODES else random.Random(seed).sample(agents, GRAPH_NODES)
         chosen = sorted(chosen, key=lambda a: a.agent_id)
         index = {a.agent_id: i for i, a in enumerate(chosen)}
-        pairs = {
-            tuple(sorted((index[e.src], index[e.dst])))
+        pairs: set[tuple[int, int]] = {
+            (min(index[e.src], index[e.dst]), max(index[e.src], index[e.dst]))
             for e in edges
             if e.src in index and e.dst in index and e.src != e.dst
         }
@@ -74,7 +74,7 @@ def layout(agents: list[AgentRow], edges: list[EdgeRow], seed: int) -> GraphLayo
             members[slot[a.community]].append(a.agent_id)
             of[a.agent_id] = slot[a.community]
         weight = Counter(
-            tuple(sorted((of[e.src], of[e.dst])))
+            (min(of[e.src], of[e.dst]), max(of[e.src], of[e.dst]))
             for e in edges
             if e.src in of and e.dst in of and of[e.src] != of[e.dst]
         )

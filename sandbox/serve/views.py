@@ -66,11 +66,11 @@ def _feed(reader: RunReader, run_id: str) -> list[dict[str, Any]]:
     with Session(reader.engine) as session:
         rows = session.execute(
             select(
-                InteractionRow.id,
-                InteractionRow.step,
-                InteractionRow.agent_id,
-                InteractionRow.reaction,
-                InteractionRow.post,
+                col(InteractionRow.id),
+                col(InteractionRow.step),
+                col(InteractionRow.agent_id),
+                col(InteractionRow.reaction),
+                col(InteractionRow.post),
             )
             .where(
                 col(InteractionRow.run_id) == run_id,
@@ -107,14 +107,18 @@ def _failures(reader: RunReader, run_id: str) -> dict[str, Any]:
             failed = col(table.error_kind).is_not(None)
             where = (col(table.run_id) == run_id, failed)
             for kind, n in session.execute(
-                select(table.error_kind, func.count()).where(*where).group_by(table.error_kind)
+                select(col(table.error_kind), func.count())
+                .where(*where)
+                .group_by(col(table.error_kind))
             ).all():
                 by_kind[str(kind)] += int(n)
             agent = InteractionRow.agent_id if table is InteractionRow else DialogueTurnRow.speaker
             latest += [
                 {"step": step, "agent": who, "kind": kind, "message": message or ""}
                 for step, who, kind, message in session.execute(
-                    select(table.step, agent, table.error_kind, table.error_message)
+                    select(
+                        col(table.step), col(agent), col(table.error_kind), col(table.error_message)
+                    )
                     .where(*where)
                     .order_by(col(table.id).desc())
                     .limit(FAILURES)

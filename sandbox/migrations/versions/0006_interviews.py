@@ -47,7 +47,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_interviews_run_id"), ["run_id"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("interviews", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_interviews_run_id"))
