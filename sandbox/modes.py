@@ -110,6 +110,9 @@ class Mode:
         describe: The lines ``sandbox validate`` prints about a scenario of this mode.
         estimate: The mode's typical answers on a backend (by name), from which
             ``sandbox estimate`` predicts a run's tokens (:mod:`sandbox.estimate`).
+        live: The run page's figures in ``sandbox serve`` (plain data: ``figures``,
+            ``shares`` per step, and ``answers`` per agent with their ``categories``, what
+            the graph is coloured by), from a read-only database.
     """
 
     name: str
@@ -124,6 +127,7 @@ class Mode:
     samples: Callable[[RunDatabase, str], list[Sample]]
     describe: Callable[[Any], list[tuple[str, str]]]
     estimate: Callable[[str], AnswerFill]
+    live: Callable[[RunDatabase, RunRow], dict[str, Any]]
 
 
 def _lazy(module: str, name: str) -> Callable[..., Any]:
@@ -154,6 +158,7 @@ MODES: dict[str, Mode] = {
             samples=_lazy("sandbox.export.samples", "agent_samples"),
             describe=forecast_scenario.describe,
             estimate=_lazy("sandbox.forecast.estimate", "typical_answers"),
+            live=_lazy("sandbox.forecast.live", "live_figures"),
         ),
         Mode(
             name="npc_world",
@@ -168,6 +173,7 @@ MODES: dict[str, Mode] = {
             samples=_lazy("sandbox.export.samples", "npc_samples"),
             describe=npc_scenario.describe,
             estimate=_lazy("sandbox.npc.estimate", "typical_answers"),
+            live=_lazy("sandbox.npc.live", "live_figures"),
         ),
     )
 }

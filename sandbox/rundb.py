@@ -159,6 +159,35 @@ PLAYER_ID = -1
 """``speaker``/``listener`` of the scripted player in :class:`DialogueTurnRow`."""
 
 
+class InterviewRow(SQLModel, table=True):
+    """A question put to an agent outside its steps, and its reply: one turn of an interview,
+    or one answer to a survey of the crowd (:mod:`sandbox.interview`).
+
+    Its own table, not a kind of :class:`InteractionRow`: the forecast, the report and the
+    ``agent`` export read ``interactions`` only, so no interview can count in them.
+    """
+
+    __tablename__ = "interviews"
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
+    run_id: str = Field(foreign_key="runs.id", index=True)
+    agent_id: int
+    kind: str  # "interview" | "survey"
+    session: str  # the interview (all its turns) or the survey this row belongs to
+    turn: int = 0
+    step: int  # the agent answered from its memory as of the end of this step
+    question: str = Field(sa_column=Column(Text))
+    messages: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON))
+    reply: str = Field(default="", sa_column=Column(Text))
+    parsed: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cached: bool = False
+    error_kind: str | None = None
+    error_message: str | None = Field(default=None, sa_column=Column(Text))
+    created: datetime = Field(default_factory=_now)
+
+
 class StepMetricRow(SQLModel, table=True):
     """The per-step metrics gathered by Mesa's DataCollector."""
 
@@ -212,6 +241,7 @@ RUN_TABLES: list[type[SQLModel]] = [
     StepMetricRow,
     ExperimentRunRow,
     OutcomeRow,
+    InterviewRow,
 ]
 
 

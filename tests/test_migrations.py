@@ -119,7 +119,7 @@ def test_legacy_run_database_is_adopted_with_its_data(db_url: str) -> None:
     # The run database of the first releases: no dialogue_turns, no messages.source, no
     # agents.system_prompt/profile, no interactions.observations (revision 0002), no
     # runs.estimate (revision 0005), experiment_runs (revision 0004), agents.weight and
-    # outcomes (revision 0003), 32-bit ids.
+    # outcomes (revision 0003), interviews (revision 0006), 32-bit ids.
     late = [
         ("runs", "estimate"),
         ("messages", "source"),
@@ -128,7 +128,9 @@ def test_legacy_run_database_is_adopted_with_its_data(db_url: str) -> None:
         ("interactions", "observations"),
         ("agents", "weight"),
     ]
-    legacy = _legacy(db_url, _run_tables(), ["dialogue_turns", "experiment_runs", "outcomes"], late)
+    legacy = _legacy(
+        db_url, _run_tables(), ["dialogue_turns", "experiment_runs", "outcomes", "interviews"], late
+    )
     engine = make_engine(db_url)
     with engine.begin() as connection:
         connection.execute(

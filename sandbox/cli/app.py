@@ -6,7 +6,17 @@ from __future__ import annotations
 
 import typer
 
-from sandbox.cli import estimate, experiment, export, resolution, runs, ssr, tables
+from sandbox.cli import (
+    estimate,
+    experiment,
+    export,
+    interview,
+    resolution,
+    runs,
+    serve,
+    ssr,
+    tables,
+)
 
 app = typer.Typer(
     help="Persona simulation sandbox: personas become agents on a relationship graph, react to "
@@ -25,6 +35,8 @@ estimate.register(app)
 experiment.register(app)
 resolution.register(app)
 ssr.register(app)
+interview.register(app)
+serve.register(app)
 
 
 def main() -> None:

@@ -406,6 +406,7 @@ def build_forecast(
     *,
     ssr_temperature: float = 1.0,
     encoder: Encoder | None = None,
+    live: bool = False,
 ) -> Forecast:
     """Compute the forecast of a run, finished or not.
 
@@ -417,6 +418,9 @@ def build_forecast(
         ssr_temperature: SSR temperature (1 = plain normalised similarities).
         encoder: Sentence encoder for SSR; the packaged embedder when None (loaded only if
             there are likert questions and reactions).
+        live: For the live view of ``sandbox serve``, which recomputes the forecast at every
+            step and shows neither: no SSR comparison (it loads the embedder) and no segment
+            breakdown (it rescans every interaction per segment value: minutes at 10k agents).
 
     Raises:
         ValueError: No such run.
@@ -438,7 +442,7 @@ def build_forecast(
     questions = [
         _question_forecast(q, rows, latest, weights, design, rng) for q in scenario.questions
     ]
-    likert = [q.question for q in questions if isinstance(q.question, LikertQuestion)]
+    likert = [q.question for q in questions if not live and isinstance(q.question, LikertQuestion)]
     comparisons = ssr_comparisons(likert, rows, final_idx, encoder, ssr_temperature)
     if comparisons:
         questions = [replace(q, ssr=comparisons.get(q.id)) for q in questions]
@@ -482,7 +486,9 @@ def build_forecast(
         ),
         awareness=bootstrap_means(np.array([aware]), weights, design)[0],
         questions=tuple(questions),
-        segments=_segments(scenario, agents, questions, rows, final_idx, design, rng, n_boot),
+        segments=()
+        if live
+        else _segments(scenario, agents, questions, rows, final_idx, design, rng, n_boot),
         graph=graph,
         weighting=weighting,
     )
