@@ -112,8 +112,11 @@ async def test_embedded_model_scores_option_labels() -> None:
     pytest.importorskip("llama_cpp")
     settings = load_settings(backend="local", cache=False)
     system = {"role": "system", "content": "You are a retired farmer who distrusts politicians."}
-    likert = [system, {"role": "user", "content": "Public transport should be free. "
-                       "Answer with a whole number from 1 (strongly disagree) to 5 (strongly agree)."}]  # fmt: skip
+    ask = (
+        "Public transport should be free. "
+        "Answer with a whole number from 1 (strongly disagree) to 5 (strongly agree)."
+    )
+    likert = [system, {"role": "user", "content": ask}]
     points = ("1", "2", "3", "4", "5")
     async with LLMClient(settings) as client:
         choice = await client.complete(LLMRequest(messages=[system, *MESSAGES], options=LABELS))
