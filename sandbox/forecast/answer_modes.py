@@ -23,6 +23,7 @@ the scale points as strings, ``"1"``..``"scale"``.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -255,4 +256,32 @@ def combine(
     }
     return AgentTurn(
         merged, {**parsed, **answers, DISTRIBUTIONS_KEY: entries}, answers, distributions
+    )
+
+
+def mode_note(scenario: ForecastScenario, parsed_rows: list[dict[str, Any]]) -> str:
+    """How a run's choice and likert answers came about, for its report and summary.
+
+    Args:
+        scenario: The run's scenario.
+        parsed_rows: The ``parsed`` of its successful interactions.
+    """
+    if scenario.answer_mode == "sample":
+        return "sample (one sampled answer per agent and step)"
+    sources: Counter[str] = Counter()
+    for parsed in parsed_rows:
+        for entry in (parsed.get(DISTRIBUTIONS_KEY) or {}).values():
+            if entry["method"] == "samples":
+                source = (
+                    f"the shares of {entry['samples']} sampled answers (no token probabilities)"
+                )
+            elif entry["method"] == "logprobs":
+                source = "token probabilities"
+            else:
+                source = "the model's stated chances"
+            sources[source] += 1
+    found = "; ".join(f"{source}: {n:,} answers" for source, n in sources.most_common())
+    return (
+        f"{scenario.answer_mode} (a distribution per agent and choice/likert question from "
+        f"{found or 'no answers yet'}; shares count answers drawn from each agent's distribution)"
     )
