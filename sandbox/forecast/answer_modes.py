@@ -244,14 +244,15 @@ def combine(
         for question in distribution_questions(scenario):
             stated: _Percents = getattr(result.parsed, question.id)
             probs = normalise(stated.percents(), option_labels(question))
+            assert probs is not None  # the answer model refuses all-zero chances
             entries[question.id] = {"method": "verbalized", "samples": 0, "probs": probs}
     distributions = {qid: entry["probs"] for qid, entry in entries.items()}
+    drawn = {
+        q.id: answer_value(q, draw(distributions[q.id], seed, q.id))
+        for q in distribution_questions(scenario)
+    }
     answers = {
-        q.id: (
-            answer_value(q, draw(distributions[q.id], seed, q.id))
-            if q.id in distributions
-            else getattr(result.parsed, q.id)
-        )
+        q.id: drawn[q.id] if q.id in drawn else getattr(result.parsed, q.id)
         for q in scenario.questions
     }
     return AgentTurn(
