@@ -12,8 +12,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from personahub.llm.backends.base import Backend, BackendCall, Capabilities
+from personahub.llm.backends.base import Backend, BackendCall, BackendReply, Capabilities
 from personahub.llm.gateway import OnResult, internal_error, run_batch
+from personahub.llm.options import sample_distribution
 from personahub.llm.schemas import SchemaTable, sampling
 from personahub.llm.settings import LLMSettings
 from personahub.llm.types import LLMRequest, LLMResult, T
@@ -52,9 +53,10 @@ class BackendGateway:
             temperature=temperature,
             max_tokens=max_tokens,
             seed=request.seed,
+            options=request.options,
         )
         started = time.perf_counter()
-        reply = await self.backend.complete(call)
+        reply = await (self._options(call) if call.options else self.backend.complete(call))
         return LLMResult(
             text=reply.text,
             usage=reply.usage,
@@ -65,7 +67,16 @@ class BackendGateway:
             model=self.model,
             endpoint=reply.endpoint,
             messages=reply.messages or tuple(call.messages),
+            distribution=reply.distribution,
         )
+
+    async def _options(self, call: BackendCall) -> BackendReply:
+        """An option call: scored by the backend where it reads token probabilities, else
+        sampled ``option_samples`` times (as one metered call with the samples' tokens)."""
+        scorer = self.backend.capabilities.option_logprobs
+        if scorer is not None:
+            return await scorer(call)
+        return await sample_distribution(self.backend.complete, call, self.settings.option_samples)
 
     async def batch(
         self,

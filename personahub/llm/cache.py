@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from personahub.llm.gateway import Gateway, Layer
 from personahub.llm.repair import ParseFailure, parse_structured
 from personahub.llm.schemas import SchemaTable, canonical_json, sampling
-from personahub.llm.types import LLMRequest, LLMResult, T, Usage
+from personahub.llm.types import LLMRequest, LLMResult, OptionDistribution, T, Usage
 
 if TYPE_CHECKING:
     from personahub.llm.settings import LLMSettings
@@ -169,11 +169,20 @@ class CacheLayer(Layer):
         schema, schema_json = (
             self.schemas.entry(request.schema) if request.schema is not None else (None, None)
         )
+        params: dict[str, Any] = {
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "seed": request.seed,
+        }
+        if request.options is not None:
+            # Only option requests carry these, so every other key stays as it was.
+            params["options"] = list(request.options)
+            params["option_samples"] = self.settings.option_samples
         return cache_key(
             backend=self.backend,
             model=self.model,
             messages=list(request.messages),
-            params={"temperature": temperature, "max_tokens": max_tokens, "seed": request.seed},
+            params=params,
             schema=schema,
             sample_index=request.sample_index,
             schema_json=schema_json,
@@ -195,16 +204,19 @@ class CacheLayer(Layer):
         return result
 
     def lookup(self, key: str, request: LLMRequest[T], started: float) -> LLMResult[T] | None:
-        """The cached answer, or None (also when it no longer fits the schema)."""
+        """The cached answer, or None (also when it no longer fits the schema, or is not the
+        distribution an option request asks for)."""
         hit = self.cache.get(key)
         if hit is None:
             return None
-        parsed = None
-        if request.schema is not None:
-            try:
+        parsed = distribution = None
+        try:
+            if request.schema is not None:
                 parsed = parse_structured(hit.text, request.schema)
-            except ParseFailure:
-                return None
+            if request.options is not None:
+                distribution = OptionDistribution.from_text(hit.text)
+        except (ParseFailure, ValueError, KeyError):
+            return None
         return LLMResult(
             text=hit.text,
             parsed=parsed,
@@ -214,6 +226,7 @@ class CacheLayer(Layer):
             model=hit.model,
             endpoint="cache",
             messages=tuple(request.messages),
+            distribution=distribution,
         )
 
     def usage(self) -> dict[str, Any]:

@@ -95,6 +95,13 @@ class LLMSettings(BaseSettings):
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
     max_reasks: int = Field(2, ge=0)
+    option_samples: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="Sampled answers per option request where the backend or server gives "
+        "no token probabilities (the distribution is then their shares).",
+    )
     concurrency: int = Field(16, ge=1)
     cache: bool = True
     cache_path: Path = Field(default_factory=default_cache_path)

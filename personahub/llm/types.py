@@ -6,6 +6,7 @@ logged and compared without surprises.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic
@@ -92,6 +93,9 @@ class LLMRequest(Generic[T]):
         seed: Sampling seed passed to the backend where it supports one.
         sample_index: Distinguishes repeated samples of the same prompt (in the cache key too).
         tag: A free label (e.g. ``"t2p"``) used for metering by purpose.
+        options: Asks for a probability distribution over these option labels as the
+            reply to ``messages`` (an option request) instead of generated text; the result
+            carries it as ``distribution``. Used without ``schema``.
     """
 
     messages: tuple[Message, ...] | list[Message]
@@ -101,6 +105,35 @@ class LLMRequest(Generic[T]):
     seed: int | None = None
     sample_index: int = 0
     tag: str = ""
+    options: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OptionDistribution:
+    """The reply to an option request: a probability per option label, summing to 1.
+
+    Attributes:
+        probs: Option label -> probability, in the request's option order.
+        method: How it was obtained: ``"logprobs"`` (token probabilities of the labels) or
+            ``"samples"`` (the share of ``samples`` sampled answers, where the backend or
+            server gave no token probabilities).
+        samples: Sampled answers it counts (0 for ``logprobs``).
+    """
+
+    probs: dict[str, float]
+    method: str = "logprobs"
+    samples: int = 0
+
+    def to_text(self) -> str:
+        """As JSON text: the result's ``text``, what the cache stores."""
+        return json.dumps({"probs": self.probs, "method": self.method, "samples": self.samples})
+
+    @classmethod
+    def from_text(cls, text: str) -> OptionDistribution:
+        """Back from :meth:`to_text`. Raises ValueError or KeyError on other text."""
+        data = json.loads(text)
+        probs = {str(k): float(v) for k, v in data["probs"].items()}
+        return cls(probs, str(data["method"]), int(data["samples"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +151,7 @@ class LLMResult(Generic[T]):
         endpoint: The endpoint that answered ("local" for the embedded model).
         error: None on success.
         messages: The messages actually sent (after any schema instructions were added).
+        distribution: The answer to an option request (its ``text`` is the same as JSON).
     """
 
     text: str = ""
@@ -130,6 +164,7 @@ class LLMResult(Generic[T]):
     endpoint: str = ""
     error: LLMError | None = None
     messages: tuple[Message, ...] = ()
+    distribution: OptionDistribution | None = None
 
     @property
     def ok(self) -> bool:

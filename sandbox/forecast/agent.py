@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any
 from mesa.discrete_space import Cell, FixedAgent
 
 from personahub import prompts
-from personahub.llm import LLMRequest, LLMResult
+from personahub.llm import LLMRequest
 from personahub.llm.seeds import request_seed
-from sandbox.forecast.answers import AgentResponse, answers_of
-from sandbox.forecast.scenario import (
-    ChoiceQuestion,
-    ForecastScenario,
-    LikertQuestion,
-    NumberQuestion,
-    Question,
+from sandbox.forecast.answer_modes import (
+    AgentTurn,
+    distribution_questions,
+    option_request,
+    step_questions,
 )
+from sandbox.forecast.answers import AgentResponse
+from sandbox.forecast.scenario import ForecastScenario
 from sandbox.population import PersonaRecord
 
 if TYPE_CHECKING:
@@ -71,18 +71,6 @@ class Observation:
         }
 
 
-def question_hint(question: Question) -> str:
-    """How the answer to ``question`` must look, in words for the prompt."""
-    if isinstance(question, ChoiceQuestion):
-        return "Answer with exactly one of: " + ", ".join(f'"{o}"' for o in question.options) + "."
-    if isinstance(question, LikertQuestion):
-        return f"A whole number from 1 ({question.low}) to {question.scale} ({question.high})."
-    if isinstance(question, NumberQuestion):
-        unit = f" {question.unit}" if question.unit else ""
-        return f"A number from {question.min:g} to {question.max:g}{unit}."
-    return "A short answer in your own words."
-
-
 class PersonaAgent(FixedAgent):
     """An agent that plays one persona, fixed to one cell (graph node) of the model's network.
 
@@ -96,6 +84,8 @@ class PersonaAgent(FixedAgent):
         inbox: Observations not yet acted on.
         memory: The last ``memory_size`` observations acted on.
         answers: Current answer per question id (absent until first answered).
+        distributions: Current answer distribution per choice/likert question id, outside
+            the ``sample`` answer mode (absent until first answered).
         reaction: The agent's latest reaction, in its own words.
         aware: Whether it has heard anything about the scenario yet.
     """
@@ -109,6 +99,7 @@ class PersonaAgent(FixedAgent):
         self.inbox: list[Observation] = []
         self.memory: deque[Observation] = deque(maxlen=memory_size)
         self.answers: dict[str, Any] = {}
+        self.distributions: dict[str, dict[str, float]] = {}
         self.reaction = ""
         self.aware = False
         self.acted = 0
@@ -167,33 +158,40 @@ class PersonaAgent(FixedAgent):
     def build_request(
         self, scenario: ForecastScenario, schema: type[AgentResponse], step: int, run_seed: int
     ) -> LLMRequest[AgentResponse]:
-        """The agent's request for this step, from its persona, memory and inbox."""
+        """The agent's structured request for this step, from its persona, memory and inbox."""
+        return self.build_requests(scenario, schema, step, run_seed)[0]
+
+    def build_requests(
+        self, scenario: ForecastScenario, schema: type[AgentResponse], step: int, run_seed: int
+    ) -> list[LLMRequest[Any]]:
+        """The agent's requests for this step: the structured one, then (``logprobs`` answer
+        mode) one option request per choice/likert question, all seeing the same context."""
         events = [o for o in self.inbox if o.kind == "event"]
         posts = sorted(
             (o for o in self.inbox if o.kind == "post"), key=lambda o: (-o.strength, o.sender or 0)
         )[: scenario.interaction.posts_seen]
         new = events + posts
         self.shown = new
-        questions = [
-            {"id": q.id, "ask": q.ask, "hint": question_hint(q)} for q in scenario.questions
-        ]
         system = self.system_prompt()
+        context = {"summary": self.summary(), "memory": list(self.memory), "new": new}
         user = prompts.render(
-            "agent_step",
-            package="sandbox",
-            summary=self.summary(),
-            memory=list(self.memory),
-            new=new,
-            questions=questions,
+            "agent_step", package="sandbox", questions=step_questions(scenario), **context
         )
-        return LLMRequest(
+        seed = request_seed(run_seed, step, self.unique_id)
+        request: LLMRequest[Any] = LLMRequest(
             messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
             schema=schema,
             temperature=scenario.llm.temperature,
             max_tokens=scenario.llm.max_tokens,
-            seed=request_seed(run_seed, step, self.unique_id),
+            seed=seed,
             tag="agent_step",
         )
+        if scenario.answer_mode != "logprobs":
+            return [request]
+        options = [
+            option_request(system, context, q, seed) for q in distribution_questions(scenario)
+        ]
+        return [request, *options]
 
     def shown_json(self) -> list[dict[str, Any]]:
         """What the latest request showed the agent as new, for its interaction row."""
@@ -209,19 +207,22 @@ class PersonaAgent(FixedAgent):
             self.memory.append(observation)
         self.inbox = []
 
-    def apply(self, result: LLMResult[AgentResponse], scenario: ForecastScenario) -> str:
-        """Take in the model's answer; returns the post to share ("" for none).
+    def apply(self, turn: AgentTurn) -> str:
+        """Take in the model's answers (:func:`~sandbox.forecast.answer_modes.combine`);
+        returns the post to share ("" for none).
 
-        A failed request leaves the agent's answers as they were; what it saw stays in memory.
+        A failed turn leaves the agent's answers as they were; what it saw stays in memory.
         """
         self._remember()
         self.acted += 1
         self.dirty = True
-        if result.parsed is None:
+        parsed = turn.result.parsed
+        if turn.parsed is None or parsed is None:
             return ""
-        self.reaction = result.parsed.reaction.strip()
-        self.answers.update(answers_of(result.parsed, scenario))
-        return result.parsed.post.strip()
+        self.reaction = parsed.reaction.strip()
+        self.answers.update(turn.answers)
+        self.distributions.update(turn.distributions)
+        return str(parsed.post).strip()
 
     def state(self) -> dict[str, Any]:
         """Everything needed to restore this agent on resume (plain JSON data)."""
@@ -229,6 +230,7 @@ class PersonaAgent(FixedAgent):
             "inbox": [o.to_json() for o in self.inbox],
             "memory": [o.to_json() for o in self.memory],
             "answers": self.answers,
+            "distributions": self.distributions,
             "reaction": self.reaction,
             "aware": self.aware,
             "acted": self.acted,
@@ -241,6 +243,8 @@ class PersonaAgent(FixedAgent):
         self.memory.clear()
         self.memory.extend(Observation(**o) for o in state["memory"])
         self.answers = dict(state["answers"])
+        # States saved before answer modes existed have no distributions.
+        self.distributions = dict(state.get("distributions") or {})
         self.reaction = state["reaction"]
         self.aware = state["aware"]
         self.acted = state["acted"]

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from sandbox.forecast.answer_modes import mode_note
 from sandbox.forecast.scenario import (
     ChoiceQuestion,
     ForecastScenario,
@@ -141,7 +142,11 @@ class GraphSummary:
 
 @dataclass(frozen=True, slots=True)
 class Forecast:
-    """The forecast of one run (see the module docstring for what "state" means)."""
+    """The forecast of one run (see the module docstring for what "state" means).
+
+    ``answer_mode`` says how choice and likert answers came about
+    (:func:`~sandbox.forecast.answer_modes.mode_note`).
+    """
 
     run_id: str
     name: str
@@ -167,6 +172,7 @@ class Forecast:
     segments: tuple[SegmentBreakdown, ...]
     graph: GraphSummary
     weighting: WeightSummary | None = None
+    answer_mode: str = "sample"
 
     @property
     def error_rate(self) -> float | None:
@@ -491,4 +497,5 @@ def build_forecast(
         else _segments(scenario, agents, questions, rows, final_idx, design, rng, n_boot),
         graph=graph,
         weighting=weighting,
+        answer_mode=mode_note(scenario, [p for r in rows if (p := _parsed(r)) is not None]),
     )

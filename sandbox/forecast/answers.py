@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from sandbox.forecast.answer_modes import in_step, percent_model
 from sandbox.forecast.scenario import (
     ChoiceQuestion,
     ForecastScenario,
@@ -59,7 +60,9 @@ class AgentResponse(BaseModel):
 
 
 def response_model(scenario: ForecastScenario) -> type[AgentResponse]:
-    """A pydantic model for one agent step of ``scenario``."""
+    """A pydantic model for one agent step of ``scenario``, in its answer mode: without the
+    choice and likert questions in ``logprobs`` mode (they are option requests), with a
+    percentage per option for them in ``verbalized`` mode."""
     fields: dict[str, Any] = {
         "reaction": (
             str,
@@ -68,8 +71,14 @@ def response_model(scenario: ForecastScenario) -> type[AgentResponse]:
             ),
         )
     }
+    verbalized = scenario.answer_mode == "verbalized"
     for question in scenario.questions:
-        fields[question.id] = _answer_field(question)
+        if not in_step(question, scenario):
+            continue
+        if verbalized and isinstance(question, ChoiceQuestion | LikertQuestion):
+            fields[question.id] = (percent_model(question), Field(description=question.ask))
+        else:
+            fields[question.id] = _answer_field(question)
     fields["post"] = (
         str,
         Field(
@@ -78,8 +87,3 @@ def response_model(scenario: ForecastScenario) -> type[AgentResponse]:
         ),
     )
     return create_model("AgentResponse", __base__=AgentResponse, **fields)
-
-
-def answers_of(parsed: BaseModel, scenario: ForecastScenario) -> dict[str, Any]:
-    """The question answers of a validated response."""
-    return {q.id: getattr(parsed, q.id) for q in scenario.questions}

@@ -24,6 +24,7 @@ from mesa.discrete_space import Network
 
 from personahub.llm import LLMClient, LLMResult
 from sandbox.forecast.agent import Observation, PersonaAgent
+from sandbox.forecast.answer_modes import AgentTurn, combine
 from sandbox.forecast.answers import response_model
 from sandbox.forecast.scenario import ChoiceQuestion, ForecastScenario
 from sandbox.population import PersonaRecord
@@ -203,16 +204,21 @@ class ForecastModel(RecordedModel):
         # draw is made only for agents with an inbox, in node order: the RNG stream resume
         # and replay rely on.
         active = self.agents.select(lambda a: a.inbox and self.random.random() < activation)
-        requests = active.map("build_request", self.scenario, self.schema, step, self.run_seed)
+        # Each agent's requests (one, or one per choice/likert question more in the logprobs
+        # answer mode) go out together in one batch, then are dealt back per agent.
+        per_agent = active.map("build_requests", self.scenario, self.schema, step, self.run_seed)
+        requests = [request for own in per_agent for request in own]
         if self.on_step_start is not None:
             self.on_step_start(step, len(requests))
-        results = await self.llm.batch(requests, on_result=self.on_result)
+        results = iter(await self.llm.batch(requests, on_result=self.on_result))
 
         interactions = []
         posts: list[tuple[PersonaAgent, str]] = []
-        for agent, result in zip(active, results, strict=True):
-            post = agent.apply(result, self.scenario)
-            interactions.append(self._interaction_row(step, agent, result, post))
+        for agent, own in zip(active, per_agent, strict=True):
+            result, *option_results = (next(results) for _ in own)
+            turn = combine(self.scenario, result, option_results, own[0].seed or 0)
+            post = agent.apply(turn)
+            interactions.append(self._interaction_row(step, agent, turn, post))
             if post:
                 posts.append((agent, post))
         # Posts spread only once every active agent has applied its answer: applying empties
@@ -227,13 +233,13 @@ class ForecastModel(RecordedModel):
                 )
         self.last_active = len(active)
         self.last_posts = len(posts)
-        self.last_errors = sum(r.error is not None for r in results)
+        self.last_errors = sum(row["error_kind"] is not None for row in interactions)
         self.record_step(step, messages=messages, interactions=interactions)
 
     def _interaction_row(
-        self, step: int, agent: PersonaAgent, result: LLMResult, post: str
+        self, step: int, agent: PersonaAgent, turn: AgentTurn, post: str
     ) -> dict[str, Any]:
-        parsed = result.raw_json()
+        result, parsed = turn.result, turn.parsed
         return {
             "run_id": self.run_id,
             "step": step,

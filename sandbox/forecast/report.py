@@ -194,6 +194,7 @@ def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
         f"{forecast.backend}:{forecast.model}",
         highlight=False,
     )
+    console.print(f"answer mode: {forecast.answer_mode}", highlight=False)
     if forecast.n_answered == 0:
         why = "every interaction failed" if forecast.n_interactions else "no interactions yet"
         console.print(f"[yellow]No answers: {why}.[/]")

@@ -13,6 +13,7 @@ from pydantic import Field
 from sandbox.scenario import Problem, ScenarioBase, Strict
 
 QUESTION_ID = r"^[a-z][a-z0-9_]{0,31}$"
+AnswerMode = Literal["sample", "logprobs", "verbalized"]
 RESERVED_IDS = frozenset({"reaction", "post", "aware"})
 
 
@@ -112,6 +113,12 @@ class ForecastScenario(ScenarioBase):
     """A forecast: agents answer ``questions`` as the timeline unfolds."""
 
     mode: Literal["forecast"] = "forecast"
+    answer_mode: AnswerMode = Field(
+        "sample",
+        description="How agents answer choice and likert questions: `sample` (one sampled "
+        "answer), `logprobs` (the model's probability of each option) or `verbalized` (the "
+        "model states a probability per option); see sandbox.forecast.answer_modes.",
+    )
     interaction: Interaction = Field(default_factory=Interaction)
     questions: list[Question] = Field(default_factory=list, max_length=12)
     metrics: list[str] | None = Field(None, description="Question ids to chart; default all.")
@@ -170,7 +177,10 @@ class ForecastScenario(ScenarioBase):
 def describe(scenario: Any) -> list[tuple[str, str]]:
     """The lines ``sandbox validate`` adds for a forecast."""
     assert isinstance(scenario, ForecastScenario)
-    return [
+    lines = [
         ("questions", ", ".join(f"{q.id} ({q.type})" for q in scenario.questions)),
         ("segments", ", ".join(scenario.segments) or "-"),
     ]
+    if scenario.answer_mode != "sample":
+        lines.append(("answer mode", scenario.answer_mode))
+    return lines

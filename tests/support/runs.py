@@ -180,9 +180,13 @@ def request_body(call: BackendCall, model: str) -> dict[str, Any]:
 
 def responder_backend(responder: Responder, model: str = "fake-model") -> FunctionBackend:
     """An in-process backend answering like the fake server with ``responder``: its answer
-    (JSON-encoded unless a string), else a valid schema instance, else an echo."""
+    (JSON-encoded unless a string), else a valid schema instance, else an echo. Option calls
+    (the ``logprobs`` answer mode) get weights varied by persona, option and seed."""
 
-    def reply(call: BackendCall) -> str:
+    def reply(call: BackendCall) -> str | dict[str, float]:
+        if call.options is not None:
+            persona = persona_index(request_body(call, model))
+            return {label: 0.1 + _unit(persona, label, call.seed) for label in call.options}
         answer = responder(request_body(call, model))
         if answer is not None:
             return answer if isinstance(answer, str) else json.dumps(answer)

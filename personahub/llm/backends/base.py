@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from personahub.llm.types import Message, Usage
+from personahub.llm.types import Message, OptionDistribution, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +28,16 @@ class Capabilities:
         preflight: A cheap check that the backend can work at all (a model file that is a
             GGUF, a server that answers), run before a long job starts; raises ConfigError
             with a one-line message.
+        option_logprobs: Scores an option call (``BackendCall.options``) from the model's
+            token probabilities of the option labels. Without it, the gateway samples the
+            answer ``option_samples`` times instead (see :mod:`personahub.llm.options`).
     """
 
     warm_up: Callable[[], None] | None = None
     structured_modes: Callable[[], dict[str, str]] | None = None
     endpoint_usage: Callable[[], dict[str, Any]] | None = None
     preflight: Callable[[], Awaitable[None]] | None = None
+    option_logprobs: Callable[[BackendCall], Awaitable[BackendReply]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class BackendCall:
         temperature: Sampling temperature.
         max_tokens: Completion budget.
         seed: Sampling seed, where supported.
+        options: The option labels of an option call (see ``LLMRequest.options``).
     """
 
     messages: list[Message]
@@ -55,6 +60,7 @@ class BackendCall:
     temperature: float
     max_tokens: int
     seed: int | None
+    options: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,7 @@ class BackendReply:
         messages: The messages actually sent, when the backend added schema instructions.
         service_s: Time spent generating, when the backend knows it apart from queueing
             (the local backend queues requests for a free model instance).
+        distribution: The answer to an option call (``text`` then holds it as JSON).
     """
 
     text: str
@@ -75,6 +82,7 @@ class BackendReply:
     endpoint: str
     messages: tuple[Message, ...] = ()
     service_s: float | None = None
+    distribution: OptionDistribution | None = None
 
 
 class Backend(Protocol):

@@ -18,15 +18,18 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
+from personahub.llm.backends.local_scoring import label_logprobs
 from personahub.llm.grammar import grammar_schema
+from personahub.llm.options import softmax
 from personahub.llm.retry import TransportError
 from personahub.llm.settings import ConfigError, LLMSettings
-from personahub.llm.types import ErrorKind, Usage
+from personahub.llm.types import ErrorKind, OptionDistribution, Usage
 
 log = logging.getLogger("personahub.llm")
 
@@ -170,7 +173,9 @@ class LocalBackend:
         self._grammars: dict[tuple[int, str], Any] = {}  # None: refused
         self._executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="llama")
         self._init_lock = threading.Lock()
-        self.capabilities = Capabilities(warm_up=self.warm_up, preflight=self.preflight)
+        self.capabilities = Capabilities(
+            warm_up=self.warm_up, preflight=self.preflight, option_logprobs=self.score
+        )
 
     def _pool(self) -> queue.SimpleQueue[tuple[int, Any]]:
         with self._init_lock:
@@ -214,15 +219,28 @@ class LocalBackend:
             self._grammars[key] = grammar
         return self._grammars[key]
 
-    def _generate(self, call: BackendCall) -> BackendReply:
+    @contextlib.contextmanager
+    def _instance(self) -> Iterator[tuple[int, Any]]:
+        """A free model instance (index, llama) for the duration of one call."""
         try:
             pool = self._pool()
         except ModelUnavailableError as exc:
             # An error value like any other failure: `complete` must not raise.
             raise TransportError(ErrorKind.MODEL_UNAVAILABLE, str(exc), endpoint="local") from None
         index, llama = pool.get()
-        started = time.perf_counter()
         try:
+            yield index, llama
+        except ValueError as exc:
+            # llama-cpp raises ValueError for prompts longer than the context window.
+            raise TransportError(
+                ErrorKind.BAD_REQUEST, f"local model refused the request: {exc}", endpoint="local"
+            ) from None
+        finally:
+            pool.put((index, llama))
+
+    def _generate(self, call: BackendCall) -> BackendReply:
+        with self._instance() as (index, llama):
+            started = time.perf_counter()
             grammar = self._grammar(index, llama, call.schema) if call.schema else None
             out = llama.create_chat_completion(
                 messages=call.messages,
@@ -232,13 +250,6 @@ class LocalBackend:
                 grammar=grammar,
                 repeat_penalty=self.settings.local_repeat_penalty,
             )
-        except ValueError as exc:
-            # llama-cpp raises ValueError for prompts longer than the context window.
-            raise TransportError(
-                ErrorKind.BAD_REQUEST, f"local model refused the request: {exc}", endpoint="local"
-            ) from None
-        finally:
-            pool.put((index, llama))
         usage = out.get("usage") or {}
         return BackendReply(
             text=out["choices"][0]["message"].get("content") or "",
@@ -247,9 +258,29 @@ class LocalBackend:
             service_s=time.perf_counter() - started,
         )
 
+    def _score(self, call: BackendCall) -> BackendReply:
+        assert call.options is not None
+        with self._instance() as (_, llama):
+            started = time.perf_counter()
+            logprobs, prompt, completion = label_logprobs(llama, call.messages, call.options)
+        distribution = OptionDistribution(softmax(logprobs, call.options))
+        return BackendReply(
+            text=distribution.to_text(),
+            usage=Usage(prompt, completion),
+            endpoint="local",
+            service_s=time.perf_counter() - started,
+            distribution=distribution,
+        )
+
     async def complete(self, call: BackendCall) -> BackendReply:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._generate, call)
+
+    async def score(self, call: BackendCall) -> BackendReply:
+        """An option call, scored from the model's token probabilities of the labels
+        (:mod:`personahub.llm.backends.local_scoring`)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._score, call)
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False)

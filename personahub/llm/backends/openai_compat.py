@@ -20,6 +20,7 @@ import openai
 from personahub import prompts
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
 from personahub.llm.backends.endpoints import Endpoint, EndpointPool
+from personahub.llm.backends.openai_options import OptionScorer
 from personahub.llm.grammar import grammar_schema
 from personahub.llm.retry import TransportError, parse_retry_after
 from personahub.llm.settings import ConfigError, LLMSettings
@@ -117,10 +118,14 @@ class OpenAIBackend:
         # Schema objects come from the gateway's per-class table, so identity is stable.
         self._grammar_schemas: dict[int, tuple[Any, Any]] = {}
         self.endpoints = self.pool.endpoints
+        self.options = OptionScorer(
+            self.model, self.pool.pick, self.complete, settings.option_samples, _classify
+        )
         self.capabilities = Capabilities(
             structured_modes=self.modes,
             endpoint_usage=self.endpoint_usage,
             preflight=self.preflight,
+            option_logprobs=self.options.score,
         )
 
     @property

@@ -34,6 +34,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "responder": None,
     "models": [DEFAULT_MODEL],
     "vary_strings": False,
+    "logprobs": True,
+    "top_logprobs": None,
 }
 CONFIG_KEYS = frozenset(CONFIG_DEFAULTS)
 
@@ -130,6 +132,11 @@ def validate_config(update: dict[str, Any]) -> None:
         re.compile(rule["match"], re.DOTALL)  # fail at configure time, not per request
     if "latency_ms" in update:
         float(update["latency_ms"])
+    top = update.get("top_logprobs")
+    if top is not None and not (
+        isinstance(top, dict) and all(isinstance(v, int | float) for v in top.values())
+    ):
+        raise ValueError("'top_logprobs' must map tokens to logprobs, or be None")
     responder = update.get("responder")
     if responder is not None and not callable(responder):
         raise ValueError("'responder' must be callable or None")
@@ -321,7 +328,7 @@ class ServerCore:
                 content = json.dumps(instance)
             else:
                 content = "echo: " + _last_user_text(messages)[:60]
-        return self._completion(body, texts, content)
+        return self._completion(body, texts, content, config)
 
     @staticmethod
     def _action_error(status: int, action: dict[str, Any]) -> web.Response:
@@ -369,9 +376,16 @@ class ServerCore:
                     return _as_content(rule["content"])
         return None
 
-    def _completion(self, body: dict[str, Any], texts: list[str], content: str) -> web.Response:
+    def _completion(
+        self, body: dict[str, Any], texts: list[str], content: str, config: dict[str, Any]
+    ) -> web.Response:
         prompt_tokens = sum(len(text.split()) for text in texts)
         completion_tokens = max(1, len(content.split()))
+        logprobs = (
+            _logprobs(content, config["top_logprobs"], int(body.get("top_logprobs") or 0))
+            if body.get("logprobs") and config["logprobs"]
+            else None
+        )
         return _json_response(
             {
                 "id": f"chatcmpl-fake-{next(self._ids)}",
@@ -383,7 +397,7 @@ class ServerCore:
                         "index": 0,
                         "message": {"role": "assistant", "content": content},
                         "finish_reason": "stop",
-                        "logprobs": None,
+                        "logprobs": logprobs,
                     }
                 ],
                 "usage": {
@@ -427,6 +441,17 @@ def _last_user_text(messages: Any) -> str:
             if isinstance(message, dict) and message.get("role") == "user":
                 return _content_text(message.get("content"))
     return ""
+
+
+def _logprobs(content: str, top: dict[str, float] | None, count: int) -> dict[str, Any]:
+    """OpenAI's ``logprobs`` of a reply, for its first token only: the first word of
+    ``content`` (certain) unless ``top`` scripts the first position's top tokens."""
+    words = content.split()
+    first = words[0] if words else ""
+    ranked = sorted((top or {first: 0.0}).items(), key=lambda item: -item[1])[: max(1, count)]
+    entries = [{"token": t, "logprob": float(lp), "bytes": list(t.encode())} for t, lp in ranked]
+    head = entries[0]
+    return {"content": [{**head, "top_logprobs": entries}], "refusal": None}
 
 
 def _broken_json(schema: dict[str, Any] | None) -> str:

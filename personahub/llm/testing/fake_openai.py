@@ -19,6 +19,10 @@ process:
 * ``responder``: an in-process Python callable (in-thread servers only).
 * ``vary_strings``: free-text fields of generated schema instances get words picked by a
   hash of the request, so different prompts get different (still valid) answers.
+* ``logprobs`` (default on): a request with ``logprobs: true`` gets OpenAI's ``logprobs`` for
+  the reply's first token; off, ``logprobs`` is null, as from servers without them.
+* ``top_logprobs``: ``{token: logprob}`` scripting that first position's top tokens (by
+  default the reply's first word, with logprob 0).
 
 With nothing scripted, a request that carries a JSON schema gets a deterministic,
 valid instance of that schema; anything else gets an ``echo:`` of the last user turn.

@@ -1,0 +1,122 @@
+"""Option scoring on the embedded model: each option label's log-probability as the reply.
+
+The chat is formatted with the model's own chat template (as ``create_chat_completion`` does)
+and evaluated once; each label is then scored as the start of the assistant's reply: the sum
+of its tokens' log-probabilities, read from llama.cpp's logits one token at a time after
+rewinding to the end of the prompt, as written and capitalised (the probabilities of both
+spellings added). Labels of one token (likert points, short words) cost
+nothing beyond the prompt's evaluation. The prompt's evaluation itself reuses the longest
+prefix the instance evaluated last (the same persona's system prompt, say), as llama.cpp's
+own completion does.
+
+Only the last position's logits are read (``llama_get_logits``), so the instance needs no
+``logits_all`` and keeps serving ordinary generation.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from personahub.llm.types import Message
+
+
+def _formatter(llama: Any) -> Any:
+    """The instance's chat-template formatter, built once and kept on the instance."""
+    formatter = getattr(llama, "_option_formatter", None)
+    if formatter is None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError("the model has no chat template to score options with")
+        model = llama._model
+        formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=model.token_get_text(llama.token_eos()),
+            bos_token=model.token_get_text(llama.token_bos()),
+        )
+        llama._option_formatter = formatter
+    return formatter
+
+
+def prompt_tokens(llama: Any, messages: list[Message]) -> list[int]:
+    """The tokens of ``messages`` with the assistant's turn opened, as generation sees them."""
+    formatted = _formatter(llama)(messages=messages)
+    tokens: list[int] = llama.tokenize(
+        formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+    )
+    return tokens
+
+
+def _next_logprobs(llama: Any) -> np.ndarray:
+    """Log-softmax of the logits after the last evaluated token."""
+    logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
+    shifted = logits.astype(np.float64) - float(logits.max())
+    out: np.ndarray = shifted - np.log(np.exp(shifted).sum())
+    return out
+
+
+def _eval_prompt(llama: Any, tokens: list[int]) -> np.ndarray:
+    """Evaluate ``tokens`` (reusing the evaluated prefix they share) and return the next
+    token's log-probabilities."""
+    done = llama.input_ids[: llama.n_tokens]
+    common = 0
+    for a, b in zip(done, tokens, strict=False):
+        if a != b:
+            break
+        common += 1
+    # At least the last token is evaluated again: its logits are what is read.
+    llama.n_tokens = min(common, len(tokens) - 1)
+    llama.eval(tokens[llama.n_tokens :])
+    return _next_logprobs(llama)
+
+
+def spellings(label: str) -> list[str]:
+    """The ways a reply may start with ``label``: as written, and capitalised (a reply's
+    first word usually is: "Maybe" rather than "maybe")."""
+    capital = label[:1].upper() + label[1:]
+    return [label] if capital == label else [label, capital]
+
+
+def label_logprobs(
+    llama: Any, messages: list[Message], labels: tuple[str, ...]
+) -> tuple[dict[str, float], int, int]:
+    """Each label's log-probability as the reply to ``messages``, summed over its
+    :func:`spellings`.
+
+    Returns:
+        Label -> log-probability; the prompt's tokens; the labels' tokens scored.
+
+    Raises:
+        ValueError: The prompt and a label do not fit the context window, or the model has
+            no chat template.
+    """
+    tokens = prompt_tokens(llama, messages)
+    encoded = {
+        label: [
+            llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            for text in spellings(label)
+        ]
+        for label in labels
+    }
+    longest = max(len(e) for forms in encoded.values() for e in forms)
+    if len(tokens) + longest > llama.n_ctx():
+        raise ValueError(f"the prompt ({len(tokens)} tokens) does not fit the context window")
+    first = _eval_prompt(llama, tokens)
+    end = len(tokens)
+    out: dict[str, float] = {}
+    for label, forms in encoded.items():
+        totals = []
+        for label_tokens in forms:
+            total = float(first[label_tokens[0]])
+            llama.n_tokens = end
+            for token, following in itertools.pairwise(label_tokens):
+                llama.eval([token])
+                total += float(_next_logprobs(llama)[following])
+            totals.append(total)
+        out[label] = float(np.logaddexp.reduce(totals))
+    scored = sum(len(e) for forms in encoded.values() for e in forms)
+    return out, len(tokens), scored
