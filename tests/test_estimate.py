@@ -122,3 +122,25 @@ def test_estimate_sums_runs() -> None:
     assert one + one == Estimate(
         calls=6, prompt_tokens=200, completion_tokens=40, cost=1.0, tokenizer="t"
     )
+
+
+def test_logprobs_mode_estimate_counts_one_call_per_option_request(
+    fake_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    # An option request is one prompt and one token on a server that gives logprobs; the
+    # estimate once counted the gateway's k-sample fallback instead (10 calls' tokens each).
+    scenario = tmp_path / "logprobs.yaml"
+    text = (SCENARIOS / "product_launch.yaml").read_text()
+    scenario.write_text(text.replace("\nquestions:", "\nanswer_mode: logprobs\nquestions:", 1))
+    (tmp_path / "runs").mkdir()
+    # top tokens that name options, as a model's would: a server scores each request once
+    labels = ["yes", "maybe", "no", *map(str, range(1, 8))]
+    fake_server.configure(top_logprobs={label: -1.0 - i / 10 for i, label in enumerate(labels)})
+    options = RunOptions(agents=12, steps=2, out=tmp_path / "runs")
+    llm = _fixture_llm(fake_server)
+    estimate = estimate_scenario(scenario, options, llm)
+    outcome = start_run(scenario, options, llm, show_progress=False)
+    run = RunDatabase(outcome.database, must_exist=True).run()
+    assert run is not None
+    assert run.usage["calls"] == estimate.calls
+    assert abs(run.usage["prompt_tokens"] / estimate.prompt_tokens - 1) <= TOLERANCE

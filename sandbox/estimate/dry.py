@@ -16,7 +16,7 @@ import random
 from typing import Any
 
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
-from personahub.llm.types import Usage
+from personahub.llm.types import OptionDistribution, Usage
 from sandbox.estimate.fill import UNBOUNDED_CHARS, AnswerFill, FieldFill
 from sandbox.estimate.tokens import TokenCounter
 
@@ -159,7 +159,19 @@ class DryBackend:
         self.model = model
         self.counter = counter
         self.fill = fill
-        self.capabilities = Capabilities()
+        # Option requests (the logprobs answer mode) cost one prompt and one token, as on the
+        # local model and servers that give token probabilities; without this the gateway
+        # would estimate its k-sample fallback instead.
+        self.capabilities = Capabilities(option_logprobs=self.score)
+
+    async def score(self, call: BackendCall) -> BackendReply:
+        """An option request: equal chances, the prompt's tokens and one generated token."""
+        assert call.options is not None
+        distribution = OptionDistribution(dict.fromkeys(call.options, 1 / len(call.options)))
+        usage = Usage(self.counter.prompt(call.messages), 1)
+        return BackendReply(
+            text=distribution.to_text(), usage=usage, endpoint="estimate", distribution=distribution
+        )
 
     async def complete(self, call: BackendCall) -> BackendReply:
         rng = random.Random(call.seed)
