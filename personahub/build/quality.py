@@ -33,6 +33,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from personahub.build.person_check import looks_like_person
+
 REASONS: tuple[str, ...] = (
     "empty",
     "too_short",
@@ -43,7 +45,6 @@ REASONS: tuple[str, ...] = (
     "not_a_persona",
 )
 
-_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 _REFUSAL = re.compile(
     r"\bas an? (?:ai|artificial intelligence|language model|assistant)\b"
     r"|\blanguage model\b"
@@ -66,56 +67,7 @@ _BOILERPLATE = re.compile(
     r"|\b\d+ to \d+ words\b",
     re.IGNORECASE,
 )
-_PERSON_SIGNS = re.compile(r"\bwho(?:se)?\b|\b\d+[- ]years?[- ]old\b|\byear-old\b")
-_AGENT_SUFFIX = re.compile(r"^[a-z-]{3,}(?:er|or|ist|ian|eur|ee)s?$")
 _LABEL = re.compile(r"^\s*(?:persona|answer|output)\s*[:\-]\s*", re.IGNORECASE)
-
-
-def _word_set(words: str) -> frozenset[str]:
-    return frozenset(words.split())
-
-
-PERSON_NOUNS = _word_set(
-    """
-    person people individual someone somebody man woman men women boy girl guy lady gentleman
-    child kid teen teenager adult youth elder senior retiree pensioner student pupil graduate
-    undergraduate parent mother father mom mum dad son daughter brother sister sibling twin
-    grandparent grandmother grandfather grandchild aunt uncle cousin nephew niece wife husband
-    spouse partner fiance fiancee widow widower friend neighbour neighbor colleague coworker
-    classmate roommate flatmate mentor mentee apprentice intern patient client customer
-    resident tenant citizen immigrant migrant refugee expat local native tourist traveller
-    traveler visitor guest host fan enthusiast hobbyist amateur expert professional specialist
-    veteran volunteer activist advocate nurse doctor physician surgeon dentist therapist
-    pharmacist paramedic midwife caregiver carer nanny chef cook baker butcher farmer
-    fisherman fisher gardener mechanic electrician plumber carpenter builder engineer architect
-    scientist researcher scholar academic professor lecturer teacher tutor coach instructor
-    principal librarian lawyer attorney judge solicitor clerk accountant banker broker trader
-    analyst consultant manager director executive founder entrepreneur owner shopkeeper
-    merchant vendor seller supplier buyer landlord agent assistant secretary receptionist
-    officer policeman policewoman detective soldier sailor pilot captain driver courier
-    cyclist commuter artist painter sculptor musician singer composer dancer actor actress
-    writer author poet journalist reporter editor blogger photographer designer developer
-    programmer coder technician worker labourer laborer employee employer staff cleaner
-    janitor waiter waitress bartender barista cashier salesperson president politician
-    councillor mayor official diplomat priest pastor vicar rabbi imam monk nun athlete player
-    runner swimmer climber hiker gamer reader listener viewer subscriber user member homeowner
-    homemaker housewife househusband parishioner servant peasant infant toddler adolescent
-    participant applicant candidate newcomer survivor victim witness collector investor
-    """
-)
-NON_PERSON_WORDS = _word_set(
-    """
-    other another after over under never ever however together water paper number order
-    letter matter power corner summer winter weather better later rather whether either
-    neither computer chapter border river silver flower finger tower dinner remember
-    answer counter register master filter folder shelter theater theatre wonder cover
-    center character offer corner cancer butter dollar collar honor honour color colour
-    humor humour floor door error mirror motor sensor factor sector vector interior exterior
-    major minor behavior behaviour favor favour labor labour flavor flavour tutorial
-    exist assist insist resist persist consist twist wrist checklist playlist wishlist
-    median guarantee committee coffee degree agree three whatever
-    """
-)
 
 
 def clean_persona(text: str) -> str:
@@ -125,10 +77,6 @@ def clean_persona(text: str) -> str:
     return text.strip(" \"'`“”‘’")
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
 def _echo_words(text: str) -> list[str]:
     # Split hyphenated words too: "high school" copies "high-school".
     return re.findall(r"[a-z0-9]+", text.lower())
@@ -136,20 +84,6 @@ def _echo_words(text: str) -> list[str]:
 
 def _shingles(words: list[str], size: int = 2) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + size]) for i in range(max(0, len(words) - size + 1))}
-
-
-def looks_like_person(text: str) -> bool:
-    """Whether ``text`` shows a sign of describing a person (see the module docstring)."""
-    lowered = text.lower()
-    if _PERSON_SIGNS.search(lowered):
-        return True
-    for word in _words(lowered):
-        forms = {word, word[:-1]} if word.endswith("s") else {word}
-        if forms & PERSON_NOUNS:
-            return True
-        if len(word) >= 5 and not forms & NON_PERSON_WORDS and _AGENT_SUFFIX.match(word):
-            return True
-    return False
 
 
 @dataclass
