@@ -17,13 +17,17 @@ Each persona either passes or is dropped for the first reason that applies, in t
 ``echo``
     Mostly copied from what it was derived from (the source text, or the parent persona):
     at least ``echo_overlap`` of the persona's word bigrams occur there.
+``not_one_person``
+    The model itself says the persona is a group, an organisation or a product/tool (the
+    ``kind`` of a Text-to-Persona answer).
+``group_or_thing``
+    Headed by a group or a thing ("A team of robotics engineers", "An AI-powered text
+    editor"): :func:`personahub.build.person_check.non_person_reason`.
 ``not_a_persona``
-    No sign of a person. The heuristic is deliberately simple: a persona passes if it has
-    a relative "who"/"whose", an age ("34-year-old"), a word from a list of person nouns
-    (roles, relations, "person", "woman", "student", ...), or an agent noun (a word of 5+
-    letters ending in -er, -or, -ist, -ian, -eur or -ee that is not a common non-person
-    word such as "water" or "color"). Bare names ("Mike Smith") and things ("A mystery
-    company") fail it.
+    No sign of a person (:func:`personahub.build.person_check.looks_like_person`): bare
+    names ("Mike Smith") and things ("A mystery company") fail it.
+``irrelevant``
+    Set by the build, not here: MiniLM cosine to the source text below ``--min-relevance``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from personahub.build.person_check import looks_like_person
+from personahub.build.person_check import looks_like_person, non_person_reason
 
 REASONS: tuple[str, ...] = (
     "empty",
@@ -42,7 +46,10 @@ REASONS: tuple[str, ...] = (
     "refusal",
     "boilerplate",
     "echo",
+    "not_one_person",
+    "group_or_thing",
     "not_a_persona",
+    "irrelevant",
 )
 
 _REFUSAL = re.compile(
@@ -89,7 +96,7 @@ def _shingles(words: list[str], size: int = 2) -> set[tuple[str, ...]]:
 @dataclass
 class QualityFilter:
     """Drops personas that are empty, too short or long, refusals, boilerplate, echoes of
-    their source, or not a persona; counts drops by reason.
+    their source, or not one person; counts drops by reason.
 
     Args:
         min_words: Fewest words a persona may have.
@@ -103,8 +110,11 @@ class QualityFilter:
     echo_overlap: float = 0.7
     counts: Counter[str] = field(default_factory=Counter)
 
-    def reason(self, text: str, context: str = "") -> str | None:
-        """Why ``text`` fails (a name from :data:`REASONS`), or None if it passes."""
+    def reason(self, text: str, context: str = "", kind: str | None = None) -> str | None:
+        """Why ``text`` fails (a name from :data:`REASONS`), or None if it passes.
+
+        ``kind`` is the model's own ``PersonaKind`` for the persona, where it gave one.
+        """
         if not text.strip():
             return "empty"
         n_words = len(text.split())
@@ -122,13 +132,17 @@ class QualityFilter:
                 copied = len(shingles & _shingles(_echo_words(context))) / len(shingles)
                 if copied >= self.echo_overlap:
                     return "echo"
+        if kind is not None and kind != "one person":
+            return "not_one_person"
+        if non_person_reason(text) is not None:
+            return "group_or_thing"
         if not looks_like_person(text):
             return "not_a_persona"
         return None
 
-    def check(self, text: str, context: str = "") -> str | None:
+    def check(self, text: str, context: str = "", kind: str | None = None) -> str | None:
         """Like :meth:`reason`, and count the reason."""
-        why = self.reason(text, context)
+        why = self.reason(text, context, kind)
         if why is not None:
             self.counts[why] += 1
         return why
