@@ -50,7 +50,7 @@ RELATION_MAX_CHARS = 40
 # Letters, then letters, spaces, hyphens or slashes: "colleague", "mentor-mentee".
 RELATION_PATTERN = r"^[A-Za-z][A-Za-z /-]{1,39}$"
 DEFAULT_RELATION = "related"
-# The relation vocabulary (documented in docs/personas.md). Pairs name both sides.
+# The relation vocabulary (documented in the module docstring). Pairs name both sides.
 RELATIONS: tuple[str, ...] = (
     "partner",
     "family",
