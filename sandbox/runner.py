@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from personahub.llm import LLMClient, load_settings
+from sandbox.coverage import coverage_warnings
 from sandbox.graph import build_graph, communities
 from sandbox.modes import RunModel, RunSetup, mode_of
 from sandbox.population import PersonaRecord, load_cast
@@ -211,6 +212,9 @@ def prepare_run(
     )
     if cast.note:
         Console(stderr=True).print(f"note: {cast.note}", highlight=False, soft_wrap=True)
+    # Before the first step: a target or segment matching nobody is otherwise silent.
+    for line in coverage_warnings(scenario, cast.personas):
+        Console(stderr=True).print(f"warning: {line}", highlight=False, soft_wrap=True)
     graph = build_graph(scenario.graph, cast, scenario.seed)
     overrides = _llm_overrides(scenario, llm_cli)
     client = llm or LLMClient(load_settings(config_file, **overrides))

@@ -98,7 +98,18 @@ def parse_structured(text: str, schema: type[T]) -> T:
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise ParseFailure(ErrorKind.SCHEMA_VIOLATION, summarize_errors(exc, schema)) from None
+        raise ParseFailure(_kind_of(exc), summarize_errors(exc, schema)) from None
+
+
+def _kind_of(exc: ValidationError) -> ErrorKind:
+    """``schema_violation``, or the gateway error kind a validator named as its custom error
+    type (e.g. ``empty_answer``) when every error is of that kind."""
+    kinds = {err["type"] for err in exc.errors()}
+    if len(kinds) == 1:
+        (kind,) = kinds
+        if kind in ErrorKind.__members__.values():
+            return ErrorKind(kind)
+    return ErrorKind.SCHEMA_VIOLATION
 
 
 def summarize_errors(
@@ -129,7 +140,7 @@ def summarize_errors(
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value)
+    text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 40 else text[:37] + '..."'
 
 

@@ -13,7 +13,9 @@ from personahub.cli import llm_options as opt
 from personahub.cli.common import console, fail
 from personahub.db.engine import DatabaseError
 from sandbox.cli.common import INPUT_ERRORS, Out, Quiet, fail_input, finish
+from sandbox.coverage import coverage_warnings, expected_reach
 from sandbox.modes import mode_of
+from sandbox.population import load_cast
 from sandbox.rundb import RunDatabase
 from sandbox.runner import (
     RUN_DB,
@@ -166,7 +168,17 @@ def _list_row(path: Path) -> tuple[str, ...] | None:
     )
 
 
-def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    population: Annotated[
+        bool,
+        typer.Option(
+            "--population",
+            help="Also load the population: how many agents each event reaches, and which "
+            "targets and segments match no persona.",
+        ),
+    ] = False,
+) -> None:
     """Check a scenario file and describe it, without running anything."""
     try:
         loaded = load_scenario(scenario)
@@ -181,4 +193,16 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
     table.add_row("events", str(len(loaded.timeline)))
     for label, text in mode_of(loaded).describe(loaded):
         table.add_row(label, text)
+    warnings: list[str] = []
+    if population:
+        try:
+            cast = load_cast(loaded.population, loaded.seed, scenario.parent.resolve())
+        except INPUT_ERRORS as exc:
+            fail_input(exc)
+        table.add_row("agents", str(len(cast.personas)))
+        for reach in expected_reach(loaded, cast.personas):
+            table.add_row(reach.label, f"reaches {reach.reached} agent(s)")
+        warnings = coverage_warnings(loaded, cast.personas)
     console.print(table)
+    for line in warnings:
+        console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)

@@ -2,7 +2,8 @@
 
 The state of the population at step ``t`` is each agent's latest successful answer at or before
 ``t`` (answers persist until an agent answers again); agents that have never answered do not
-count. Intervals are percentile bootstraps over agents (:mod:`sandbox.forecast.stats`): one seeded
+count. Shares get Wilson score intervals, means percentile bootstraps over agents
+(:mod:`sandbox.forecast.stats`): one seeded
 ``(n_boot, n_agents)`` matrix of resampled agent indices, turned into per-resample weights, so
 every share and mean at every step comes out of a single matrix product instead of a loop over
 resamples.
@@ -29,7 +30,7 @@ from sandbox.forecast.scenario import (
     Question,
 )
 from sandbox.forecast.ssr import Encoder, SSRComparison, ssr_comparisons
-from sandbox.forecast.stats import Estimate, bootstrap_means, resample_weights
+from sandbox.forecast.stats import Estimate, bootstrap_means, resample_weights, share_estimates
 from sandbox.rundb import InteractionRow, RunDatabase
 
 TEXT_SAMPLES = 5
@@ -240,7 +241,7 @@ def _estimates(question: Question, values: np.ndarray, weights: np.ndarray) -> d
     """Estimates over the columns of ``values`` (1-D per agent): per option, or the mean."""
     if isinstance(question, ChoiceQuestion):
         rows = _indicators(values[None, :], len(question.options))[:, 0, :]
-        return dict(zip(question.options, bootstrap_means(rows, weights), strict=True))
+        return dict(zip(question.options, share_estimates(rows), strict=True))
     return {"mean": bootstrap_means(values[None, :], weights)[0]}
 
 
@@ -279,7 +280,7 @@ def _question_forecast(
     if isinstance(question, ChoiceQuestion):
         k = len(question.options)
         flat = _indicators(values, k).reshape(k * n_steps, -1)
-        est = bootstrap_means(flat, weights) if n_steps else []
+        est = share_estimates(flat) if n_steps else []
         series = tuple(
             Series(o, tuple(est[i * n_steps : (i + 1) * n_steps]))
             for i, o in enumerate(question.options)
@@ -424,7 +425,7 @@ def build_forecast(
             )
             for r in failed[:ERROR_SAMPLES]
         ),
-        awareness=bootstrap_means(np.array([aware]), weights)[0],
+        awareness=share_estimates(np.array([aware]))[0],
         questions=tuple(questions),
         segments=_segments(scenario, agents, questions, rows, final_idx, rng, n_boot),
         graph=graph,
