@@ -381,9 +381,15 @@ def resume_run(
             node_of[edge.src], node_of[edge.dst], relation=edge.relation, strength=edge.strength
         )
     client = llm or client_for_resume(run, llm_cli, config_file)
-    check_model(database, run, client, switch_model)
-    client.continue_usage(run.usage or {})
+    # Compared after the pre-flight check, which learns the model a server serves.
     loop = _preflight_loop(client)
+    try:
+        check_model(database, run, client, switch_model)
+    except BaseException:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+        raise
+    client.continue_usage(run.usage or {})
     mode = mode_of(scenario)
     setup = RunSetup(scenario, personas, graph, client, run.seed, run.id, database, loop)
     model = mode.rebuild(setup, agents)
