@@ -174,4 +174,4 @@ def _deref(tree: dict[str, Any], node: Any) -> dict[str, Any]:
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
         return dict(tree.get("$defs", {}).get(ref.rsplit("/", 1)[1], {}))
-    return node
+    return dict(node)
