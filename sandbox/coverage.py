@@ -11,16 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from sandbox.population import PersonaRecord as Persona
 from sandbox.scenario import Event, PersonaSelector, ScenarioBase
-
-
-class Persona(Protocol):
-    """What coverage needs of a persona (a :class:`~sandbox.population.PersonaRecord`)."""
-
-    text: str
-    attributes: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
