@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from personahub.llm import LLMClient, load_settings
 from personahub.urls import mask_url
+from sandbox.coverage import coverage_warnings
 from sandbox.graph import build_graph, communities
 from sandbox.modes import RunModel, RunSetup, mode_of
 from sandbox.population import PersonaRecord, load_cast, source_problems
@@ -142,6 +143,9 @@ def load_inputs(
     )
     if cast.note:
         Console(stderr=True).print(f"note: {cast.note}", highlight=False, soft_wrap=True)
+    # Before the first step: a target or segment matching nobody is otherwise silent.
+    for line in coverage_warnings(scenario, cast.personas):
+        Console(stderr=True).print(f"warning: {line}", highlight=False, soft_wrap=True)
     return scenario, cast.personas, build_graph(scenario.graph, cast, scenario.seed)
 
 
@@ -464,10 +468,11 @@ def resume_run(
     if run.status == "completed":
         return RunOutcome(run.id, folder, str(database_ref), "completed")
     client = llm or client_for_resume(run, llm_cli, config_file)
-    check_model(database, run, client, switch_model)
-    client.continue_usage(run.usage or {})
+    # Compared after the pre-flight check, which learns the model a server serves.
     loop = preflight_loop(client)
     try:
+        check_model(database, run, client, switch_model)
+        client.continue_usage(run.usage or {})
         model = rebuild_run(database, run, client, loop)
         status = execute(model, database, show_progress)
     finally:

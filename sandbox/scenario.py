@@ -225,6 +225,12 @@ class ScenarioBase(Strict):
         """Whether the run must compute graph communities even on big graphs."""
         return False
 
+    @property
+    def segment_attributes(self) -> list[str]:
+        """Persona attributes the results are broken down by (none here; a mode with
+        segments names them)."""
+        return []
+
     def problems(self) -> list[Problem]:
         """Checks across fields that the field types cannot express."""
         out: list[Problem] = self.population.problems()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from personahub.cli import llm_options as opt
@@ -13,7 +14,9 @@ from personahub.cli.common import console, fail
 from personahub.db.engine import DatabaseError
 from sandbox.cli.common import INPUT_ERRORS, Out, Quiet, fail_input, finish
 from sandbox.cli.estimate import print_estimate
+from sandbox.coverage import coverage_warnings, expected_reach
 from sandbox.modes import mode_of
+from sandbox.population import load_cast
 from sandbox.rundb import RunDatabase
 from sandbox.runner import (
     RUN_DB,
@@ -150,38 +153,70 @@ def report(
     finish(path, run_row.id, run_folder(path, run_row.id, out))
 
 
-def list_runs(out: Out = Path("runs")) -> None:
+_LIST_COLUMNS = ("run", "status", "steps", "agents", "model", "created")
+
+
+def list_runs(
+    out: Out = Path("runs"),
+    plain: Annotated[
+        bool,
+        typer.Option("--plain", help="Tab-separated lines with a header, for scripts."),
+    ] = False,
+) -> None:
     """List the runs under --runs with their status and progress."""
-    table = Table(title=f"runs in {out}")
-    for column in ("run", "status", "steps", "agents", "model", "created"):
-        table.add_column(column)
     found = sorted(out.glob(f"*/{RUN_DB}")) if out.is_dir() else []
-    for path in found:
-        try:
-            database = RunDatabase(path, must_exist=True)
-            row = database.run()
-            n_agents = len(database.agents(row.id)) if row else 0
-        except DatabaseError as exc:
-            table.add_row(path.parent.name, f"unreadable: {exc}", "", "", "", "")
-            continue
-        if row is None:
-            continue
-        table.add_row(
-            path.parent.name,
-            row.status,
-            f"{row.last_step + 1}/{row.steps_total}",
-            str(n_agents),
-            f"{row.backend}:{row.model}",
-            f"{row.created:%Y-%m-%d %H:%M}",
-        )
-        database.close()
     if not found:
         console.print(f"no runs in {out}")
         return
+    rows = [row for path in found if (row := _list_row(path)) is not None]
+    if plain:
+        for line in (_LIST_COLUMNS, *rows):
+            print("\t".join(line))
+        return
+    table = Table(title=f"runs in {out}", box=box.SIMPLE_HEAD, pad_edge=False)
+    # The id is what `report`/`resume`/`export` take: never cut or wrapped, whatever the
+    # width; the other columns wrap instead.
+    widest = max((len(row[0]) for row in rows), default=3)
+    table.add_column(_LIST_COLUMNS[0], no_wrap=True, min_width=widest)
+    for column in _LIST_COLUMNS[1:]:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
-def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
+def _list_row(path: Path) -> tuple[str, ...] | None:
+    """One ``sandbox list`` row for the run database at ``path`` (None: it holds no run)."""
+    try:
+        database = RunDatabase(path, must_exist=True)
+        row = database.run()
+        n_agents = len(database.agents(row.id)) if row else 0
+    except DatabaseError as exc:
+        return (path.parent.name, f"unreadable: {exc}", "", "", "", "")
+    database.close()
+    if row is None:
+        return None
+    return (
+        path.parent.name,
+        row.status,
+        f"{row.last_step + 1}/{row.steps_total}",
+        str(n_agents),
+        f"{row.backend}:{row.model}",
+        f"{row.created:%Y-%m-%d %H:%M}",
+    )
+
+
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    population: Annotated[
+        bool,
+        typer.Option(
+            "--population",
+            help="Also load the population: how many agents each event reaches, and which "
+            "targets and segments match no persona.",
+        ),
+    ] = False,
+) -> None:
     """Check a scenario file and describe it, without running anything."""
     try:
         loaded = load_scenario(scenario)
@@ -196,4 +231,16 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
     table.add_row("events", str(len(loaded.timeline)))
     for label, text in mode_of(loaded).describe(loaded):
         table.add_row(label, text)
+    warnings: list[str] = []
+    if population:
+        try:
+            cast = load_cast(loaded.population, loaded.seed, scenario.parent.resolve())
+        except INPUT_ERRORS as exc:
+            fail_input(exc)
+        table.add_row("agents", str(len(cast.personas)))
+        for reach in expected_reach(loaded, cast.personas):
+            table.add_row(reach.label, f"reaches {reach.reached} agent(s)")
+        warnings = coverage_warnings(loaded, cast.personas)
     console.print(table)
+    for line in warnings:
+        console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)

@@ -2,7 +2,8 @@
 
 The state of the population at step ``t`` is each agent's latest successful answer at or before
 ``t`` (answers persist until an agent answers again); agents that have never answered do not
-count. Intervals are percentile bootstraps over agents (:mod:`sandbox.forecast.stats`): one seeded
+count. Shares get Wilson score intervals, means percentile bootstraps over agents
+(:mod:`sandbox.forecast.stats`): one seeded
 ``(n_boot, n_agents)`` matrix of resampled agent indices, turned into per-resample weights, so
 every share and mean at every step comes out of a single matrix product instead of a loop over
 resamples.
@@ -34,6 +35,7 @@ from sandbox.forecast.stats import (
     Estimate,
     bootstrap_means,
     resample_weights,
+    share_estimates,
     weighted_quantiles,
 )
 from sandbox.raking import WeightSummary, summarize
@@ -258,8 +260,16 @@ def _estimates(
     """Estimates over the columns of ``values`` (1-D per agent): per option, or the mean."""
     if isinstance(question, ChoiceQuestion):
         rows = _indicators(values[None, :], len(question.options))[:, 0, :]
-        return dict(zip(question.options, bootstrap_means(rows, weights, design), strict=True))
+        return dict(zip(question.options, _shares(rows, weights, design), strict=True))
     return {"mean": bootstrap_means(values[None, :], weights, design)[0]}
+
+
+def _shares(rows: np.ndarray, weights: np.ndarray, design: np.ndarray) -> list[Estimate]:
+    """Shares with their 95% intervals: Wilson score intervals over the answers (sound at small
+    n), or, when the agents carry raking weights, the weighted bootstrap."""
+    if np.all(design == 1.0):
+        return share_estimates(rows)
+    return bootstrap_means(rows, weights, design)
 
 
 def _indicators(codes: np.ndarray, n_options: int) -> np.ndarray:
@@ -299,7 +309,7 @@ def _question_forecast(
     if isinstance(question, ChoiceQuestion):
         k = len(question.options)
         flat = _indicators(values, k).reshape(k * n_steps, -1)
-        est = bootstrap_means(flat, weights, design) if n_steps else []
+        est = _shares(flat, weights, design) if n_steps else []
         series = tuple(
             Series(o, tuple(est[i * n_steps : (i + 1) * n_steps]))
             for i, o in enumerate(question.options)
@@ -490,7 +500,7 @@ def build_forecast(
             )
             for r in failed[:ERROR_SAMPLES]
         ),
-        awareness=bootstrap_means(np.array([aware]), weights, design)[0],
+        awareness=_shares(np.array([aware]), weights, design)[0],
         questions=tuple(questions),
         segments=()
         if live

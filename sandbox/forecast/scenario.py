@@ -140,6 +140,10 @@ class ForecastScenario(ScenarioBase):
     def wants_communities(self) -> bool:
         return "community" in self.segments
 
+    @property
+    def segment_attributes(self) -> list[str]:
+        return [key for key in self.segments if key != "community"]
+
     def problems(self) -> list[Problem]:
         out: list[Problem] = []
         # At least one of each, but an empty list is what a file without them loads as:
