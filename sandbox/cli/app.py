@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from sandbox.cli import export, runs
+from sandbox.cli import calibrate, export, runs
 
 app = typer.Typer(
     help="Persona simulation sandbox: personas become agents on a relationship graph, react to "
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 runs.register(app)
 export.register(app)
+calibrate.register(app)
 
 
 def main() -> None:

@@ -67,7 +67,7 @@ def ks(pred: np.ndarray, real: np.ndarray) -> float:
 
 def entropy(p: np.ndarray) -> float:
     mass = p[p > 0]
-    return float(-(mass * np.log(mass)).sum())
+    return abs(float((mass * np.log(mass)).sum()))  # abs: a one-hot gives 0.0, not -0.0
 
 
 def dispersion(pred: np.ndarray, real: np.ndarray) -> float | None:
