@@ -27,14 +27,13 @@ from rich.table import Table
 from benchmarks._common import result_line
 from personahub.llm import LLMClient, load_settings
 from sandbox.validation.calibrate import (
-    ALL,
     AnswerMode,
     CalibrationOptions,
-    CalibrationResult,
     calibrate,
     supports_answer_mode,
 )
 from sandbox.validation.report import cells, method_name
+from sandbox.validation.results import ALL, CalibrationResult
 
 SPECS = Path(__file__).resolve().parents[1] / "scenarios/validation"
 NAME = "forecast_validity"

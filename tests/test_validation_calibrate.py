@@ -23,13 +23,13 @@ from sandbox.runner import RunError
 from sandbox.validation.calibrate import (
     CalibrationOptions,
     calibrate,
-    load_result,
     scenario_data,
     supports_answer_mode,
 )
 from sandbox.validation.data import load_frame
 from sandbox.validation.report import EMBEDDED_NOTE, print_table
 from sandbox.validation.respondents import from_frame
+from sandbox.validation.results import load_result
 from sandbox.validation.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]

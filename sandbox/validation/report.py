@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sandbox.report import environment
-from sandbox.validation.calibrate import ALL, CalibrationResult, ScoreRow
+from sandbox.validation.results import ALL, CalibrationResult, ScoreRow
 
 CALIBRATION_HTML = "calibration.html"
 METHODS = {
