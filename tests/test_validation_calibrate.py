@@ -135,3 +135,46 @@ def test_calibration_on_the_embedded_model(tmp_path: Path) -> None:
     result = load_result(folder)
     assert result.backend == "local" and result.respondents == 30
     assert "plumbing, not a" in (folder / "calibration.html").read_text()
+
+
+COUNTS = """\
+question,group_attribute,group_value,option,count
+voted,sex,F,Y,30
+voted,sex,F,N,10
+voted,sex,M,Y,20
+voted,sex,M,N,40
+"""
+
+COUNT_SPEC = """\
+name: tiny-counts
+data: {source: counts.csv, kind: counts}
+persona: A person.
+questions:
+  - {id: vote, column: voted, ask: How will you vote?, options: {Y: "yes", N: "no"}}
+demographics:
+  - {column: sex, label: sex, codes: {F: woman, M: man}}
+groups: [sex]
+respondents: 40
+"""
+
+
+def test_calibration_against_a_counts_table(tmp_path: Path) -> None:
+    (tmp_path / "counts.csv").write_text(COUNTS)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(COUNT_SPEC)
+    backend = FunctionBackend(
+        lambda call: json.dumps({"reaction": "ok", "vote": "yes", "post": ""})
+    )
+    llm = LLMClient(load_settings(None, cache_path=str(tmp_path / "cache.sqlite")), backend=backend)
+    options = CalibrationOptions(out=tmp_path / "runs")
+    result, _ = calibrate(spec, options, {}, show_progress=False, llm=llm)
+    assert result.kind == "counts" and result.respondents == 40 and result.train == 0
+    rows = {(r.group, r.value, r.method): r.scores for r in result.rows}
+    assert {m for _, _, m in rows} == {"uniform", "overall", "llm"}  # no logistic without people
+    # the real shares are the table's: women 75% yes, men 33% yes, everyone 50% yes
+    women = rows[("sex", "woman", "llm")]
+    assert women.accuracy is None and women.simbench == pytest.approx(0.0)  # TV .25 / .25
+    men = rows[("sex", "man", "llm")]
+    # all "yes" vs (1/3, 2/3): TV 2/3 over TV(uniform) 1/6 -> 100 * (1 - 4) = -300
+    assert men.simbench == pytest.approx(-300.0)
+    assert rows[("all", "", "overall")].simbench is None  # the real shares are uniform
