@@ -27,8 +27,8 @@ COLUMNS = (
     ("simbench", "SimBench", 1),
     ("w1", "1-W1/(k-1)", 3),
     ("ks", "KS", 3),
-    ("dispersion", "dispersion", 2),
-    ("accuracy", "accuracy", 3),
+    ("dispersion", "disp.", 2),
+    ("accuracy", "acc.", 3),
     ("log_loss", "log-loss", 3),
 )
 EMBEDDED_NOTE = (
@@ -38,11 +38,15 @@ EMBEDDED_NOTE = (
 )
 
 
-def method_name(result: CalibrationResult, method: str) -> str:
+SHORT = {"uniform": "uniform", "overall": "overall", "logistic": "logistic", "llm": "personas"}
+"""Method names in the terminal, where the table must fit 80 columns."""
+
+
+def method_name(result: CalibrationResult, method: str, short: bool = False) -> str:
     """How a method is shown; the simulation's row names its answer mode."""
-    if method == "llm":
-        return f"{METHODS['llm']} ({result.answer_mode})"
-    return METHODS.get(method, method)
+    names = SHORT if short else METHODS
+    name = names.get(method, method)
+    return f"{name} ({result.answer_mode})" if method == "llm" else name
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -105,7 +109,8 @@ def write_html(result: CalibrationResult, run_dir: Path) -> Path:
 
 
 def print_table(result: CalibrationResult, console: Console) -> None:
-    """The overall scores of every method per question, then the SimBench score per group."""
+    """The overall scores of every method per question, then the SimBench score per group
+    (short method names; the HTML page has the full ones and a legend)."""
     for note in notes(result):
         console.print(f"[bold yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     for qid, info in result.questions.items():
@@ -115,7 +120,7 @@ def print_table(result: CalibrationResult, console: Console) -> None:
         for _, title, _ in COLUMNS:
             table.add_column(title, justify="right")
         for row in overall_rows(result, qid):
-            table.add_row(method_name(result, row.method), str(row.scores.n), *cells(row))
+            table.add_row(method_name(result, row.method, True), str(row.scores.n), *cells(row))
         console.print(table)
         by_group = group_rows(result, qid)
         if by_group:
@@ -124,7 +129,7 @@ def print_table(result: CalibrationResult, console: Console) -> None:
             groups.add_column("group")
             groups.add_column("n", justify="right")
             for method in methods:
-                groups.add_column(method, justify="right")
+                groups.add_column(method_name(result, method, True), justify="right")
             keys = list(dict.fromkeys((r.group, r.value) for r in by_group))
             for group, value in keys:
                 mine = {r.method: r for r in by_group if (r.group, r.value) == (group, value)}

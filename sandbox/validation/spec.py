@@ -240,8 +240,8 @@ def parse_spec(text: str, path: Path) -> tuple[SurveySpec, Node | None]:
         spec = SurveySpec.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        problems = [_format(path, root, *_spec_describe(e)) for e in errors]
-        raise ScenarioError(_by_line(problems)) from None
+        lines = [_format(path, root, *_spec_describe(e)) for e in errors]
+        raise ScenarioError(_by_line(lines)) from None
     problems = spec.problems()
     if problems:
         raise ScenarioError(_by_line([_format(path, root, *p) for p in problems]))
