@@ -113,6 +113,8 @@ def test_calibrate_input_errors_are_one_line(tmp_path: Path) -> None:
     too_many = runner.invoke(app, ["calibrate", str(CHILE), "--respondents", "9999"])
     assert too_many.exit_code == 2
     assert "--respondents 9999: chile-1988 has 2,532 respondents with answers" in too_many.output
+    none = runner.invoke(app, ["calibrate", str(CHILE), "--respondents", "0"])
+    assert none.exit_code == 2 and "--respondents 0: expected 1 or more" in none.output
     bad_mode = runner.invoke(app, ["calibrate", str(CHILE), "--answer-mode", "guess"])
     assert bad_mode.exit_code != 0 and "expected sample, logprobs or verbalized" in bad_mode.output
 

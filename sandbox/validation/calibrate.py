@@ -130,6 +130,8 @@ def calibrate(
     Raises:
         ScenarioError, DataError, RunError and the run's input errors: one line each.
     """
+    if options.respondents is not None and options.respondents < 1:
+        raise RunError(f"--respondents {options.respondents}: expected 1 or more")
     spec = load_spec(spec_path)
     seed = spec.seed if options.seed is None else options.seed
     n = options.respondents or spec.respondents
