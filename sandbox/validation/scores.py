@@ -125,4 +125,5 @@ def score(
 
 
 def _rounded(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else round(value, 4)
+    # + 0.0 turns -0.0 (a uniform guess a rounding error below 0) into 0.0
+    return None if value is None or math.isnan(value) else round(value, 4) + 0.0
