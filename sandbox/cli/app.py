@@ -7,6 +7,7 @@ from __future__ import annotations
 import typer
 
 from sandbox.cli import (
+    calibrate,
     estimate,
     experiment,
     export,
@@ -37,6 +38,7 @@ resolution.register(app)
 ssr.register(app)
 interview.register(app)
 serve.register(app)
+calibrate.register(app)
 
 
 def main() -> None:
