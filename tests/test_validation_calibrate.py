@@ -18,13 +18,13 @@ from personahub.llm import LLMClient, load_settings
 from personahub.llm.backends import BackendCall
 from personahub.llm.testing import FunctionBackend
 from sandbox.cli.app import app
+from sandbox.forecast.scenario import ForecastScenario
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunError
+from sandbox.scenario_loader import validate_scenario
 from sandbox.validation.calibrate import (
     CalibrationOptions,
     calibrate,
     scenario_data,
-    supports_answer_mode,
 )
 from sandbox.validation.data import load_frame
 from sandbox.validation.report import EMBEDDED_NOTE, print_table
@@ -119,10 +119,16 @@ def test_calibrate_input_errors_are_one_line(tmp_path: Path) -> None:
     assert bad_mode.exit_code != 0 and "expected sample, logprobs or verbalized" in bad_mode.output
 
 
-@pytest.mark.skipif(supports_answer_mode(), reason="forecast scenarios have answer modes")
-def test_other_answer_modes_need_the_forecast_support() -> None:
-    with pytest.raises(RunError, match="this version has only the `sample` answer mode"):
-        scenario_data(load_spec(CHILE), 0, "logprobs", 10)
+def test_logprobs_calibration_asks_option_requests_alone() -> None:
+    # A survey respondent's step is one option request per question: no structured reply with
+    # a reaction in its own words, which would cost more than the distribution itself.
+    data = scenario_data(load_spec(CHILE), 0, "logprobs", 10)
+    assert data["answer_mode"] == "logprobs"
+    assert data["interaction"]["reactions"] is False
+    scenario = validate_scenario(data, Path("generated.yaml"))
+    assert isinstance(scenario, ForecastScenario)
+    assert not scenario.step_reply
+    assert scenario_data(load_spec(CHILE), 0, "sample", 10)["interaction"].get("reactions", True)
 
 
 @pytest.mark.slow

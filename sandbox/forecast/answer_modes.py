@@ -213,7 +213,7 @@ def draw(probs: dict[str, float], seed: int, qid: str) -> str:
 
 def combine(
     scenario: ForecastScenario,
-    result: LLMResult[Any],
+    result: LLMResult[Any] | None,
     option_results: list[LLMResult[Any]],
     seed: int,
 ) -> AgentTurn:
@@ -223,12 +223,20 @@ def combine(
     The turn fails as a whole when any of its requests failed: the agent keeps its answers,
     as after any failed request.
     """
-    merged = _merged(result, option_results)
-    if merged.error is not None or result.parsed is None:
-        return AgentTurn(merged, None)
-    parsed = result.raw_json() or {}
+    if result is None:  # option requests alone (``interaction.reactions: false``)
+        merged = _merged(option_results[0], option_results[1:])
+        if merged.error is not None:
+            return AgentTurn(merged, None)
+        parsed: dict[str, Any] = {}
+    else:
+        merged = _merged(result, option_results)
+        if merged.error is not None or result.parsed is None:
+            return AgentTurn(merged, None)
+        parsed = result.raw_json() or {}
+    # Only the logprobs mode can go without the structured reply (``step_reply``).
+    structured = result.parsed if result is not None else None
     if scenario.answer_mode == "sample":
-        answers = {q.id: getattr(result.parsed, q.id) for q in scenario.questions}
+        answers = {q.id: getattr(structured, q.id) for q in scenario.questions}
         return AgentTurn(merged, parsed, answers)
     entries: dict[str, dict[str, Any]] = {}
     if scenario.answer_mode == "logprobs":
@@ -242,7 +250,7 @@ def combine(
             }
     else:
         for question in distribution_questions(scenario):
-            stated: _Percents = getattr(result.parsed, question.id)
+            stated: _Percents = getattr(structured, question.id)
             probs = normalise(stated.percents(), option_labels(question))
             assert probs is not None  # the answer model refuses all-zero chances
             entries[question.id] = {"method": "verbalized", "samples": 0, "probs": probs}
@@ -252,7 +260,7 @@ def combine(
         for q in distribution_questions(scenario)
     }
     answers = {
-        q.id: drawn[q.id] if q.id in drawn else getattr(result.parsed, q.id)
+        q.id: drawn[q.id] if q.id in drawn else getattr(structured, q.id)
         for q in scenario.questions
     }
     return AgentTurn(

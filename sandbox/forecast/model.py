@@ -215,7 +215,8 @@ class ForecastModel(RecordedModel):
         interactions = []
         posts: list[tuple[PersonaAgent, str]] = []
         for agent, own in zip(active, per_agent, strict=True):
-            result, *option_results = (next(results) for _ in own)
+            got = [next(results) for _ in own]
+            result, option_results = (got[0], got[1:]) if self.scenario.step_reply else (None, got)
             turn = combine(self.scenario, result, option_results, own[0].seed or 0)
             post = agent.apply(turn)
             interactions.append(self._interaction_row(step, agent, turn, post))

@@ -24,6 +24,12 @@ class Interaction(Strict):
     activation: float = Field(0.6, gt=0, le=1, description="Chance an aware agent acts in a step.")
     memory_size: int = Field(6, ge=1, le=50, description="Observations an agent keeps verbatim.")
     posts_seen: int = Field(4, ge=0, le=20, description="Neighbour posts shown per step, at most.")
+    reactions: bool = Field(
+        True,
+        description="Ask each acting agent for a reaction in its own words (and a post). False "
+        "for survey-style runs in the logprobs answer mode: a step is then the option requests "
+        "alone, one short prompt per question.",
+    )
 
 
 class _QuestionBase(Strict):
@@ -144,6 +150,19 @@ class ForecastScenario(ScenarioBase):
     def segment_attributes(self) -> list[str]:
         return [key for key in self.segments if key != "community"]
 
+    @property
+    def options_only(self) -> bool:
+        """Whether every question is answered by option requests (logprobs mode, choice and
+        likert questions only): a step can then skip the structured reply."""
+        return self.answer_mode == "logprobs" and all(
+            isinstance(q, ChoiceQuestion | LikertQuestion) for q in self.questions
+        )
+
+    @property
+    def step_reply(self) -> bool:
+        """Whether an agent's step sends the structured reply (reaction, post, answers)."""
+        return self.interaction.reactions or not self.options_only
+
     def problems(self) -> list[Problem]:
         out: list[Problem] = []
         # At least one of each, but an empty list is what a file without them loads as:
@@ -164,6 +183,12 @@ class ForecastScenario(ScenarioBase):
                 out.extend(anchor_problems(q, ("questions", i, "anchors")))
             if isinstance(q, NumberQuestion) and q.max <= q.min:
                 out.append((("questions", i, "max"), f"expected more than min={q.min:g}", q.max))
+        if not self.interaction.reactions and not self.options_only:
+            message = (
+                "false needs answer_mode logprobs and only choice or likert questions (otherwise "
+                "each step needs the agent's structured reply)"
+            )
+            out.append((("interaction", "reactions"), message, False))
         chartable = [q.id for q in self.questions if q.type != "text"]
         for i, metric in enumerate(self.metrics or []):
             if metric not in ids:

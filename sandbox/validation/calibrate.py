@@ -22,7 +22,6 @@ from typing import Any, Literal
 import yaml
 
 from personahub.llm import LLMClient
-from sandbox.forecast.scenario import ForecastScenario
 from sandbox.rundb import RunDatabase
 from sandbox.runner import RunError, RunOptions, RunOutcome, run_folder, start_run
 from sandbox.validation.data import load_frame
@@ -55,11 +54,6 @@ class CalibrationOptions:
     seed: int | None = None
     answer_mode: AnswerMode = "sample"
     out: Path = Path("runs")
-
-
-def supports_answer_mode() -> bool:
-    """Whether forecast scenarios have ``answer_mode`` (modes other than ``sample``)."""
-    return "answer_mode" in ForecastScenario.model_fields
 
 
 def split(
@@ -109,11 +103,10 @@ def scenario_data(spec: SurveySpec, seed: int, answer_mode: AnswerMode, n: int) 
         "llm": spec.llm.model_dump(exclude_none=True),
     }
     if answer_mode != "sample":
-        if not supports_answer_mode():
-            raise RunError(
-                f"--answer-mode {answer_mode}: this version has only the `sample` answer mode"
-            )
         data["answer_mode"] = answer_mode
+        if answer_mode == "logprobs":
+            # A survey: each respondent's option requests alone, no reaction in its own words
+            data["interaction"]["reactions"] = False
     return data
 
 
