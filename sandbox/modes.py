@@ -33,6 +33,7 @@ from sandbox.scenario import ScenarioBase
 
 if TYPE_CHECKING:
     from personahub.llm import LLMClient, LLMResult
+    from sandbox.estimate.fill import AnswerFill
     from sandbox.export.samples import Sample
     from sandbox.population import PersonaRecord
     from sandbox.rundb import AgentRow, RunDatabase, RunRow
@@ -78,7 +79,8 @@ class RunSetup:
         llm: The gateway client.
         seed: The run seed.
         run_id: The run's id in ``database``.
-        database: Where steps are recorded.
+        database: Where steps are recorded; None for the estimate's dry run, which
+            records nothing.
         loop: The event loop that drives the gateway (the caller owns it).
         folder: The run's folder (a mode may keep files there).
         base_dir: The folder the scenario's relative paths start from.
@@ -90,7 +92,7 @@ class RunSetup:
     llm: LLMClient
     seed: int
     run_id: str
-    database: RunDatabase
+    database: RunDatabase | None
     loop: asyncio.AbstractEventLoop
     folder: Path | None = None
     base_dir: Path = Path(".")
@@ -112,6 +114,11 @@ class Mode:
         export_role: The ``sandbox export --role`` whose samples this mode's runs give.
         samples: The run's export samples (``database``, ``run_id``).
         describe: The lines ``sandbox validate`` prints about a scenario of this mode.
+        estimate: The mode's typical answers on a backend (by name), from which
+            ``sandbox estimate`` predicts a run's tokens (:mod:`sandbox.estimate`).
+        live: The run page's figures in ``sandbox serve`` (plain data: ``figures``,
+            ``shares`` per step, and ``answers`` per agent with their ``categories``, what
+            the graph is coloured by), from a read-only database.
         own_population: The mode builds its agents and graph itself in ``build`` (from the
             scenario, in files of the run folder) and ``rebuild``: the runner loads no personas,
             builds no NetworkX graph and writes no agent or edge rows (runs of a million
@@ -129,6 +136,8 @@ class Mode:
     export_role: str
     samples: Callable[[RunDatabase, str], list[Sample]]
     describe: Callable[[Any], list[tuple[str, str]]]
+    estimate: Callable[[str], AnswerFill]
+    live: Callable[[RunDatabase, RunRow], dict[str, Any]]
     own_population: bool = False
 
 
@@ -159,6 +168,8 @@ MODES: dict[str, Mode] = {
             export_role="agent",
             samples=_lazy("sandbox.export.samples", "agent_samples"),
             describe=forecast_scenario.describe,
+            estimate=_lazy("sandbox.forecast.estimate", "typical_answers"),
+            live=_lazy("sandbox.forecast.live", "live_figures"),
         ),
         Mode(
             name="npc_world",
@@ -172,6 +183,8 @@ MODES: dict[str, Mode] = {
             export_role="npc",
             samples=_lazy("sandbox.export.samples", "npc_samples"),
             describe=npc_scenario.describe,
+            estimate=_lazy("sandbox.npc.estimate", "typical_answers"),
+            live=_lazy("sandbox.npc.live", "live_figures"),
         ),
         Mode(
             name="archetypes",
@@ -185,6 +198,8 @@ MODES: dict[str, Mode] = {
             export_role="agent",
             samples=_lazy("sandbox.archetypes.report", "samples"),
             describe=archetype_scenario.describe,
+            estimate=_lazy("sandbox.forecast.estimate", "typical_answers"),
+            live=_lazy("sandbox.archetypes.report", "live_figures"),
             own_population=True,
         ),
     )

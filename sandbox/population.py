@@ -18,6 +18,7 @@ from personahub.store.io import AUTO_TEXT_FIELDS, import_file
 from personahub.store.models import stored_id
 from personahub.store.opening import STORE_SUFFIXES, open_personas
 from personahub.store.store import PersonaStore, StoreError
+from sandbox.raking import JOINT, attribute_value
 from sandbox.scenario import Population, Problem
 
 
@@ -158,3 +159,50 @@ def load_cast(spec: Population, seed: int, base_dir: Path, size: int | None = No
             f"running with {len(personas):,}"
         )
     return Cast(personas, edges, note)
+
+
+SHOWN_VALUES = 12
+"""Existing values a ``population.match`` error lists, at most."""
+
+
+def match_problems(spec: Population, base_dir: Path) -> list[Problem]:
+    """What is wrong with ``population.match`` given the personas the population can draw
+    from (after the filter, before sampling): an attribute no persona has, a target value no
+    persona has (naming the values that exist), personas without the attribute.
+
+    Args:
+        spec: The scenario's population section (``match`` set; its source already checked).
+        base_dir: Folder that relative paths are resolved against (the scenario's).
+
+    Raises:
+        PopulationError: The population cannot be loaded.
+    """
+    if not spec.match:
+        return []
+    pool = load_cast(spec.model_copy(update={"sample": None}), 0, base_dir).personas
+    out: list[Problem] = []
+    for key, shares in spec.match.items():
+        where = ("population", "match", key)
+        values = [attribute_value(p.attributes, key) for p in pool]
+        have = sorted({v for v in values if v is not None})
+        lacking = [
+            name.strip()
+            for name in key.split(JOINT)
+            if all(p.attributes.get(name.strip()) is None for p in pool)
+        ]
+        if lacking:
+            out.append(
+                (where, f"no persona has the attribute {', '.join(map(repr, lacking))}", None)
+            )
+            continue
+        missing = values.count(None)
+        if missing:
+            message = f"{missing:,} of {len(pool):,} personas have no {key!r}; add a filter"
+            out.append((where, f"{message} that keeps only personas with it", None))
+        shown = ", ".join(map(repr, have[:SHOWN_VALUES])) + (
+            ", ..." if len(have) > SHOWN_VALUES else ""
+        )
+        for value in shares:
+            if value not in have:
+                out.append(((*where, value), f"no persona has this value (values: {shown})", value))
+    return out

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from personahub.llm import LLMClient, load_settings
+from personahub.llm.backends import LOCAL_MODEL_NAME
 from personahub.llm.settings import config_table
 from personahub.urls import MASK
 from sandbox.rundb import RunDatabase, RunRow
@@ -78,3 +79,15 @@ def check_model(database: RunDatabase, run: RunRow, client: LLMClient, switch_mo
 def client_for_resume(run: RunRow, cli: dict[str, Any], config_file: Path | None) -> LLMClient:
     """A gateway client for resuming ``run`` (see :func:`resume_settings_overrides`)."""
     return LLMClient(load_settings(config_file, **resume_settings_overrides(run, cli, config_file)))
+
+
+def embedded_model_caveat(backend: str, model: str) -> str:
+    """The warning a report shows when the embedded model answered the run ("" otherwise):
+    its answers exercise the pipeline, they forecast nothing."""
+    if backend != "local" or model != LOCAL_MODEL_NAME:
+        return ""
+    return (
+        f"These answers come from the embedded {model} model: plumbing, not a forecaster. "
+        "It shows the pipeline works end to end; its figures say nothing about what people "
+        "would do. Run on a served model (--base-url, --model) for a forecast."
+    )

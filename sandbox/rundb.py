@@ -45,6 +45,9 @@ class RunRow(SQLModel, table=True):
     last_step: int = -1
     rng_state: list[Any] | None = Field(default=None, sa_column=Column(JSON))
     usage: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # What the run was expected to spend (sandbox.estimate.run.Estimate as data), computed
+    # at its start. NULL in runs written before revision 0005.
+    estimate: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     created: datetime = Field(default_factory=_now)
     updated: datetime = Field(default_factory=_now)
 
@@ -65,6 +68,9 @@ class AgentRow(SQLModel, table=True):
     # whose system prompt is stored with each of their interactions.
     system_prompt: str = Field(default="", sa_column=Column(Text))
     profile: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # Raking weight (``population.match``, mean 1 over the run's agents); None when the
+    # scenario matches nothing, and in rows written before revision 0003.
+    weight: float | None = None
 
 
 class AgentStateRow(SQLModel, table=True):
@@ -153,6 +159,35 @@ PLAYER_ID = -1
 """``speaker``/``listener`` of the scripted player in :class:`DialogueTurnRow`."""
 
 
+class InterviewRow(SQLModel, table=True):
+    """A question put to an agent outside its steps, and its reply: one turn of an interview,
+    or one answer to a survey of the crowd (:mod:`sandbox.interview`).
+
+    Its own table, not a kind of :class:`InteractionRow`: the forecast, the report and the
+    ``agent`` export read ``interactions`` only, so no interview can count in them.
+    """
+
+    __tablename__ = "interviews"
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
+    run_id: str = Field(foreign_key="runs.id", index=True)
+    agent_id: int
+    kind: str  # "interview" | "survey"
+    session: str  # the interview (all its turns) or the survey this row belongs to
+    turn: int = 0
+    step: int  # the agent answered from its memory as of the end of this step
+    question: str = Field(sa_column=Column(Text))
+    messages: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON))
+    reply: str = Field(default="", sa_column=Column(Text))
+    parsed: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cached: bool = False
+    error_kind: str | None = None
+    error_message: str | None = Field(default=None, sa_column=Column(Text))
+    created: datetime = Field(default_factory=_now)
+
+
 class StepMetricRow(SQLModel, table=True):
     """The per-step metrics gathered by Mesa's DataCollector."""
 
@@ -160,6 +195,39 @@ class StepMetricRow(SQLModel, table=True):
     run_id: str = Field(primary_key=True, foreign_key="runs.id")
     step: int = Field(primary_key=True)
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class ExperimentRunRow(SQLModel, table=True):
+    """Which arm, seed and sweep point a run of an experiment is (``sandbox experiment``)."""
+
+    __tablename__ = "experiment_runs"
+    run_id: str = Field(primary_key=True, foreign_key="runs.id")
+    experiment: str = Field(index=True)
+    arm: str
+    control: bool = False
+    seed_index: int = 0
+    point: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    position: int = 0
+
+
+class OutcomeRow(SQLModel, table=True):
+    """The real outcome of one question of a run (``sandbox resolve``), and who recorded it.
+
+    ``actual`` and ``predicted`` are distributions keyed like the forecast (choice: option ->
+    share; likert: ``"1".."k"`` -> share) or ``{"mean": x}`` for a number question;
+    ``predicted`` is the run's forecast when it was resolved, so scores never need the run
+    rebuilt.
+    """
+
+    __tablename__ = "outcomes"
+    run_id: str = Field(primary_key=True, foreign_key="runs.id")
+    question: str = Field(primary_key=True)
+    actual: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
+    predicted: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
+    n: int | None = None  # respondents, when the outcome came from a file of answers
+    source: str = Field(default="", sa_column=Column(Text))
+    resolved_by: str = ""
+    resolved_at: datetime = Field(default_factory=_now)
 
 
 RUN_TABLES: list[type[SQLModel]] = [
@@ -171,6 +239,9 @@ RUN_TABLES: list[type[SQLModel]] = [
     EdgeRow,
     DialogueTurnRow,
     StepMetricRow,
+    ExperimentRunRow,
+    OutcomeRow,
+    InterviewRow,
 ]
 
 
@@ -297,6 +368,18 @@ class RunDatabase:
             session.execute(update(RunRow).where(col(RunRow.id) == run_id).values(**values))
             session.commit()
 
+    def add_experiment_runs(self, rows: list[ExperimentRunRow]) -> None:
+        """Record which runs make up an experiment (after :meth:`create_run` of each)."""
+        with Session(self.engine) as session:
+            session.add_all(rows)
+            session.commit()
+
+    def experiment_runs(self) -> list[ExperimentRunRow]:
+        """The experiment's runs in plan order; empty for a database of plain runs."""
+        with Session(self.engine) as session:
+            query = select(ExperimentRunRow).order_by(col(ExperimentRunRow.position))
+            return list(session.execute(query).scalars())
+
     def run(self, run_id: str | None = None) -> RunRow | None:
         """The run with ``run_id``, or the only/latest run when None."""
         with Session(self.engine) as session:
@@ -348,6 +431,23 @@ class RunDatabase:
 
     def step_metrics(self, run_id: str) -> list[StepMetricRow]:
         return self._rows(StepMetricRow, run_id, StepMetricRow.step)
+
+    def resolve(self, outcome: OutcomeRow) -> None:
+        """Record a question's real outcome, replacing an earlier one for the same question."""
+        # Not expired on commit: the caller goes on reading ``outcome`` after the session.
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.execute(
+                delete(OutcomeRow).where(
+                    col(OutcomeRow.run_id) == outcome.run_id,
+                    col(OutcomeRow.question) == outcome.question,
+                )
+            )
+            session.add(outcome)
+            session.commit()
+
+    def outcomes(self, run_id: str) -> list[OutcomeRow]:
+        """The run's resolved questions, by question id."""
+        return self._rows(OutcomeRow, run_id, OutcomeRow.question)
 
     def close(self) -> None:
         """Checkpoint (see :meth:`checkpoint`) and release the connections."""

@@ -25,9 +25,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from personahub.llm import LLMClient, load_settings
 from personahub.urls import mask_url
+from sandbox.coverage import coverage_warnings
 from sandbox.graph import build_graph, communities
 from sandbox.modes import RunModel, RunSetup, mode_of
 from sandbox.population import PersonaRecord, load_cast, source_problems
+from sandbox.raking import rake
 from sandbox.run_llm import check_model, client_for_resume
 from sandbox.rundb import RunDatabase, RunRow
 from sandbox.scenario import ScenarioBase
@@ -130,7 +132,27 @@ def effective_scenario(scenario: ScenarioBase, options: RunOptions) -> ScenarioB
     return changed
 
 
-def _llm_overrides(scenario: ScenarioBase, cli: dict[str, Any]) -> dict[str, Any]:
+def load_inputs(
+    scenario_path: Path, options: RunOptions
+) -> tuple[ScenarioBase, list[PersonaRecord], nx.Graph[int]]:
+    """The effective scenario, its population and its graph: what a run (or its estimate)
+    is made of. A note about the population (fewer personas than asked) goes to stderr."""
+    scenario = effective_scenario(load_scenario(scenario_path), options)
+    if mode_of(scenario).own_population:  # built by the mode itself, in columns
+        return scenario, [], nx.Graph()
+    cast = load_cast(
+        scenario.population, scenario.seed, scenario_path.parent.resolve(), options.agents
+    )
+    if cast.note:
+        Console(stderr=True).print(f"note: {cast.note}", highlight=False, soft_wrap=True)
+    # Before the first step: a target or segment matching nobody is otherwise silent.
+    for line in coverage_warnings(scenario, cast.personas):
+        Console(stderr=True).print(f"warning: {line}", highlight=False, soft_wrap=True)
+    return scenario, cast.personas, build_graph(scenario.graph, cast, scenario.seed)
+
+
+def llm_overrides(scenario: ScenarioBase, cli: dict[str, Any]) -> dict[str, Any]:
+    """Settings overrides of a run: the scenario's ``llm`` section, then the flags."""
     merged = {"backend": scenario.llm.backend, "model": scenario.llm.model}
     merged.update({k: v for k, v in cli.items() if v is not None})
     return {k: v for k, v in merged.items() if v is not None}
@@ -179,29 +201,40 @@ def execute(model: RunModel, database: RunDatabase, show_progress: bool = True) 
         RunError: A step in which no model call reached the model (the run is marked
             ``failed`` and resumes from its last recorded step).
     """
-    # Imported here: the model's module brings Mesa, which commands like `--help` never need.
-    from sandbox.recorded_model import StepFailed
-
-    run_id = model.run_id
     with _progress(show_progress, model.scenario.steps, model.steps) as update:
         model.on_result = lambda i, r: update("result", i, r)
         model.on_turn = lambda lines, still_open: update("turn", lines, still_open)
         model.on_step_start = lambda step, n: update("step_start", step, n, model.unit)
-        try:
+        with recording_status(model, database):
             while model.running:
                 model.step()
                 update("step_done")
-        except KeyboardInterrupt:
-            database.set_status(run_id, "interrupted", model.llm.usage())
-            raise
-        except StepFailed as exc:
-            database.set_status(run_id, "failed", model.llm.usage())
-            raise RunError(str(exc)) from None
-        except Exception:
-            database.set_status(run_id, "failed", model.llm.usage())
-            raise
-    database.set_status(run_id, "completed", model.llm.usage())
     return "completed"
+
+
+@contextmanager
+def recording_status(model: RunModel, database: RunDatabase) -> Iterator[None]:
+    """Record how the steps run inside ends: ``completed``, ``interrupted`` or ``failed``
+    (with the usage so far). Experiments drive several runs' steps inside one each.
+
+    Raises:
+        RunError: A step in which no model call reached the model.
+    """
+    # Imported here: the model's module brings Mesa, which commands like `--help` never need.
+    from sandbox.recorded_model import StepFailed
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        database.set_status(model.run_id, "interrupted", model.llm.usage())
+        raise
+    except StepFailed as exc:
+        database.set_status(model.run_id, "failed", model.llm.usage())
+        raise RunError(str(exc)) from None
+    except Exception:
+        database.set_status(model.run_id, "failed", model.llm.usage())
+        raise
+    database.set_status(model.run_id, "completed", model.llm.usage())
 
 
 @dataclass
@@ -230,33 +263,48 @@ def prepare_run(
     Raises:
         ScenarioError, PopulationError, ConfigError, DatabaseError: bad input, one line each.
     """
-    _check_out(options.out)
-    scenario = effective_scenario(load_scenario(scenario_path), options)
-    mode = mode_of(scenario)
-    base_dir = scenario_path.parent.resolve()
-    personas: list[PersonaRecord] = []
-    graph: nx.Graph[int] = nx.Graph()
-    if not mode.own_population:
-        cast = load_cast(scenario.population, scenario.seed, base_dir, options.agents)
-        if cast.note:
-            Console(stderr=True).print(f"note: {cast.note}", highlight=False, soft_wrap=True)
-        personas = cast.personas
-        graph = build_graph(scenario.graph, cast, scenario.seed)
-    overrides = _llm_overrides(scenario, llm_cli)
-    client = llm or LLMClient(load_settings(config_file, **overrides))
-    loop = _preflight_loop(client)
+    check_out(options.out)
+    scenario, personas, graph = load_inputs(scenario_path, options)
+    client = llm or LLMClient(load_settings(config_file, **llm_overrides(scenario, llm_cli)))
+    loop = preflight_loop(client)
+    estimate = run_estimate(scenario, personas, graph, client)
 
     run_id = new_run_id(scenario.name)
     run_dir = options.out / run_id
     target = options.database or str(run_dir / RUN_DB)
     database = RunDatabase(target)
-    scenario_yaml = yaml.safe_dump(_recordable(scenario), sort_keys=False, allow_unicode=True)
+    base_dir = scenario_path.parent.resolve()
     setup = RunSetup(
         scenario, personas, graph, client, scenario.seed, run_id, database, loop, run_dir, base_dir
     )
-    model = mode.build(setup)
+    model = create_run(setup, scenario_path, estimate)
+    return PreparedRun(model, database, target, run_dir)
+
+
+def run_estimate(
+    scenario: ScenarioBase, personas: list[PersonaRecord], graph: nx.Graph[int], client: LLMClient
+) -> dict[str, Any]:
+    """What the run will cost, predicted without calling a model (``sandbox estimate``)."""
+    # Imported here: `sandbox --help` never needs the estimate's model machinery.
+    from sandbox.estimate.run import estimate_cast
+    from sandbox.estimate.tokens import counter_for
+
+    backend = client.backend.name
+    counter = counter_for(client.settings, backend)
+    return estimate_cast(scenario, personas, graph, client.settings, counter, backend).model_dump()
+
+
+def create_run(
+    setup: RunSetup, scenario_path: Path, estimate: dict[str, Any] | None = None
+) -> RunModel:
+    """Build the model of a new run and record the run (with its cost ``estimate``), its
+    agents and its graph."""
+    scenario, client, database = setup.scenario, setup.llm, setup.database
+    assert database is not None, "a run is recorded in a database"
+    scenario_yaml = yaml.safe_dump(_recordable(scenario), sort_keys=False, allow_unicode=True)
+    model = mode_of(scenario).build(setup)
     run = RunRow(
-        id=run_id,
+        id=setup.run_id,
         name=scenario.name,
         scenario_path=str(scenario_path.resolve()),
         scenario_yaml=scenario_yaml,
@@ -264,14 +312,20 @@ def prepare_run(
         config_hash=hashlib.sha256(
             json.dumps([scenario_yaml, client.describe()], sort_keys=True).encode()
         ).hexdigest()[:16],
-        seed=scenario.seed,
+        seed=setup.seed,
         backend=client.backend.name,
         model=client.model,
         llm_config=client.settings.recorded(),
         steps_total=scenario.steps,
+        estimate=estimate,
     )
-    database.create_run(run, _agent_rows(model, graph, run_id), _edge_rows(model, graph, run_id))
-    return PreparedRun(model, database, target, run_dir)
+    weights = _raking_weights(scenario, model)
+    database.create_run(
+        run,
+        _agent_rows(model, setup.graph, setup.run_id, weights),
+        _edge_rows(model, setup.graph, setup.run_id),
+    )
+    return model
 
 
 def _recordable(scenario: ScenarioBase) -> dict[str, Any]:
@@ -282,7 +336,7 @@ def _recordable(scenario: ScenarioBase) -> dict[str, Any]:
     return data
 
 
-def _preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:
+def preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:
     """The run's event loop, after the backend's pre-flight check passed on it (before any
     run folder or database row exists). The check runs on the run's own loop because the
     HTTP client's connections belong to the loop that opened them.
@@ -300,7 +354,7 @@ def _preflight_loop(client: LLMClient) -> asyncio.AbstractEventLoop:
     return loop
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out}: is a file; expected the folder that holds run folders")
 
@@ -325,7 +379,20 @@ def start_run(
 COMMUNITY_LIMIT = 5000
 
 
-def _agent_rows(model: RunModel, graph: nx.Graph[int], run_id: str) -> list[dict[str, Any]]:
+def _raking_weights(scenario: ScenarioBase, model: RunModel) -> list[float | None]:
+    """Each agent's raking weight (``population.match``), None for all without targets;
+    what keeps the weights from fitting is printed as a warning."""
+    if not scenario.population.match:
+        return [None] * len(model.by_node)
+    raking = rake([a.persona.attributes for a in model.by_node], scenario.population.match)
+    for line in raking.warnings():
+        Console(stderr=True).print(f"warning: {line}", highlight=False, soft_wrap=True)
+    return [float(w) for w in raking.weights]
+
+
+def _agent_rows(
+    model: RunModel, graph: nx.Graph[int], run_id: str, weights: list[float | None]
+) -> list[dict[str, Any]]:
     # Louvain takes seconds per 10k nodes: on big graphs only when a segment asks for it.
     wanted = model.scenario.wants_communities or graph.number_of_nodes() <= COMMUNITY_LIMIT
     community = communities(graph, model.run_seed) if wanted else {}
@@ -342,6 +409,7 @@ def _agent_rows(model: RunModel, graph: nx.Graph[int], run_id: str) -> list[dict
             "degree": graph.degree(node),
             "system_prompt": "",
             "profile": {},
+            "weight": weights[node],
             **extra_columns(agent),
         }
         for node, agent in enumerate(model.by_node)
@@ -396,7 +464,7 @@ def resume_run(
         switch_model: Allow flags or ``config_file`` to move the run to another backend or
             model (recorded with the run); without it that is a ModelSwitchError.
     """
-    _check_out(out)
+    check_out(out)
     database = RunDatabase(database_ref, must_exist=True)
     run = database.run()
     if run is None:
@@ -404,6 +472,29 @@ def resume_run(
     folder = run_folder(database_ref, run.id, out)
     if run.status == "completed":
         return RunOutcome(run.id, folder, str(database_ref), "completed")
+    client = llm or client_for_resume(run, llm_cli, config_file)
+    # Compared after the pre-flight check, which learns the model a server serves.
+    loop = preflight_loop(client)
+    try:
+        check_model(database, run, client, switch_model)
+        client.continue_usage(run.usage or {})
+        model = rebuild_run(database, run, client, loop)
+        status = execute(model, database, show_progress)
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    return RunOutcome(run.id, folder, str(database_ref), status)
+
+
+def rebuild_run(
+    database: RunDatabase, run: RunRow, client: LLMClient, loop: asyncio.AbstractEventLoop
+) -> RunModel:
+    """The model of a recorded run, brought to the end of its last committed step, with the
+    run marked ``running`` again.
+
+    Raises:
+        RunError: The stored agents do not match the rebuilt model.
+    """
     scenario = parse_scenario(run.scenario_yaml, Path(run.scenario_path or "run.db"))
     agents = database.agents(run.id)
     node_of = {row.agent_id: node for node, row in enumerate(agents)}
@@ -414,12 +505,9 @@ def resume_run(
         graph.add_edge(
             node_of[edge.src], node_of[edge.dst], relation=edge.relation, strength=edge.strength
         )
-    client = llm or client_for_resume(run, llm_cli, config_file)
-    check_model(database, run, client, switch_model)
-    client.continue_usage(run.usage or {})
-    loop = _preflight_loop(client)
     mode = mode_of(scenario)
     base_dir = Path(run.scenario_path).parent if run.scenario_path else Path(".")
+    folder = run_folder(database.target, run.id)
     setup = RunSetup(
         scenario, personas, graph, client, run.seed, run.id, database, loop, folder, base_dir
     )
@@ -429,9 +517,4 @@ def resume_run(
     if run.last_step >= 0:
         mode.restore(model, database, run)
     database.set_status(run.id, "running")
-    try:
-        status = execute(model, database, show_progress)
-    finally:
-        loop.run_until_complete(client.aclose())
-        loop.close()
-    return RunOutcome(run.id, folder, str(database_ref), status)
+    return model

@@ -21,8 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from personahub.llm.backends import BackendName
 from personahub.store.filters import PersonaFilter, matcher
+from sandbox.raking import JOINT
 
 SCENARIO_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SHARE_SUM_TOLERANCE = 0.01
+"""How far the target shares of a ``population.match`` attribute may sum from 1 (rounding)."""
 
 Problem = tuple[tuple[Any, ...], str, Any]
 """A problem found across fields: (field path, what was expected, what was found or None)."""
@@ -112,6 +115,39 @@ class Population(Strict):
         description="JSONL of relationship edges for a file source: src, dst (persona ids), "
         "relation, strength.",
     )
+    match: dict[str, dict[str, Annotated[float, Field(ge=0, le=1)]]] | None = Field(
+        None,
+        description="Target share of each value of persona attributes (a key `a x b` is a "
+        "joint cell, its values `u x v`): the agents get raking weights that reproduce them.",
+    )
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _values_as_text(cls, value: Any) -> Any:
+        # `{income: {1: 0.2}}` in YAML has int keys; attributes compare as text
+        if isinstance(value, dict):
+            return {
+                str(k): {str(v): s for v, s in shares.items()}
+                if isinstance(shares, dict)
+                else shares
+                for k, shares in value.items()
+            }
+        return value
+
+    def problems(self) -> list[Problem]:
+        """Target shares that do not sum to 1, and joint values with the wrong number of parts."""
+        out: list[Problem] = []
+        for key, shares in (self.match or {}).items():
+            where = ("population", "match", key)
+            total = sum(shares.values())
+            if abs(total - 1) > SHARE_SUM_TOLERANCE:
+                out.append((where, f"expected shares that sum to 1, found {total:.3g}", None))
+            parts = len(key.split(JOINT))
+            for value in shares:
+                if len(value.split(JOINT)) != parts:
+                    expected = f"expected a value of {parts} parts joined by '{JOINT.strip()}'"
+                    out.append(((*where, value), expected, value))
+        return out
 
 
 class _GraphBase(Strict):
@@ -189,9 +225,15 @@ class ScenarioBase(Strict):
         """Whether the run must compute graph communities even on big graphs."""
         return False
 
+    @property
+    def segment_attributes(self) -> list[str]:
+        """Persona attributes the results are broken down by (none here; a mode with
+        segments names them)."""
+        return []
+
     def problems(self) -> list[Problem]:
         """Checks across fields that the field types cannot express."""
-        out: list[Problem] = []
+        out: list[Problem] = self.population.problems()
         for i, event in enumerate(self.timeline):
             if event.step >= self.steps:
                 out.append(

@@ -23,11 +23,19 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from sandbox.forecast.scenario import QUESTION_ID
 from sandbox.modes import DEFAULT_MODE, MODES, scenario_adapter
-from sandbox.population import source_problems
-from sandbox.scenario import SCENARIO_NAME, FileProblem, ScenarioBase, ScenarioError
+from sandbox.population import PopulationError, match_problems, source_problems
+from sandbox.scenario import SCENARIO_NAME, FileProblem, Problem, ScenarioBase, ScenarioError
 from sandbox.scenario_yaml import YAMLProblem, compose, construct, is_alias
 
-__all__ = ["ScenarioError", "load_scenario", "parse_scenario", "validate_scenario"]
+__all__ = [
+    "ScenarioError",
+    "load_scenario",
+    "parse_scenario",
+    "problem_lines",
+    "read_scenario_file",
+    "validate_scenario",
+    "validation_problems",
+]
 
 
 def _node_at(
@@ -214,6 +222,23 @@ def _read(text: str, path: Path) -> tuple[Node | None, dict[str, Any]]:
     return root, data
 
 
+def problem_lines(
+    path: Path,
+    root: Node | None,
+    problems: list[Problem] | None = None,
+    error: ValidationError | None = None,
+) -> list[str]:
+    """``file:line: field: message`` lines, in file order, for the validation errors and the
+    problems of any YAML file read with :func:`~sandbox.scenario_yaml.compose` (the scenario's,
+    or another file a command reads, such as ``sandbox ssr-check``'s anchors)."""
+    lines = (
+        [_format(path, root, *_describe(e)) for e in error.errors(include_url=False)]
+        if error
+        else []
+    )
+    return _by_line(lines + [_format(path, root, *p) for p in problems or []])
+
+
 def parse_scenario(text: str, path: Path) -> ScenarioBase:
     """Validate scenario YAML text; ``path`` is used in error messages.
 
@@ -230,6 +255,21 @@ def _by_line(problems: list[str]) -> list[str]:
         return int(match.group(1)) if match else 0
 
     return sorted(problems, key=line_of)
+
+
+def validation_problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
+    """The problems of a validation error of a section that sits at ``prefix`` in the file
+    (sections other than the scenario's own, e.g. an experiment's)."""
+    out = []
+    for err in exc.errors(include_url=False):
+        loc, message, found = _describe(err)
+        out.append(((*prefix, *loc), message, found))
+    return out
+
+
+EXPERIMENT_SECTIONS = ("experiment", "sweep")
+"""Top-level sections of an experiment file (:mod:`sandbox.experiment.spec`), which a plain
+run does not take."""
 
 
 def validate_scenario(data: dict[str, Any], path: Path, root: Node | None = None) -> ScenarioBase:
@@ -250,13 +290,12 @@ def validate_scenario(data: dict[str, Any], path: Path, root: Node | None = None
     return scenario
 
 
-def load_scenario(path: str | Path) -> ScenarioBase:
-    """Read and validate a scenario file, and check the population file it names.
+def read_scenario_file(path: Path) -> tuple[Node | None, dict[str, Any]]:
+    """The node tree and data of a scenario file.
 
     Raises:
-        ScenarioError: The file is missing or unreadable, not YAML, or not a valid scenario.
+        ScenarioError: The file is missing or unreadable, not UTF-8 YAML, or not a mapping.
     """
-    path = Path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -272,9 +311,39 @@ def load_scenario(path: str | Path) -> ScenarioBase:
         raise ScenarioError(
             [f"{path}:{line}: not a text file in UTF-8 (byte 0x{raw[exc.start]:02x})"]
         ) from None
-    root, data = _read(text, path)
+    return _read(text, path)
+
+
+def load_scenario(path: str | Path) -> ScenarioBase:
+    """Read and validate a scenario file, and check the population file it names.
+
+    Raises:
+        ScenarioError: The file is missing or unreadable, not YAML, or not a valid scenario
+            (an experiment file says to run it with ``sandbox experiment``).
+    """
+    path = Path(path)
+    root, data = read_scenario_file(path)
+    sections = [s for s in EXPERIMENT_SECTIONS if s in data]
+    if sections:
+        message = f"this file describes an experiment: run it with `sandbox experiment {path}`"
+        raise ScenarioError(problem_lines(path, root, [((sections[0],), message, None)]))
+    return checked_scenario(path, root, data)
+
+
+def checked_scenario(path: Path, root: Node | None, data: dict[str, Any]) -> ScenarioBase:
+    """Validate scenario data read from ``path``, check its population source and read the
+    files it names.
+
+    Raises:
+        ScenarioError: One line per problem, in file order.
+    """
     scenario = validate_scenario(data, path, root)
     problems = source_problems(scenario.population, path.parent)
+    if not problems:
+        try:
+            problems = match_problems(scenario.population, path.parent)
+        except PopulationError as exc:
+            problems = [(("population", "source"), str(exc), None)]
     try:
         scenario = scenario.with_files(path)
     except FileProblem as exc:

@@ -323,3 +323,53 @@ def test_two_stage_accepts_batches_of_one_text() -> None:
     two = TwoStageDeduper(0.85, _HashedBag(trigrams=False), 0.5, _HashedBag(trigrams=True))
     flags = [two.add_batch([i], [text])[0] for i, text in enumerate(texts)]
     assert flags == expected
+
+
+def test_dedup_lists_what_it_removed(embedder: Embedder, tmp_path: Path) -> None:
+    # Issue 18 item 7: what was removed, the kept duplicate it matched, stage, similarity.
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from personahub.cli.store import register
+
+    words = BASE.split()
+    texts = [BASE, " ".join(words[5:] + words[:5]), *PARAPHRASES[0], DISTINCT[0]]
+    store = PersonaStore(tmp_path / "p.db")
+    ids = store.add_personas({"text": t} for t in texts).ids
+    report = dedup_personas(store, embedder=embedder, dry_run=True, list_removed=True)
+    got = [(r.id, r.text, r.kept_id, r.kept_text, r.stage) for r in report.removed]
+    assert got == [
+        (ids[1], texts[1], ids[0], BASE, "minhash"),
+        (ids[3], texts[3], ids[2], texts[2], "embedding"),
+    ]
+    # A reordered text has the same word set (Jaccard 1); the paraphrase's cosine is MiniLM's.
+    a, b = embedder.encode(list(PARAPHRASES[0]))
+    cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    assert report.removed[0].similarity == 1.0
+    assert report.removed[1].similarity == pytest.approx(cosine, abs=1e-3)
+    assert report.removed[1].similarity >= 0.9
+    assert dedup_personas(store, embedder=embedder, dry_run=True).removed == []
+
+    app = typer.Typer()
+    register(app)
+    out = tmp_path / "removed.jsonl"
+    args = ["dedup", "--store", str(tmp_path / "p.db"), "--stages", "minhash"]
+    result = CliRunner().invoke(app, [*args, "--removed", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 personas removed: listed in" in " ".join(result.output.split())
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows == [
+        {
+            "id": ids[1],
+            "text": texts[1],
+            "kept_id": ids[0],
+            "kept_text": BASE,
+            "stage": "minhash",
+            "similarity": 1.0,
+        }
+    ]
+    assert store.count() == len(texts) - 1
+    ray = CliRunner().invoke(app, [*args, "--removed", str(out), "--engine", "ray"])
+    assert ray.exit_code == 2 and "--removed works with --engine local only" in ray.output

@@ -17,9 +17,10 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from sandbox.forecast.analysis import Forecast, build_forecast
+from sandbox.forecast.anchors import generic_anchors
 from sandbox.forecast.report import transcripts
 from sandbox.forecast.scenario import LikertQuestion
-from sandbox.forecast.ssr import generic_anchors, ssr_pmf
+from sandbox.forecast.ssr import ssr_pmf
 from sandbox.forecast.stats import bootstrap_means, resample_weights
 from sandbox.rundb import InteractionRow, RunDatabase
 from tests.support.runs import make_run, personas, scripted

@@ -117,14 +117,20 @@ def _legacy(
 
 def test_legacy_run_database_is_adopted_with_its_data(db_url: str) -> None:
     # The run database of the first releases: no dialogue_turns, no messages.source, no
-    # agents.system_prompt/profile, no interactions.observations (revision 0002), 32-bit ids.
+    # agents.system_prompt/profile, no interactions.observations (revision 0002), no
+    # runs.estimate (revision 0005), experiment_runs (revision 0004), agents.weight and
+    # outcomes (revision 0003), interviews (revision 0006), 32-bit ids.
     late = [
+        ("runs", "estimate"),
         ("messages", "source"),
         ("agents", "system_prompt"),
         ("agents", "profile"),
         ("interactions", "observations"),
+        ("agents", "weight"),
     ]
-    legacy = _legacy(db_url, _run_tables(), ["dialogue_turns"], late)
+    legacy = _legacy(
+        db_url, _run_tables(), ["dialogue_turns", "experiment_runs", "outcomes", "interviews"], late
+    )
     engine = make_engine(db_url)
     with engine.begin() as connection:
         connection.execute(
@@ -140,7 +146,7 @@ def test_legacy_run_database_is_adopted_with_its_data(db_url: str) -> None:
                     backend="local",
                     model="m",
                     steps_total=2,
-                ).model_dump()
+                ).model_dump(exclude={"estimate"})  # a column of revision 0005
             ],
         )
         connection.execute(

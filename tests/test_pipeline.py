@@ -16,11 +16,19 @@ from typing import Any
 
 import pytest
 import typer
+from personahub.build.person_check import non_person_reason
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from personahub.build.persona_to_persona import example_context as p2p_example_context
-from personahub.build.persona_to_persona import normalise_relation, p2p_messages, related_schema
+from personahub.build.persona_to_persona import (
+    RELATIONS as VOCABULARY,
+)
+from personahub.build.persona_to_persona import (
+    normalise_relation,
+    p2p_messages,
+    related_schema,
+    relation_label,
+)
 from personahub.build.pipeline import BuildOptions, BuildReport, PersonaBuilder
 from personahub.build.quality import REASONS, QualityFilter, looks_like_person
 from personahub.build.sources import read_texts
@@ -151,6 +159,7 @@ class ScriptedModel:
                 "age_band": self.attributes.get("age_band", "35-44"),
                 "location": self.attributes.get("location", ""),
                 "interests": self.attributes.get("interests", ["tides", "", "boats"]),
+                "kind": self.attributes.get("kind", "one person"),
             }
         n = body["response_format"]["json_schema"]["schema"]["properties"]["people"]["maxItems"]
         parent = _parent(next(p for p in reversed(asked) if "Person: " in p))
@@ -266,19 +275,17 @@ def _bounded(schema: dict[str, Any], defs: dict[str, Any]) -> list[str]:
 
 def test_worked_examples_fit_the_schemas_and_copies_are_echoes() -> None:
     data = examples()
+    assert set(data) == {"text_to_persona"}
     for granularity in GRANULARITIES:
         for angle in ANGLES:
             answer = data["text_to_persona"][granularity][angle]
             PersonaAnswer.model_validate(answer)
-        p2p = data["persona_to_persona"][granularity]
-        related_schema(3).model_validate({"people": p2p["people"]})
+        # Issue 18 item 5: no Persona-to-Persona example whose labels could leak; the
+        # question lists the relation vocabulary instead.
         messages = p2p_messages("A nurse who cycles to work", 2, granularity)
-        assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
-        assert len(json.loads(messages[2]["content"])["people"]) == 2
+        assert [m["role"] for m in messages] == ["system", "user"]
+        assert all(term in messages[1]["content"] for term in VOCABULARY)
         # A small model copying the example is caught before dedup.
-        copy = p2p["people"][0]["persona"]
-        context = "A nurse\n" + p2p_example_context(granularity)
-        assert QualityFilter().reason(copy, context) == "echo"
         copy = data["text_to_persona"][granularity]["read"]["persona"]
         assert QualityFilter().reason(copy, example_context(granularity)) == "echo"
 
@@ -304,7 +311,11 @@ def test_quality_filters_count_by_reason() -> None:
         "A [NAME] who reads the news": "boilerplate",
         "A person who would read this article": "boilerplate",
         "A council approved a protected bike lane on Elm Street": "echo",
-        "A mystery company with big plans": "not_a_persona",
+        # Issue 18 item 5: groups, organisations and tools are not personas.
+        "A team of robotics engineers building rovers": "group_or_thing",
+        "An AI-powered text editor for developers": "group_or_thing",
+        "A Python library for parsing dates": "group_or_thing",
+        "A mystery company with big plans": "group_or_thing",
         "Mike Smith from Leeds, England": "not_a_persona",
         "A retired nurse who volunteers at the shelter": None,
         "A young and hardworking baker in Lyon": None,
@@ -316,6 +327,13 @@ def test_quality_filters_count_by_reason() -> None:
     assert set(flt.counts) <= set(REASONS)
     assert flt.counts == Counter(v for v in cases.values() if v is not None)
     assert not looks_like_person("Quarterly earnings beat the forecast")
+    assert not looks_like_person("A mystery company with big plans")
+    # The model's own word on the persona, and modifiers that stay people.
+    assert flt.reason("A nurse who cycles to work", kind="group of people") == "not_one_person"
+    assert flt.reason("A nurse who cycles to work", kind="one person") is None
+    for person in ("A team leader at a bakery", "A software engineer in Oslo", "A library user"):
+        assert non_person_reason(person) is None, person
+    assert non_person_reason("A group of friends who hike") == "group"
 
 
 def test_relation_labels_are_normalised() -> None:
@@ -323,6 +341,13 @@ def test_relation_labels_are_normalised() -> None:
     assert normalise_relation("Patient to Caregiver") == "patient-caregiver"
     assert normalise_relation("Next-door  Neighbour.") == "next-door neighbour"
     assert normalise_relation("") == "related"
+    # Issue 18 item 5: labels come from a documented vocabulary, else "other: ...".
+    assert relation_label(" Mentor / Mentee ") == "mentor-mentee"
+    assert relation_label("Student-Teacher") == "teacher-student"
+    assert relation_label("Wife") == "partner"
+    assert relation_label("coworker") == "colleague"
+    assert relation_label("favorite") == "other: favorite"
+    assert relation_label("genre") == "other: genre"
 
 
 # -- the build: hops, dedup, resume, failures ------------------------------------------
@@ -347,7 +372,7 @@ async def test_p2p_builds_hops_with_edges_and_relation_labels(
         assert child.parent_id == parent.id and child.hop == parent.hop + 1
         assert child.origin == "persona_to_persona" and child.attributes["relation"]
         assert edge.relation == child.attributes["relation"]
-    assert {e.relation for e in edges} <= {normalise_relation(r) for r in RELATIONS}
+    assert {e.relation for e in edges} <= {relation_label(r) for r in RELATIONS} <= set(VOCABULARY)
     t2p = [p for p in personas.values() if p.hop == 0]
     assert {p.origin for p in t2p} == {"text_to_persona"}
     assert all(p.angle == "read" and p.source_text_id and p.model for p in t2p)
@@ -511,6 +536,30 @@ async def test_quality_drops_are_reported_by_the_build(
     report = await _build(store, settings, _corpus(tmp_path, ["tides", "bike"]), embedder, hops=0)
     stage = report.stages["text-to-persona"]
     assert stage.filtered == {"refusal": 1, "not_a_persona": 1} and stage.stored == 2
+
+
+async def test_relevance_to_the_source_is_stored_reported_and_filterable(
+    fake_server: FakeOpenAIServer, settings: LLMSettings, embedder: Embedder, tmp_path: Path
+) -> None:
+    # Issue 18 item 5: each persona's MiniLM cosine to its text; --min-relevance drops.
+    table = dict(T2P)
+    table[("bread", "write")] = "A retired opera singer who collects stamps from Peru"
+    fake_server.configure(responder=ScriptedModel(t2p=table))
+    store = PersonaStore(tmp_path / "p.db")
+    path = _corpus(tmp_path, ["bread"])
+    report = await _build(store, settings, path, embedder, hops=0)
+    stage = report.stages["text-to-persona"]
+    assert stage.stored == 2 and len(stage.relevance) == 2
+    relevance = {p.text: p.attributes["relevance"] for p in store.iter_personas()}
+    assert sorted(relevance.values()) == sorted(stage.relevance)
+    off_topic = relevance.pop(table[("bread", "write")])
+    assert off_topic < 0.2 < min(relevance.values())
+
+    strict = PersonaStore(tmp_path / "strict.db")
+    report = await _build(strict, settings, path, embedder, hops=0, min_relevance=0.2)
+    stage = report.stages["text-to-persona"]
+    assert stage.filtered == {"irrelevant": 1} and stage.stored == 1
+    assert table[("bread", "write")] not in {p.text for p in strict.iter_personas()}
 
 
 # -- the command -----------------------------------------------------------------------

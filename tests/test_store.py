@@ -163,8 +163,15 @@ def test_import_persona_hub_tool_jsonl(store: PersonaStore) -> None:
     assert report.read == 5000 and report.malformed == 0
     assert report.added == len(distinct) == store.count()
     assert report.duplicates == 5000 - len(distinct)
+    # The other columns of a release row are kept as attributes (issue 18 item 9).
+    with TOOL_JSONL.open() as handle:
+        first = json.loads(handle.readline())
     persona = store.personas(limit=1)[0]
-    assert persona.origin == "imported" and persona.attributes == {}
+    assert persona.origin == "imported" and persona.text == first["input persona"]
+    assert persona.attributes == {
+        "synthesized text": first["synthesized text"],
+        "description": "tool development",
+    }
     again = import_file(store, TOOL_JSONL)
     assert (again.added, again.duplicates) == (0, 5000)
 
@@ -183,7 +190,12 @@ def test_release_formats_and_duplicates(store: PersonaStore, tmp_path: Path) -> 
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     report = import_file(store, path)
     assert (report.read, report.added, report.duplicates) == (3, 2, 1)
-    assert all(p.attributes == {} for p in store.iter_personas())
+    # The repeated persona keeps its first row's (no) attributes; the release row's other
+    # columns become attributes.
+    assert {p.text: p.attributes for p in store.iter_personas()} == {
+        "A chemist who studies soil.": {},
+        "A pilot.": {"synthesized text": '"{...}"', "description": "tool"},
+    }
 
 
 def test_malformed_rows_are_reported_not_fatal(store: PersonaStore, tmp_path: Path) -> None:

@@ -122,3 +122,13 @@ def test_diversity_cli_reports_outputs_and_personas(tmp_path):
     assert metrics["outputs"]["mean_similarity"] is None
     missing = runner.invoke(app, ["diversity", str(tmp_path / "none.jsonl")])
     assert missing.exit_code == 2 and "file not found" in missing.output
+
+
+def test_diversity_on_an_empty_file_says_it_is_empty(tmp_path):
+    # Issue 18 item 6: one line saying the file is empty, and a non-zero exit.
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    result = runner.invoke(app, ["diversity", str(path), "--no-embeddings"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "is empty" in lines[0] and "error:" in lines[0]

@@ -1,8 +1,11 @@
 """Persona-to-Persona: ask who is in a close relationship with a persona.
 
 One request per parent persona asks for ``n`` related people, each with a relation label
-(colleague, patient-caregiver, customer-supplier, family, friend, neighbour,
-mentor-mentee, ...) and a persona sentence. Repeated over k hops this reaches people that
+and a persona sentence. Labels are kept to :data:`RELATIONS` (the prompt lists it; the
+model's label is mapped onto it by :func:`relation_label`, with common synonyms such as
+"wife" -> ``partner`` or "coworker" -> ``colleague``); anything else is stored as
+``other: <label>``, so a label that is not a relation ("favorite", "genre") is visible as
+such instead of passing for one. Repeated over k hops this reaches people that
 texts rarely mention directly (the Persona Hub paper uses six hops). The pipeline stores a
 :class:`~personahub.store.PersonaEdge` parent -> child with the label, and only expands
 children that survived the quality filters and dedup, so cycles and repeats cannot make
@@ -12,15 +15,16 @@ the count grow without bound.
 at the previous hop with no outgoing edge and no child yet, which is what makes hops
 resumable.
 
-As in Text-to-Persona, a worked example goes first as an earlier chat turn, every string
-and list in the schema is bounded and each persona must start with "A" or "An", so a small
-model under a grammar stays on track.
+Unlike Text-to-Persona there is no worked example: a small model copied the example's
+relation labels onto every parent (18 of 41 edges were the example's ``spouse`` or
+``student``, even for "a team of engineers"). Every string and list in the schema is
+bounded and each persona must start with "A" or "An", so a small model under a grammar
+stays on track.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -39,7 +43,6 @@ from personahub.build.text_to_persona import (
     PERSONA_MAX_CHARS,
     PERSONA_PATTERN,
     Candidate,
-    examples,
 )
 from personahub.llm.seeds import request_seed
 
@@ -47,6 +50,45 @@ RELATION_MAX_CHARS = 40
 # Letters, then letters, spaces, hyphens or slashes: "colleague", "mentor-mentee".
 RELATION_PATTERN = r"^[A-Za-z][A-Za-z /-]{1,39}$"
 DEFAULT_RELATION = "related"
+# The relation vocabulary (documented in the module docstring). Pairs name both sides.
+RELATIONS: tuple[str, ...] = (
+    "partner",
+    "family",
+    "friend",
+    "neighbour",
+    "colleague",
+    "manager-report",
+    "mentor-mentee",
+    "teacher-student",
+    "patient-caregiver",
+    "customer-supplier",
+    "client-professional",
+    "classmate",
+    "teammate",
+    "roommate",
+    "community",
+)
+_SYNONYMS: dict[str, str] = {
+    **dict.fromkeys(
+        "spouse wife husband girlfriend boyfriend fiance fiancee partner-spouse".split(),
+        "partner",
+    ),
+    **dict.fromkeys(
+        "parent mother father son daughter child sibling brother sister cousin aunt uncle "
+        "grandparent grandmother grandfather grandchild niece nephew relative in-law".split(),
+        "family",
+    ),
+    **dict.fromkeys("best friend|close friend|childhood friend".split("|"), "friend"),
+    "neighbor": "neighbour",
+    **dict.fromkeys("coworker co-worker workmate co-author collaborator".split(), "colleague"),
+    **dict.fromkeys("boss manager supervisor employee employer".split(), "manager-report"),
+    **dict.fromkeys("mentor mentee apprentice protege".split(), "mentor-mentee"),
+    **dict.fromkeys("teacher student pupil tutor".split(), "teacher-student"),
+    **dict.fromkeys("patient caregiver carer doctor nurse".split(), "patient-caregiver"),
+    **dict.fromkeys("customer supplier vendor buyer seller".split(), "customer-supplier"),
+    **dict.fromkeys("client professional".split(), "client-professional"),
+    **dict.fromkeys("flatmate housemate".split(), "roommate"),
+}
 GENERATED_ORIGINS = ("text_to_persona", "persona_to_persona")
 _TOKENS_PER_PERSON = 110
 _SEPARATORS = re.compile(r"\s*(?:/|\bto\b|\band\b|–|—)\s*")
@@ -58,7 +100,7 @@ class RelatedPerson(BaseModel):
     relation: str = Field(
         max_length=RELATION_MAX_CHARS,
         pattern=RELATION_PATTERN,
-        description='Relation to the given person, e.g. "colleague".',
+        description="Relation to the given person, one of the listed relations.",
     )
     persona: str = Field(
         max_length=PERSONA_MAX_CHARS,
@@ -88,8 +130,26 @@ def normalise_relation(label: str) -> str:
     return text[:RELATION_MAX_CHARS] or DEFAULT_RELATION
 
 
+def relation_label(label: str) -> str:
+    """The vocabulary term for a model's relation label, or ``"other: <label>"``.
+
+    Pairs match in either order ("student-teacher" -> ``teacher-student``), one side of a
+    pair or a synonym maps to it ("student" -> ``teacher-student``, "wife" -> ``partner``).
+    """
+    text = normalise_relation(label)
+    if text in RELATIONS:
+        return text
+    reversed_pair = "-".join(reversed(text.split("-")))
+    if reversed_pair in RELATIONS:
+        return reversed_pair
+    if text in _SYNONYMS:
+        return _SYNONYMS[text]
+    return f"other: {text}"
+
+
 def p2p_messages(persona: str, n: int, granularity: str) -> list[Message]:
-    """The chat messages of one Persona-to-Persona request.
+    """The chat messages of one Persona-to-Persona request: the system turn, then the
+    question (no worked example, see the module docstring).
 
     Raises:
         ValueError: If ``granularity`` is unknown or ``n`` < 1.
@@ -100,28 +160,17 @@ def p2p_messages(persona: str, n: int, granularity: str) -> list[Message]:
         )
     if n < 1:
         raise ValueError("n must be at least 1")
-    example = examples()["persona_to_persona"][granularity]
-
-    def ask(about: str) -> Message:
-        content = prompts.render(
-            "persona/persona_to_persona", persona=about, n=n, granularity=granularity
-        )
-        return {"role": "user", "content": content}
-
-    # The example shows at most as many people as asked for (it has three).
-    answer = json.dumps({"people": example["people"][:n]}, ensure_ascii=False)
+    content = prompts.render(
+        "persona/persona_to_persona",
+        persona=persona,
+        n=n,
+        granularity=granularity,
+        relations=RELATIONS,
+    )
     return [
         {"role": "system", "content": prompts.render("persona/system")},
-        ask(example["person"]),
-        {"role": "assistant", "content": answer},
-        ask(persona),
+        {"role": "user", "content": content},
     ]
-
-
-def example_context(granularity: str) -> str:
-    """The Persona-to-Persona example as one text, so the echo check catches copies."""
-    example = examples()["persona_to_persona"][granularity]
-    return "\n".join([example["person"], *(p["persona"] for p in example["people"])])
 
 
 def p2p_request(persona: str, n: int, granularity: str, seed: int = 0) -> LLMRequest:
@@ -147,15 +196,14 @@ def candidates_from(
     if result.error is not None:
         return result.error
     people: list[Any] = getattr(result.parsed, "people", [])
-    context = f"{parent_text}\n{example_context(granularity)}"
     out = []
     for person in people:
-        relation = normalise_relation(person.relation)
+        relation = relation_label(person.relation)
         out.append(
             Candidate(
                 text=person.persona,
                 origin="persona_to_persona",
-                context=context,
+                context=parent_text,
                 granularity=granularity,
                 parent_id=parent_id,
                 hop=parent_hop + 1,

@@ -22,6 +22,12 @@ same command again:
   no child yet. Personas that dedup or the filters dropped were never stored, so they are
   never expanded; a parent whose request failed is expanded by the next run.
 
+Each Text-to-Persona persona that passes the filters gets a *relevance*: the MiniLM cosine
+between it and its source text, stored as the attribute ``relevance`` and summed up in the
+report (mean and count per stage). With ``min_relevance`` set, personas below it are
+dropped as ``irrelevant`` (on real texts a third of a small model's personas had little to
+do with their text; see ``benchmarks/persona_quality.py``).
+
 A related persona that dedup drops as a near-duplicate of a stored persona (other than its
 parent) still gets its edge, pointing at that stored persona: "a colleague of A" who is
 already known as B becomes the edge A -> B. This closes cycles in the relationship graph
@@ -41,6 +47,7 @@ from rich.progress import Progress, TaskID
 from sqlmodel import col, select
 
 from personahub.dedup import DedupPipeline
+from personahub.dedup.embedding import unit_rows
 from personahub.llm import ErrorKind, LLMError, LLMResult
 from personahub.llm.gateway import Gateway
 from personahub.build.persona_to_persona import count_unexpanded, persona_to_persona, unexpanded
@@ -80,6 +87,8 @@ class BuildOptions:
         max_words: Quality filter: most words.
         minhash_threshold: Jaccard threshold of MinHash dedup.
         embedding_threshold: Cosine threshold of embedding dedup.
+        min_relevance: Drop Text-to-Persona personas whose cosine to their source text is
+            below this (None: keep them all, the relevance is still stored and reported).
         seed: Mixed into every request's sampling seed.
     """
 
@@ -94,6 +103,7 @@ class BuildOptions:
     max_words: int = 60
     minhash_threshold: float = 0.9
     embedding_threshold: float = 0.9
+    min_relevance: float | None = None
     seed: int = 0
 
     def validate(self) -> None:
@@ -135,6 +145,8 @@ class StageReport:
         deduped: Dropped by each dedup stage.
         known: Exact duplicates of stored personas (normally caught by dedup first).
         stored: Personas added to the store.
+        relevance: Relevance (cosine to the source text) of each persona that passed the
+            quality filters (Text-to-Persona only).
         edges: Edges added (parent -> child, and parent -> known near-duplicate).
         linked: Of those, edges to an already stored near-duplicate.
     """
@@ -148,6 +160,7 @@ class StageReport:
     deduped: Counter[str] = field(default_factory=Counter)
     known: int = 0
     stored: int = 0
+    relevance: list[float] = field(default_factory=list)
     edges: int = 0
     linked: int = 0
 
@@ -386,11 +399,12 @@ class PersonaBuilder:
         passed = []
         for candidate in candidates:
             candidate.text = clean_persona(candidate.text)
-            reason = self.quality.check(candidate.text, candidate.context)
+            reason = self.quality.check(candidate.text, candidate.context, candidate.kind)
             if reason is None:
                 passed.append(candidate)
             else:
                 stage.filtered[reason] += 1
+        passed = self._relevant(stage, passed)
         if not passed:
             return
         keys = [f"new:{next(self._new_keys)}" for _ in passed]
@@ -437,6 +451,26 @@ class PersonaBuilder:
         linked = self.store.add_edges(link_edges) if link_edges else 0
         stage.edges += linked
         stage.linked += linked
+
+    def _relevant(self, stage: StageReport, candidates: list[Candidate]) -> list[Candidate]:
+        """Score Text-to-Persona candidates against their source text; drop those below
+        ``min_relevance``."""
+        scored = [c for c in candidates if c.source]
+        if not scored:
+            return candidates
+        sources = list(dict.fromkeys(c.source for c in scored))
+        rows = unit_rows(self.vectors.encode([c.text for c in scored]))
+        source_rows = dict(zip(sources, unit_rows(self.vectors.encode(sources)), strict=True))
+        low: set[int] = set()
+        minimum = self.options.min_relevance
+        for candidate, row in zip(scored, rows, strict=True):
+            relevance = round(float(row @ source_rows[candidate.source]), 4)
+            candidate.attributes["relevance"] = relevance
+            stage.relevance.append(relevance)
+            if minimum is not None and relevance < minimum:
+                low.add(id(candidate))
+                stage.filtered["irrelevant"] += 1
+        return [c for c in candidates if id(c) not in low]
 
     @staticmethod
     def _edge(candidate: Candidate, target: int) -> EdgeIn:

@@ -17,13 +17,17 @@ Each persona either passes or is dropped for the first reason that applies, in t
 ``echo``
     Mostly copied from what it was derived from (the source text, or the parent persona):
     at least ``echo_overlap`` of the persona's word bigrams occur there.
+``not_one_person``
+    The model itself says the persona is a group, an organisation or a product/tool (the
+    ``kind`` of a Text-to-Persona answer).
+``group_or_thing``
+    Headed by a group or a thing ("A team of robotics engineers", "An AI-powered text
+    editor"): :func:`personahub.build.person_check.non_person_reason`.
 ``not_a_persona``
-    No sign of a person. The heuristic is deliberately simple: a persona passes if it has
-    a relative "who"/"whose", an age ("34-year-old"), a word from a list of person nouns
-    (roles, relations, "person", "woman", "student", ...), or an agent noun (a word of 5+
-    letters ending in -er, -or, -ist, -ian, -eur or -ee that is not a common non-person
-    word such as "water" or "color"). Bare names ("Mike Smith") and things ("A mystery
-    company") fail it.
+    No sign of a person (:func:`personahub.build.person_check.looks_like_person`): bare
+    names ("Mike Smith") and things ("A mystery company") fail it.
+``irrelevant``
+    Set by the build, not here: MiniLM cosine to the source text below ``--min-relevance``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from personahub.build.person_check import looks_like_person, non_person_reason
+
 REASONS: tuple[str, ...] = (
     "empty",
     "too_short",
@@ -40,10 +46,12 @@ REASONS: tuple[str, ...] = (
     "refusal",
     "boilerplate",
     "echo",
+    "not_one_person",
+    "group_or_thing",
     "not_a_persona",
+    "irrelevant",
 )
 
-_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 _REFUSAL = re.compile(
     r"\bas an? (?:ai|artificial intelligence|language model|assistant)\b"
     r"|\blanguage model\b"
@@ -66,56 +74,7 @@ _BOILERPLATE = re.compile(
     r"|\b\d+ to \d+ words\b",
     re.IGNORECASE,
 )
-_PERSON_SIGNS = re.compile(r"\bwho(?:se)?\b|\b\d+[- ]years?[- ]old\b|\byear-old\b")
-_AGENT_SUFFIX = re.compile(r"^[a-z-]{3,}(?:er|or|ist|ian|eur|ee)s?$")
 _LABEL = re.compile(r"^\s*(?:persona|answer|output)\s*[:\-]\s*", re.IGNORECASE)
-
-
-def _word_set(words: str) -> frozenset[str]:
-    return frozenset(words.split())
-
-
-PERSON_NOUNS = _word_set(
-    """
-    person people individual someone somebody man woman men women boy girl guy lady gentleman
-    child kid teen teenager adult youth elder senior retiree pensioner student pupil graduate
-    undergraduate parent mother father mom mum dad son daughter brother sister sibling twin
-    grandparent grandmother grandfather grandchild aunt uncle cousin nephew niece wife husband
-    spouse partner fiance fiancee widow widower friend neighbour neighbor colleague coworker
-    classmate roommate flatmate mentor mentee apprentice intern patient client customer
-    resident tenant citizen immigrant migrant refugee expat local native tourist traveller
-    traveler visitor guest host fan enthusiast hobbyist amateur expert professional specialist
-    veteran volunteer activist advocate nurse doctor physician surgeon dentist therapist
-    pharmacist paramedic midwife caregiver carer nanny chef cook baker butcher farmer
-    fisherman fisher gardener mechanic electrician plumber carpenter builder engineer architect
-    scientist researcher scholar academic professor lecturer teacher tutor coach instructor
-    principal librarian lawyer attorney judge solicitor clerk accountant banker broker trader
-    analyst consultant manager director executive founder entrepreneur owner shopkeeper
-    merchant vendor seller supplier buyer landlord agent assistant secretary receptionist
-    officer policeman policewoman detective soldier sailor pilot captain driver courier
-    cyclist commuter artist painter sculptor musician singer composer dancer actor actress
-    writer author poet journalist reporter editor blogger photographer designer developer
-    programmer coder technician worker labourer laborer employee employer staff cleaner
-    janitor waiter waitress bartender barista cashier salesperson president politician
-    councillor mayor official diplomat priest pastor vicar rabbi imam monk nun athlete player
-    runner swimmer climber hiker gamer reader listener viewer subscriber user member homeowner
-    homemaker housewife househusband parishioner servant peasant infant toddler adolescent
-    participant applicant candidate newcomer survivor victim witness collector investor
-    """
-)
-NON_PERSON_WORDS = _word_set(
-    """
-    other another after over under never ever however together water paper number order
-    letter matter power corner summer winter weather better later rather whether either
-    neither computer chapter border river silver flower finger tower dinner remember
-    answer counter register master filter folder shelter theater theatre wonder cover
-    center character offer corner cancer butter dollar collar honor honour color colour
-    humor humour floor door error mirror motor sensor factor sector vector interior exterior
-    major minor behavior behaviour favor favour labor labour flavor flavour tutorial
-    exist assist insist resist persist consist twist wrist checklist playlist wishlist
-    median guarantee committee coffee degree agree three whatever
-    """
-)
 
 
 def clean_persona(text: str) -> str:
@@ -123,10 +82,6 @@ def clean_persona(text: str) -> str:
     text = " ".join(str(text).split())
     text = _LABEL.sub("", text)
     return text.strip(" \"'`“”‘’")
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 def _echo_words(text: str) -> list[str]:
@@ -138,24 +93,10 @@ def _shingles(words: list[str], size: int = 2) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + size]) for i in range(max(0, len(words) - size + 1))}
 
 
-def looks_like_person(text: str) -> bool:
-    """Whether ``text`` shows a sign of describing a person (see the module docstring)."""
-    lowered = text.lower()
-    if _PERSON_SIGNS.search(lowered):
-        return True
-    for word in _words(lowered):
-        forms = {word, word[:-1]} if word.endswith("s") else {word}
-        if forms & PERSON_NOUNS:
-            return True
-        if len(word) >= 5 and not forms & NON_PERSON_WORDS and _AGENT_SUFFIX.match(word):
-            return True
-    return False
-
-
 @dataclass
 class QualityFilter:
     """Drops personas that are empty, too short or long, refusals, boilerplate, echoes of
-    their source, or not a persona; counts drops by reason.
+    their source, or not one person; counts drops by reason.
 
     Args:
         min_words: Fewest words a persona may have.
@@ -169,8 +110,11 @@ class QualityFilter:
     echo_overlap: float = 0.7
     counts: Counter[str] = field(default_factory=Counter)
 
-    def reason(self, text: str, context: str = "") -> str | None:
-        """Why ``text`` fails (a name from :data:`REASONS`), or None if it passes."""
+    def reason(self, text: str, context: str = "", kind: str | None = None) -> str | None:
+        """Why ``text`` fails (a name from :data:`REASONS`), or None if it passes.
+
+        ``kind`` is the model's own ``PersonaKind`` for the persona, where it gave one.
+        """
         if not text.strip():
             return "empty"
         n_words = len(text.split())
@@ -188,13 +132,17 @@ class QualityFilter:
                 copied = len(shingles & _shingles(_echo_words(context))) / len(shingles)
                 if copied >= self.echo_overlap:
                     return "echo"
+        if kind is not None and kind != "one person":
+            return "not_one_person"
+        if non_person_reason(text) is not None:
+            return "group_or_thing"
         if not looks_like_person(text):
             return "not_a_persona"
         return None
 
-    def check(self, text: str, context: str = "") -> str | None:
+    def check(self, text: str, context: str = "", kind: str | None = None) -> str | None:
         """Like :meth:`reason`, and count the reason."""
-        why = self.reason(text, context)
+        why = self.reason(text, context, kind)
         if why is not None:
             self.counts[why] += 1
         return why

@@ -10,9 +10,17 @@ empty where it does not. Every string and list in the schema is bounded, and the
 must start with "A" or "An": under the local backend's grammar a 135M model then cannot
 loop, and cannot answer with a bare name or a copy of the text's first sentence.
 
+The answer also carries ``kind``: the model's own word on whether it described one person,
+a group, an organisation or a product/tool. Anything but ``one person`` is dropped
+(``not_one_person``); the lexical guard of :mod:`personahub.build.person_check` catches
+what the model gets wrong (``group_or_thing``).
+
 A worked example (``prompts/persona/examples.j2``) goes first as an earlier chat turn. In
 one trial on SmolLM2-135M (8 texts x 2 angles) it lifted the answers that pass the quality
-filters from 7 of 16 to 16 of 16, and the model then left unsupported attributes empty.
+filters from 7 of 16 to 16 of 16, and the model then left unsupported attributes empty. It
+cannot leak unnoticed: a copy of its personas is an ``echo`` of the context (which includes
+the example), and a persona that follows its pattern without fitting the real text scores
+a low relevance to that text (see ``personahub.build.pipeline``).
 
 Candidates from both generation stages share :class:`Candidate`, which the pipeline
 filters, deduplicates and turns into :class:`~personahub.store.PersonaIn` rows.
@@ -45,6 +53,7 @@ PERSONA_PATTERN = r'^An? [^"\\\n\r\t]{8,190}$'
 T2P_MAX_TOKENS = 384
 
 
+PersonaKind = Literal["one person", "group of people", "organisation", "product or tool"]
 AgeBand = Literal["", "under 18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
 Interest = Annotated[str, Field(max_length=40, pattern=plain_text(40))]
 
@@ -65,6 +74,7 @@ class PersonaAnswer(BaseModel):
         max_length=60, pattern=plain_text(60), description="Where they live, or empty."
     )
     interests: list[Interest] = Field(max_length=4, description="Up to four interests.")
+    kind: PersonaKind = Field(description="What the persona describes: one person or not.")
 
     def attributes(self) -> dict[str, Any]:
         """The non-empty attributes, stripped (the small model likes ``[""]``)."""
@@ -95,6 +105,8 @@ class Candidate:
         parent_id: Store id of the parent persona (Persona-to-Persona).
         hop: 0 for Text-to-Persona, parent hop + 1 for Persona-to-Persona.
         relation: Relation label to the parent (Persona-to-Persona).
+        kind: What the model says the persona is (Text-to-Persona), see ``PersonaKind``.
+        source: The source text (Text-to-Persona), for the relevance score.
         model: The model that answered.
         attributes: Extra fields stored with the persona.
     """
@@ -108,6 +120,8 @@ class Candidate:
     parent_id: int | None = None
     hop: int = 0
     relation: str | None = None
+    kind: str | None = None
+    source: str = ""
     model: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
 
@@ -197,6 +211,8 @@ def candidate_from(
         context=f"{text}\n{example_context(granularity)}",
         angle=angle,
         granularity=granularity,
+        kind=answer.kind,
+        source=text,
         model=result.model or fallback_model,
         attributes=answer.attributes(),
     )

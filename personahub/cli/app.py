@@ -54,16 +54,20 @@ def llm_check(llm: opt.LLMFlags = opt.NO_FLAGS) -> None:
         client = LLMClient(settings)
     except (ConfigError, ModelUnavailableError) as exc:
         fail(str(exc))
-
-    table = Table(title="LLM gateway", show_header=False)
-    for key, value in settings.describe().items():
-        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
-    console.print(table)
     asyncio.run(_check(client))
 
 
 async def _check(client: LLMClient) -> None:
     async with client:
+        try:
+            # Before the table: it names the model the server serves, not a default.
+            await client.preflight()
+        except ConfigError as exc:
+            fail(str(exc))
+        table = Table(title="LLM gateway", show_header=False)
+        for key, value in client.describe().items():
+            table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+        console.print(table)
         load = client.capabilities.warm_up
         if load is not None:
             with console.status("loading the embedded model"):

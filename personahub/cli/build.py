@@ -72,6 +72,14 @@ def build_command(
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, help="Texts or personas per batch and commit.")
     ] = 64,
+    min_relevance: Annotated[
+        float | None,
+        typer.Option(
+            "--min-relevance",
+            help="Drop text-to-persona personas whose MiniLM cosine to their text is below "
+            "this (each persona's relevance is stored as an attribute either way).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Mixed into every sampling seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
     llm: opt.LLMFlags = opt.NO_FLAGS,
@@ -93,6 +101,7 @@ def build_command(
         limit=limit,
         chunk_size=chunk_size,
         concurrency=llm.concurrency,
+        min_relevance=min_relevance,
         seed=seed,
     )
     try:
@@ -223,6 +232,10 @@ def print_summary(report: BuildReport, store_url: str, model: str) -> None:
     if report.total("known"):
         row("already stored (exact)", field("known"))
     row("stored", field("stored"), style="bold green")
+    scores = [s.relevance for _, s in stages]
+    if any(scores):
+        cells = [f"{sum(r) / len(r):.2f} ({len(r)})" if r else "" for r in scores]
+        table.add_row("relevance to text: mean (n)", *cells, *([""] if len(stages) > 1 else []))
     row("edges", field("edges"))
     if report.total("linked"):
         row("  of which to known personas", field("linked"))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from personahub.llm import LLMClient, load_settings
+from personahub.llm import ConfigError, LLMClient, load_settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -21,14 +22,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def open_client(config: Path | None, overrides: dict[str, Any], warm_up: bool = True) -> LLMClient:
-    """The gateway for a command's LLM flags, the embedded model loaded under a status line
-    (not with ``warm_up=False``: e.g. when Ray workers make the calls).
+    """The gateway for a command's LLM flags, after the backend's pre-flight check (which
+    learns the model a server serves, for provenance), the embedded model loaded under a
+    status line (not with ``warm_up=False``: e.g. when Ray workers make the calls).
 
     Raises:
-        ConfigError: Bad settings.
+        ConfigError: Bad settings, or a backend that cannot work (see
+            :meth:`LLMClient.preflight`).
         ModelUnavailableError: The embedded model cannot be loaded.
     """
     client = LLMClient(load_settings(config, **overrides))
+    try:
+        asyncio.run(client.preflight())
+    except ConfigError:
+        asyncio.run(client.aclose())
+        raise
     load = client.capabilities.warm_up
     if warm_up and load is not None:
         with console.status("loading the embedded model"):

@@ -1,7 +1,7 @@
 """The LLM flags shared by every command that calls a model (``personahub`` and ``sandbox``).
 
 They are defined once: a command declares one parameter ``llm: LLMFlags`` where the flags go in
-its ``--help``, and :func:`llm_flags` puts the typer options (all nine, or the ones named) in
+its ``--help``, and :func:`llm_flags` puts the typer options (all of them, or the ones named) in
 its place and hands the command one :class:`LLMFlags` value. Typer stays out of
 ``personahub.llm``: the gateway only sees :meth:`LLMFlags.overrides`.
 """
@@ -50,6 +50,14 @@ MaxCalls = Annotated[int | None, typer.Option("--max-calls", help="Budget: model
 MaxTokensTotal = Annotated[
     int | None, typer.Option("--max-tokens-total", help="Budget: tokens (prompt + completion).")
 ]
+PriceIn = Annotated[
+    float | None,
+    typer.Option("--price-in", help="Price per million prompt tokens.", show_default=False),
+]
+PriceOut = Annotated[
+    float | None,
+    typer.Option("--price-out", help="Price per million completion tokens.", show_default=False),
+]
 
 
 class LLMFlags(BaseModel):
@@ -64,6 +72,8 @@ class LLMFlags(BaseModel):
     no_cache: bool = False
     max_calls: int | None = None
     max_tokens_total: int | None = None
+    price_in: float | None = None
+    price_out: float | None = None
 
     def overrides(self) -> dict[str, Any]:
         """Settings overrides; flags left unset do not override anything (``--config`` is
@@ -75,6 +85,8 @@ class LLMFlags(BaseModel):
             "concurrency": self.concurrency,
             "max_calls": self.max_calls,
             "max_total_tokens": self.max_tokens_total,
+            "price_in": self.price_in,
+            "price_out": self.price_out,
         }
         if self.base_url:
             out["base_urls"] = self.base_url
@@ -97,12 +109,14 @@ _OPTIONS: dict[str, Any] = {
     "no_cache": NoCache,
     "max_calls": MaxCalls,
     "max_tokens_total": MaxTokensTotal,
+    "price_in": PriceIn,
+    "price_out": PriceOut,
 }
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def llm_flags(*names: str) -> Callable[[F], F]:
-    """Give a command the LLM flags ``names`` (default: all nine) in place of its ``llm``
+    """Give a command the LLM flags ``names`` (default: all) in place of its ``llm``
     parameter, which then receives them as one :class:`LLMFlags`."""
     chosen = names or tuple(_OPTIONS)
 

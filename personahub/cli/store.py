@@ -233,6 +233,15 @@ def dedup_command(
             "(embeds only personas with a candidate).",
         ),
     ] = False,
+    removed: Annotated[
+        Path | None,
+        typer.Option(
+            "--removed",
+            help="Write what was removed here (JSONL: id, text, the kept duplicate it "
+            "matched, stage, similarity); with --dry-run, what would be.",
+            dir_okay=False,
+        ),
+    ] = None,
     engine: EngineOpt = "local",
     ray_address: RayAddressOpt = None,
     ray_workers: RayWorkersOpt = 2,
@@ -242,7 +251,7 @@ def dedup_command(
     With --engine ray, MinHash signatures and LSH banding run on Ray Data and the embedding
     stage per shard with a merge; the MinHash decisions equal the local engine's.
     """
-    from personahub.dedup import STAGES, dedup_personas
+    from personahub.dedup import STAGES, dedup_personas, write_removed
     from personahub.distributed.engine import EngineError, check_engine
 
     chosen = [s.strip() for s in stages.split(",") if s.strip()]
@@ -253,6 +262,8 @@ def dedup_command(
         engine = check_engine(engine, ray_address, ray_workers)
     except EngineError as exc:
         fail(str(exc))
+    if removed is not None and engine == "ray":
+        fail("--removed works with --engine local only")
     with _user_errors():
         target = PersonaStore(store)
         total = target.count()
@@ -282,7 +293,13 @@ def dedup_command(
                     dry_run=dry_run,
                     progress=_advance(progress, "deduplicating", total),
                     two_stage=two_stage,
+                    list_removed=removed is not None,
                 )
+        if removed is not None:
+            try:
+                write_removed(removed, report.removed)
+            except OSError as exc:
+                fail(f"cannot write {removed}: {exc.strerror}")
     table = Table(title="dedup" + (" (dry run)" if dry_run else ""))
     table.add_column("stage")
     table.add_column("dropped", justify="right")
@@ -292,6 +309,9 @@ def dedup_command(
     console.print(table)
     if not dry_run:
         console.print(f"deleted {report.deleted:,} personas")
+    if removed is not None:
+        what = "would be removed" if dry_run else "removed"
+        console.print(f"{len(report.removed):,} personas {what}: listed in {removed}")
 
 
 def embed_command(

@@ -243,7 +243,7 @@ def diversity_command(
     except SynthesisError as exc:
         fail(str(exc))
     if not rows:
-        fail(f"{path}: no rows")
+        fail(f"{path} is empty: no rows to measure")
     embed = None
     if embeddings:
         from personahub.embeddings import get_embedder

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from personahub.dedup.embedding import EmbeddingDeduper, VectorSource
 from personahub.dedup.minhash import MinHashDeduper, MinHasher
+from personahub.dedup.removed import Drop, RemovedPersona, describe_drops, write_removed
 from personahub.dedup.two_stage import TwoStageDeduper
 
 STAGES = ("minhash", "embedding")
@@ -26,8 +27,10 @@ __all__ = [
     "EmbeddingDeduper",
     "MinHashDeduper",
     "MinHasher",
+    "RemovedPersona",
     "TwoStageDeduper",
     "dedup_personas",
+    "write_removed",
 ]
 
 
@@ -41,6 +44,8 @@ class DedupReport(BaseModel):
         kept_keys: For a list input, the indices kept (in order); empty for a store.
         deleted: Personas deleted from the store (0 for a list or a dry run).
         dry_run: Whether the store was left unchanged.
+        removed: For a store with ``list_removed``, each dropped persona with the kept
+            persona it duplicates, the stage and the similarity.
     """
 
     total: int = 0
@@ -49,6 +54,7 @@ class DedupReport(BaseModel):
     kept_keys: list[int] = []
     deleted: int = 0
     dry_run: bool = False
+    removed: list[RemovedPersona] = []
 
 
 class DedupPipeline:
@@ -115,6 +121,12 @@ class DedupPipeline:
         self.total += len(keys)
         return keep
 
+    @property
+    def hasher(self) -> MinHasher | None:
+        """The MinHash stage's hasher (None without that stage)."""
+        deduper = self._filters.get("minhash")
+        return deduper.hasher if isinstance(deduper, MinHashDeduper) else None
+
     def duplicates_of(self, key: Hashable) -> tuple[str, Hashable] | None:
         """(stage, kept key) that dropped ``key``, or None if it was kept."""
         for stage, deduper in self._filters.items():
@@ -138,6 +150,7 @@ def dedup_personas(
     batch_size: int = 2048,
     progress: Callable[[int], None] | None = None,
     two_stage: bool = False,
+    list_removed: bool = False,
 ) -> DedupReport:
     """Remove near-duplicates from a list of personas or from a store.
 
@@ -152,9 +165,11 @@ def dedup_personas(
         batch_size: Items per batch.
         progress: Called with the number of items processed since the last call.
         two_stage: See :class:`DedupPipeline`.
+        list_removed: For a store, also describe each dropped persona (``removed``).
 
     Returns:
-        Counts per stage; for a list, the kept indices; for a store, the deleted count.
+        Counts per stage; for a list, the kept indices; for a store, the deleted count
+        (and with ``list_removed``, what was removed).
     """
     is_list = isinstance(source, Sequence) and not hasattr(source, "iter_personas")
     vectors: VectorSource | None = None
@@ -177,12 +192,19 @@ def dedup_personas(
                 progress(len(chunk))
     else:
         drop: list[int] = []
+        drops: list[Drop] = []
         for batch in _store_batches(source, batch_size):
             keys = [p.id for p in batch]
             flags = pipeline.add_batch(keys, [p.text for p in batch], vectors)
-            drop.extend(k for k, f in zip(keys, flags, strict=True) if not f)
+            dropped = [p for p, f in zip(batch, flags, strict=True) if not f]
+            drop.extend(p.id for p in dropped)
+            if list_removed:
+                drops.extend(_drop(pipeline, p) for p in dropped)
             if progress is not None:
                 progress(len(batch))
+        if drops:
+            # Before deleting: the kept personas' texts are read from the store.
+            report.removed = describe_drops(source, drops, pipeline.hasher, vectors)
         # Ids are streamed in increasing order, so each group keeps its lowest id.
         if not dry_run and drop:
             report.deleted = source.delete_personas(drop)
@@ -190,6 +212,13 @@ def dedup_personas(
     report.dropped = dict(pipeline.dropped)
     report.kept = report.total - sum(report.dropped.values())
     return report
+
+
+def _drop(pipeline: DedupPipeline, persona: Any) -> Drop:
+    found = pipeline.duplicates_of(persona.id)
+    assert found is not None, "a dropped persona has a kept duplicate"
+    stage, kept = found
+    return Drop(id=persona.id, text=persona.text, stage=stage, kept_id=int(kept))  # type: ignore[call-overload]
 
 
 def _store_batches(store: Any, batch_size: int) -> Iterable[list[Any]]:

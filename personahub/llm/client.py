@@ -55,10 +55,8 @@ class LLMClient:
         self.settings = settings or load_settings()
         self.backend = backend or create_backend(self.settings)
         self.cache = ResponseCache(self.settings.cache_path) if self.settings.cache else None
-        self.meter = Meter(
-            price_per_1k_prompt=self.settings.price_per_1k_prompt,
-            price_per_1k_completion=self.settings.price_per_1k_completion,
-        )
+        price_in, price_out = self.settings.token_prices()
+        self.meter = Meter(price_per_prompt_token=price_in, price_per_completion_token=price_out)
         schemas = SchemaTable()
         stack: Gateway = BackendGateway(self.backend, self.settings, schemas)
         policy = RetryPolicy(
@@ -86,11 +84,22 @@ class LLMClient:
         """Check the backend can work before a long job starts (its ``preflight``
         capability, where it has one).
 
+        Without a configured model, the backend may learn it here (the model a server
+        serves); the settings then record it.
+
         Raises:
-            ConfigError: The model file or server is unusable; the message is one line.
+            ConfigError: The model file or server is unusable, or a server serves several
+                models and none was chosen; the message is one line.
         """
         if self.capabilities.preflight is not None:
             await self.capabilities.preflight()
+        self._adopt_backend_model()
+
+    def _adopt_backend_model(self) -> None:
+        """Record the model the backend found (a GGUF's own name, the one a server serves)
+        in the settings, so provenance (``describe``, ``settings.recorded()``) names it."""
+        if self.settings.model_name != self.backend.model:
+            self.settings = self.settings.model_copy(update={"model": self.backend.model})
 
     async def complete(self, request: LLMRequest[T]) -> LLMResult[T]:
         """Run one request through cache, budget, retries, repair and metering. Never raises

@@ -13,6 +13,12 @@ which llama.cpp builds as ``m`` copies and a star) and drops wide ``maxLength``/
 The grammar then accepts a superset of what the schema does; the gateway validates every
 answer against the full schema after decoding, and the re-ask layer re-asks on a violation,
 so nothing the schema forbids gets through.
+
+It also tightens what a grammar can enforce and llama.cpp's converter ignores: an integer with
+a small ``minimum``..``maximum`` range becomes an enum of its values
+(:func:`bounded_integers_as_enums`), so a 1-5 answer cannot come out as 102. The embedded
+model and a server in ``json_object`` mode (llama.cpp's server builds its grammar from the
+schema riding along) get both; a server that takes ``json_schema`` enforces ranges itself.
 """
 
 from __future__ import annotations
@@ -52,11 +58,37 @@ def _too_wide(node: dict[str, Any], low_key: str, high_key: str) -> bool:
 def grammar_schema(schema: Any) -> Any:
     """A copy of ``schema`` that llama.cpp can build a grammar from and that accepts
     everything ``schema`` accepts (wide repetitions loosened; see the module docstring)."""
+    return _loosened(schema)
+
+
+def bounded_integers_as_enums(schema: Any, max_span: int = 200) -> Any:
+    """Rewrite ``{"type": "integer", "minimum": a, "maximum": b}`` as an enum of a..b.
+
+    llama.cpp's schema-to-grammar converter ignores numeric bounds; an enum it enforces, so a
+    likert answer or an age can never come out of range.
+    """
     if isinstance(schema, list):
-        return [grammar_schema(item) for item in schema]
+        return [bounded_integers_as_enums(item, max_span) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: grammar_schema(value) for key, value in schema.items()}
+    out = {k: bounded_integers_as_enums(v, max_span) for k, v in schema.items()}
+    if out.get("type") == "integer" and "enum" not in out:
+        low = out.get("minimum", out["exclusiveMinimum"] + 1 if "exclusiveMinimum" in out else None)
+        high = out.get(
+            "maximum", out["exclusiveMaximum"] - 1 if "exclusiveMaximum" in out else None
+        )
+        if low is not None and high is not None and 0 <= high - low <= max_span:
+            out = {k: v for k, v in out.items() if "imum" not in k}
+            out["enum"] = list(range(int(low), int(high) + 1))
+    return out
+
+
+def _loosened(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_loosened(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _loosened(value) for key, value in schema.items()}
     if isinstance(out.get("pattern"), str):
         out["pattern"] = loosen_pattern(out["pattern"])
     for low_key, high_key in (("minLength", "maxLength"), ("minItems", "maxItems")):

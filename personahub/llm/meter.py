@@ -38,8 +38,8 @@ class Meter:
         )
     )
     per_tag: Counter[str] = field(default_factory=Counter)
-    price_per_1k_prompt: float = 0.0
-    price_per_1k_completion: float = 0.0
+    price_per_prompt_token: float = 0.0
+    price_per_completion_token: float = 0.0
 
     def record_call(self, endpoint: str, usage: Usage, latency_s: float, tag: str = "") -> None:
         """One model call that reached a backend (not a cache hit)."""
@@ -68,9 +68,9 @@ class Meter:
     @property
     def cost(self) -> float:
         return (
-            self.prompt_tokens * self.price_per_1k_prompt
-            + self.completion_tokens * self.price_per_1k_completion
-        ) / 1000.0
+            self.prompt_tokens * self.price_per_prompt_token
+            + self.completion_tokens * self.price_per_completion_token
+        )
 
     def snapshot(self, endpoints: dict[str, Any] | None = None) -> dict[str, Any]:
         """Plain data for reports and run databases.

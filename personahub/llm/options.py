@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
@@ -62,7 +62,7 @@ def match_top_tokens(
     ``"strongly disagree"``) is shared equally among them. None when no token matches.
     """
     keys = [_key(label) for label in labels]
-    weights: Counter[str] = Counter()
+    weights: dict[str, float] = defaultdict(float)
     for token, logprob in top:
         text = _key(token)
         if not text:

@@ -98,16 +98,80 @@ def parse_structured(text: str, schema: type[T]) -> T:
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise ParseFailure(ErrorKind.SCHEMA_VIOLATION, summarize_errors(exc)) from None
+        raise ParseFailure(_kind_of(exc), summarize_errors(exc, schema)) from None
 
 
-def summarize_errors(exc: ValidationError, limit: int = 4) -> str:
-    """A compact description of validation errors, for re-ask prompts and error values."""
+def _kind_of(exc: ValidationError) -> ErrorKind:
+    """``schema_violation``, or the gateway error kind a validator named as its custom error
+    type (e.g. ``empty_answer``) when every error is of that kind."""
+    kinds = {err["type"] for err in exc.errors()}
+    if len(kinds) == 1:
+        (kind,) = kinds
+        if kind in ErrorKind.__members__.values():
+            return ErrorKind(kind)
+    return ErrorKind.SCHEMA_VIOLATION
+
+
+def summarize_errors(
+    exc: ValidationError, schema: type[BaseModel] | None = None, limit: int = 4
+) -> str:
+    """A compact description of validation errors, for re-ask prompts and error values.
+
+    Each names the field, what is allowed (the field's range, when ``schema`` gives one) and
+    the value found, so a re-ask tells the model exactly what to change: a model told only
+    "less than or equal to 5" tends to send 27 after 102.
+    """
+    tree = schema.model_json_schema() if schema is not None else {}
     parts = []
     for err in exc.errors()[:limit]:
         loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
+        notes = []
+        allowed = _allowed_range(tree, err["loc"])
+        if allowed:
+            notes.append(f"allowed {allowed}")
+        found = err.get("input")
+        if isinstance(found, (str, int, float, bool)) or found is None:
+            notes.append(f"found {_short(found)}")
+        parts.append(f"{loc}: {err['msg']}" + (f" ({', '.join(notes)})" if notes else ""))
     more = len(exc.errors()) - limit
     if more > 0:
         parts.append(f"and {more} more")
     return "; ".join(parts)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + '..."'
+
+
+def _allowed_range(tree: dict[str, Any], loc: tuple[Any, ...]) -> str | None:
+    """``"1 to 5"`` for a field of JSON schema ``tree`` at ``loc`` with both numeric
+    bounds, ``">= 1"``/``"<= 5"`` for one; None for a field without bounds."""
+    node: Any = tree
+    for part in loc:
+        node = _deref(tree, node)
+        if isinstance(part, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(part, {})
+    node = _deref(tree, node)
+    low = node.get("minimum", node.get("exclusiveMinimum"))
+    high = node.get("maximum", node.get("exclusiveMaximum"))
+    if low is not None and high is not None:
+        return f"{low} to {high}"
+    if low is not None:
+        return f">= {low}"
+    return f"<= {high}" if high is not None else None
+
+
+def _deref(tree: dict[str, Any], node: Any) -> dict[str, Any]:
+    """``node`` with a ``$ref`` (or a lone ``allOf`` ref, as pydantic writes them)
+    followed into ``tree``'s ``$defs``."""
+    if not isinstance(node, dict):
+        return {}
+    if len(node.get("allOf", ())) == 1:
+        node = node["allOf"][0]
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return dict(tree.get("$defs", {}).get(ref.rsplit("/", 1)[1], {}))
+    return dict(node)

@@ -13,7 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -100,8 +107,52 @@ class LLMSettings(BaseSettings):
     cache_path: Path = Field(default_factory=default_cache_path)
     max_calls: int | None = Field(None, ge=1, description="Budget: model calls per run.")
     max_total_tokens: int | None = Field(None, ge=1, description="Budget: tokens per run.")
-    price_per_1k_prompt: float = 0.0
-    price_per_1k_completion: float = 0.0
+    price_in: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Price per million prompt tokens (money in the run summary and estimate).",
+    )
+    price_out: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Price per million completion tokens; set together with price_in.",
+    )
+    # Older run databases record these (per 1,000 tokens); price_in/price_out win when set.
+    price_per_1k_prompt: float = Field(0.0, ge=0, allow_inf_nan=False)
+    price_per_1k_completion: float = Field(0.0, ge=0, allow_inf_nan=False)
+    chars_per_token: float = Field(
+        4.0,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Characters per token where the estimate cannot use the model's own "
+        "tokenizer (a served model): about 4 for English under GPT-style tokenizers.",
+    )
+
+    @model_validator(mode="after")
+    def _prices_in_pairs(self) -> LLMSettings:
+        # One price alone would make every cost figure silently half a cost.
+        if (self.price_in is None) != (self.price_out is None):
+            given, missing = ("price_in", "price_out")[:: 1 if self.price_in is not None else -1]
+            raise ValueError(
+                f"{missing}: expected with {given} (prices per million tokens come in pairs)"
+            )
+        return self
+
+    @property
+    def priced(self) -> bool:
+        """Whether a price per token is configured (money can be shown)."""
+        return self.price_in is not None or bool(
+            self.price_per_1k_prompt or self.price_per_1k_completion
+        )
+
+    def token_prices(self) -> tuple[float, float]:
+        """(prompt, completion) price per token; 0 when unpriced."""
+        if self.price_in is not None and self.price_out is not None:
+            return self.price_in / 1e6, self.price_out / 1e6
+        return self.price_per_1k_prompt / 1e3, self.price_per_1k_completion / 1e3
 
     @field_validator("base_urls", mode="before")
     @classmethod
@@ -245,7 +296,12 @@ def explain_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         # Report aliased fields (e.g. PERSONAHUB_API_KEY) by their field name.
-        loc = ".".join(_FIELD_OF_ALIAS.get(str(p), str(p)) for p in err["loc"]) or "settings"
+        loc = ".".join(_FIELD_OF_ALIAS.get(str(p), str(p)) for p in err["loc"])
+        if not loc and err["type"] == "value_error":
+            # A check across fields (a model validator) names its own field.
+            parts.append(str(err["ctx"]["error"]))
+            continue
+        loc = loc or "settings"
         found = err.get("input")
         found_text = "" if isinstance(found, dict) else f" (found {found!r})"
         if loc == "api_key":

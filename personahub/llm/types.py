@@ -33,6 +33,9 @@ class ErrorKind(StrEnum):
     AUTH = "auth"
     INVALID_JSON = "invalid_json"
     SCHEMA_VIOLATION = "schema_violation"
+    # A reply that validates by type but says nothing: empty, whitespace or emoji only where
+    # words were asked for. A validator raises it as a PydanticCustomError of this type.
+    EMPTY_ANSWER = "empty_answer"
     BUDGET_EXHAUSTED = "budget_exhausted"
     MODEL_UNAVAILABLE = "model_unavailable"
     INTERNAL = "internal"

@@ -3,9 +3,11 @@
 Import formats:
 
 * Persona Hub release JSONL: ``{"persona": ...}`` lines (persona.jsonl) and
-  ``{"input persona": ..., "synthesized text": ...}`` lines (the synthesis files). Only the
-  persona is stored; a persona repeated across lines is stored once and counted as a
-  duplicate.
+  ``{"input persona": ..., "synthesized text": ..., "description": ...}`` lines (the
+  synthesis files). The persona is the text; the other columns of the row are kept as
+  attributes under their column names (the synthesized text as released, a JSON string for
+  the tool file). A persona repeated across lines is stored once, with the attributes of
+  its first row, and the repeats are counted as duplicates.
 * Plain JSONL, CSV or Parquet with a text field (``persona``, ``input persona`` or
   ``text``, or the one named). Other scalar/list fields become attributes, an ``id`` (or
   ``external_id``) field becomes the external id, an ``attributes`` object (or JSON string)
@@ -33,8 +35,6 @@ from personahub.store.models import ORIGINS, EdgeIn, Persona, PersonaIn, stored_
 from personahub.store.store import PersonaStore, StoreError
 
 AUTO_TEXT_FIELDS: tuple[str, ...] = ("persona", "input persona", "text")
-# Fields of the Persona Hub synthesis files that describe the synthesized item, not the persona.
-RELEASE_FIELDS = frozenset({"input persona", "synthesized text", "description"})
 # Export columns that are store-internal and must not become attributes on re-import.
 _IGNORED_FIELDS = frozenset({"parent_id", "source_text_id", "created", "norm_hash"})
 MAX_EXAMPLES = 20
@@ -98,9 +98,6 @@ def _row_to_persona(data: dict[str, Any], field: str) -> PersonaIn | str:
     if not text.strip():
         return f"empty {field!r}"
     out: dict[str, Any] = {"text": text, "attributes": {}}
-    if field == "input persona" or "synthesized text" in data:
-        # Release rows: the synthesized item is not about the persona, keep the persona only.
-        return PersonaIn(**out)
     attributes: dict[str, Any] = out["attributes"]
     for key, value in data.items():
         if key == field or key in _IGNORED_FIELDS or not _present(value):

@@ -184,7 +184,8 @@ class Synthesizer:
         reason = verify.empty_or_refused(text) or self._copied(text)
         if reason is not None:
             return ItemOutcome(item, reason=reason, tokens=tokens)
-        verification: dict[str, Any] = {"method": "none", "passed": True}
+        # Tasks without a check say so: ``passed`` is null, not a pass nobody made.
+        verification: dict[str, Any] = {"method": "none", "passed": None, "status": "unchecked"}
         if self.verify_math:
             solves = await asyncio.gather(
                 *(

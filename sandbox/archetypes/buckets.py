@@ -88,8 +88,8 @@ def bucket(
     digits.append((heard_bins(posts, edges).astype(np.int64), len(edges)))
     digits.append((stance.astype(np.int64) + 1, heard.shape[1] + 1))
     key = state.events[agents].astype(np.int64)  # the events bitmask is the top digit
-    for values, radix in digits:
-        key = key * radix + values
+    for column, radix in digits:
+        key = key * radix + column
     if per_agent:  # every agent its own archetype: its key, then its id
         key = key * len(agents) + np.arange(len(agents), dtype=np.int64)
     unique, member_of = np.unique(key, return_inverse=True)
@@ -98,12 +98,12 @@ def bucket(
     for packed, size in zip(unique.tolist(), sizes.tolist(), strict=True):
         if per_agent:
             packed //= len(agents)
-        values: list[int] = []
+        found: list[int] = []
         for _, radix in reversed(digits):
             packed, digit = divmod(packed, radix)
-            values.append(digit)
-        values.reverse()
-        *codes, heard_bin, stance_digit = values
+            found.append(digit)
+        found.reverse()
+        *codes, heard_bin, stance_digit = found
         upper = edges[heard_bin + 1] if heard_bin + 1 < len(edges) else None
         archetypes.append(
             Archetype(

@@ -146,7 +146,7 @@ class ArchetypeModel(RecordedModel):
             mask[:] = False  # an attribute no agent has: nobody matches (validate says so)
         if self.table.texts is not None and (target.regex or target.contains_any):
             texts = self.table.texts
-            for agent in np.flatnonzero(mask):
+            for agent in np.flatnonzero(mask).tolist():
                 mask[agent] = target.matches(texts[agent], self.table.attributes_of(agent))
         return mask
 
@@ -247,12 +247,9 @@ class ArchetypeModel(RecordedModel):
             codes = draws.draw(table, buckets.member_of, u)
             self.state.answers[agents[ok], qi] = codes[ok]
             weighted = [
-                (
-                    buckets.archetypes[a].size,
-                    0.5 * np.abs(probs[a][qi] - np.mean([s[qi] for s in own], axis=0)).sum(),
-                )  # type: ignore[index]
+                (buckets.archetypes[a].size, _tv(found[qi], np.mean([s[qi] for s in own], axis=0)))
                 for a, own in sampled.items()
-                if probs[a] is not None
+                if (found := probs[a]) is not None
             ]
             gaps[question.id] = (
                 sum(w * g for w, g in weighted) / sum(w for w, _ in weighted) if weighted else None
@@ -295,6 +292,11 @@ class ArchetypeModel(RecordedModel):
         steps = self.folder / "steps"
         self.state = PopulationState.load(steps / f"state_{step:04d}.parquet")
         self.pending = np.load(steps / f"pending_{step:04d}.npy")
+
+
+def _tv(p: np.ndarray, q: np.ndarray) -> float:
+    """Total-variation distance between two distributions over the same options."""
+    return 0.5 * float(np.abs(p - q).sum())
 
 
 def _regroup(plan: list[Ask], flat: list[LLMResult[Any]]) -> list[list[LLMResult[Any]]]:

@@ -185,3 +185,36 @@ def print_summary(database: RunDatabase, run: RunRow, console: Console) -> None:
 def samples(database: RunDatabase, run_id: str) -> list[Any]:
     """An archetype run has no chat transcripts to export: its replies are distributions."""
     return []
+
+
+def live_figures(database: RunDatabase, run: RunRow) -> dict[str, Any]:
+    """The run page's figures in ``sandbox serve``: the first question's shares per step (from
+    the step metrics; no per-agent answers, and no graph colours: at this size the page shows
+    the aggregates)."""
+    scenario = parse_scenario(run.scenario_yaml, Path(run.scenario_path or "run.db"))
+    assert isinstance(scenario, ArchetypeScenario)
+    metrics = [m.metrics for m in database.step_metrics(run.id)]
+    shares = []
+    for question in scenario.questions:
+        series = []
+        for label in option_labels(question):
+            points = []
+            for m in metrics:
+                n, share = int(m.get(f"{question.id}:n") or 0), m.get(f"{question.id}={label}")
+                est = wilson(round((share or 0) * n), n) if share is not None else None
+                points.append([est.value, est.low, est.high] if est else [None, None, None])
+            series.append({"label": label, "points": points})
+        shares.append({"question": question.id, "ask": question.ask, "series": series})
+    last = metrics[-1] if metrics else {}
+    figures = [
+        {"id": key, "label": key, "text": str(last[key]), "interval": ""}
+        for key in ("aware", "archetypes", "calls", "per_agent_calls")
+        if key in last
+    ]
+    return {
+        "figures": figures,
+        "shares": shares,
+        "colour_by": None,
+        "categories": [],
+        "answers": {},
+    }

@@ -83,7 +83,7 @@ ScaleGraph = Annotated[WattsStrogatz | BlockModel | StoredEdges, Field(discrimin
 class ArchetypeScenario(ScenarioBase):
     """A scenario answered per archetype (see the module docstring)."""
 
-    mode: Literal["archetypes"]  # type: ignore[assignment]
+    mode: Literal["archetypes"]
     agents: GeneratedAgents | None = None
     graph: ScaleGraph = Field(  # type: ignore[assignment]
         default_factory=lambda: WattsStrogatz(type="watts_strogatz")
@@ -109,13 +109,15 @@ class ArchetypeScenario(ScenarioBase):
             out.append((("archetype", "heard_bins"), "increasing edges starting at 0", bins))
         if self.agents is not None:
             known = self.agents.attributes
-            named = [("archetype", "attributes", a) for a in self.archetype.attributes]
-            named += [("segments", a) for a in self.segments]
+            named: list[tuple[tuple[str, ...], str]] = [
+                (("archetype", "attributes"), a) for a in self.archetype.attributes
+            ]
+            named += [(("segments",), a) for a in self.segments]
             if isinstance(self.graph, BlockModel):
-                named += [("graph", "by", a) for a in self.graph.by]
-            for where, attribute in ((w[:-1], w[-1]) for w in named):
+                named += [(("graph", "by"), a) for a in self.graph.by]
+            for where, attribute in named:
                 if attribute not in known:
-                    expected = f"one of the agents' attributes ({', '.join(known)})"
+                    expected = f"expected one of the agents' attributes ({', '.join(known)})"
                     out.append((where, expected, attribute))
             for i, event in enumerate(self.timeline):
                 if event.target is not None and (event.target.regex or event.target.contains_any):

@@ -32,7 +32,7 @@ def write_archetypes(path: Path, model: ArchetypeModel, buckets: Buckets) -> Non
     names = model.scenario.archetype.attributes
     for name in names:
         rows[name] = []
-    probs_columns = {
+    probs_columns: dict[str, list[float | None]] = {
         f"{q.id}={label}": []
         for qi, q in enumerate(model.scenario.questions)
         for label in model.labels[qi]

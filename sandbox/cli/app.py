@@ -1,11 +1,23 @@
-"""The ``sandbox`` command: run, resume, report on, list, validate and export scenario runs.
-Each command group is its own module in this package and adds itself with ``register``."""
+"""The ``sandbox`` command: run, estimate, resume, report on, list, validate and export
+scenario runs. Each command group is its own module in this package and adds itself with
+``register``."""
 
 from __future__ import annotations
 
 import typer
 
-from sandbox.cli import export, runs, tables
+from sandbox.cli import (
+    calibrate,
+    estimate,
+    experiment,
+    export,
+    interview,
+    resolution,
+    runs,
+    serve,
+    ssr,
+    tables,
+)
 
 app = typer.Typer(
     help="Persona simulation sandbox: personas become agents on a relationship graph, react to "
@@ -20,6 +32,13 @@ app = typer.Typer(
 runs.register(app)
 export.register(app)
 tables.register(app)
+estimate.register(app)
+experiment.register(app)
+resolution.register(app)
+ssr.register(app)
+interview.register(app)
+serve.register(app)
+calibrate.register(app)
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ class ExportFormat(StrEnum):
 class ExportRole(StrEnum):
     agent = "agent"
     npc = "npc"
+    interview = "interview"
     all = "all"
 
 
@@ -47,7 +48,11 @@ def export(
     ],
     role: Annotated[
         ExportRole,
-        typer.Option("--role", help="agent (forecast replies), npc (conversation sides) or all."),
+        typer.Option(
+            "--role",
+            help="agent (forecast replies), npc (conversation sides), interview (interviews "
+            "and survey answers) or all.",
+        ),
     ] = ExportRole.all,
     min_turns: Annotated[
         int, typer.Option("--min-turns", min=0, help="Fewest non-system messages per sample.")

@@ -6,13 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from personahub.cli import llm_options as opt
 from personahub.cli.common import console, fail
 from personahub.db.engine import DatabaseError
 from sandbox.cli.common import INPUT_ERRORS, Out, Quiet, fail_input, finish
+from sandbox.cli.estimate import print_estimate
+from sandbox.coverage import coverage_warnings, expected_reach
 from sandbox.modes import mode_of
+from sandbox.population import load_cast
 from sandbox.rundb import RunDatabase
 from sandbox.runner import (
     RUN_DB,
@@ -56,6 +60,12 @@ def run(
         str | None,
         typer.Option("--database", help="SQLAlchemy URL for the run database (default: run.db)."),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the run's cost estimate (as `sandbox estimate`); run nothing."
+        ),
+    ] = False,
     llm: opt.LLMFlags = opt.NO_FLAGS,
     quiet: Quiet = False,
 ) -> None:
@@ -63,6 +73,9 @@ def run(
     options = RunOptions(
         agents=agents, steps=steps, seed=seed, out=out, database=database, population=population
     )
+    if dry_run:
+        print_estimate(scenario, options, llm)
+        return
     try:
         outcome = start_run(scenario, options, llm.overrides(), llm.config, show_progress=not quiet)
     except INPUT_ERRORS as exc:
@@ -89,9 +102,12 @@ def resume(
     quiet: Quiet = False,
 ) -> None:
     """Continue a killed or interrupted run from its last committed step, on the LLM
-    configuration it recorded."""
+    configuration it recorded; for an experiment's folder, every unfinished run of it."""
     try:
         path = locate_run(run_ref, out)
+        if RunDatabase(path, must_exist=True).experiment_runs():
+            _resume_experiment(path, llm, quiet)
+            return
         outcome = resume_run(
             path,
             llm.overrides(),
@@ -105,6 +121,19 @@ def resume(
     except KeyboardInterrupt:
         fail(f"interrupted again; continue with `sandbox resume {run_ref}`", 130)
     finish(outcome.database, outcome.run_id, outcome.run_dir)
+
+
+def _resume_experiment(path: str, llm: opt.LLMFlags, quiet: bool) -> None:
+    from sandbox.cli.experiment import finish_experiment
+    from sandbox.experiment.execute import resume_experiment
+
+    try:
+        outcome = resume_experiment(path, llm.overrides(), llm.config, show_progress=not quiet)
+    except INPUT_ERRORS as exc:
+        fail_input(exc)
+    except KeyboardInterrupt:
+        fail(f"interrupted again; continue with `sandbox resume {Path(path).parent}`", 130)
+    finish_experiment(outcome.database, outcome.folder)
 
 
 def report(
@@ -124,38 +153,70 @@ def report(
     finish(path, run_row.id, run_folder(path, run_row.id, out))
 
 
-def list_runs(out: Out = Path("runs")) -> None:
+_LIST_COLUMNS = ("run", "status", "steps", "agents", "model", "created")
+
+
+def list_runs(
+    out: Out = Path("runs"),
+    plain: Annotated[
+        bool,
+        typer.Option("--plain", help="Tab-separated lines with a header, for scripts."),
+    ] = False,
+) -> None:
     """List the runs under --runs with their status and progress."""
-    table = Table(title=f"runs in {out}")
-    for column in ("run", "status", "steps", "agents", "model", "created"):
-        table.add_column(column)
     found = sorted(out.glob(f"*/{RUN_DB}")) if out.is_dir() else []
-    for path in found:
-        try:
-            database = RunDatabase(path, must_exist=True)
-            row = database.run()
-            n_agents = len(database.agents(row.id)) if row else 0
-        except DatabaseError as exc:
-            table.add_row(path.parent.name, f"unreadable: {exc}", "", "", "", "")
-            continue
-        if row is None:
-            continue
-        table.add_row(
-            path.parent.name,
-            row.status,
-            f"{row.last_step + 1}/{row.steps_total}",
-            str(n_agents),
-            f"{row.backend}:{row.model}",
-            f"{row.created:%Y-%m-%d %H:%M}",
-        )
-        database.close()
     if not found:
         console.print(f"no runs in {out}")
         return
+    rows = [row for path in found if (row := _list_row(path)) is not None]
+    if plain:
+        for line in (_LIST_COLUMNS, *rows):
+            print("\t".join(line))
+        return
+    table = Table(title=f"runs in {out}", box=box.SIMPLE_HEAD, pad_edge=False)
+    # The id is what `report`/`resume`/`export` take: never cut or wrapped, whatever the
+    # width; the other columns wrap instead.
+    widest = max((len(row[0]) for row in rows), default=3)
+    table.add_column(_LIST_COLUMNS[0], no_wrap=True, min_width=widest)
+    for column in _LIST_COLUMNS[1:]:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
-def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
+def _list_row(path: Path) -> tuple[str, ...] | None:
+    """One ``sandbox list`` row for the run database at ``path`` (None: it holds no run)."""
+    try:
+        database = RunDatabase(path, must_exist=True)
+        row = database.run()
+        n_agents = len(database.agents(row.id)) if row else 0
+    except DatabaseError as exc:
+        return (path.parent.name, f"unreadable: {exc}", "", "", "", "")
+    database.close()
+    if row is None:
+        return None
+    return (
+        path.parent.name,
+        row.status,
+        f"{row.last_step + 1}/{row.steps_total}",
+        str(n_agents),
+        f"{row.backend}:{row.model}",
+        f"{row.created:%Y-%m-%d %H:%M}",
+    )
+
+
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    population: Annotated[
+        bool,
+        typer.Option(
+            "--population",
+            help="Also load the population: how many agents each event reaches, and which "
+            "targets and segments match no persona.",
+        ),
+    ] = False,
+) -> None:
     """Check a scenario file and describe it, without running anything."""
     try:
         loaded = load_scenario(scenario)
@@ -170,4 +231,16 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
     table.add_row("events", str(len(loaded.timeline)))
     for label, text in mode_of(loaded).describe(loaded):
         table.add_row(label, text)
+    warnings: list[str] = []
+    if population:
+        try:
+            cast = load_cast(loaded.population, loaded.seed, scenario.parent.resolve())
+        except INPUT_ERRORS as exc:
+            fail_input(exc)
+        table.add_row("agents", str(len(cast.personas)))
+        for reach in expected_reach(loaded, cast.personas):
+            table.add_row(reach.label, f"reaches {reach.reached} agent(s)")
+        warnings = coverage_warnings(loaded, cast.personas)
     console.print(table)
+    for line in warnings:
+        console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)

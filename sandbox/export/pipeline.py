@@ -98,7 +98,8 @@ def export_run(
         database: A run database path or SQLAlchemy URL (see :func:`sandbox.runner.locate_run`).
         out: Output file; with ``split``, ``<stem>.train<suffix>`` and ``<stem>.val<suffix>``.
         fmt: ``openai``, ``sharegpt`` or ``parquet``.
-        role: ``agent`` (forecast interactions), ``npc`` (conversation sides) or ``all``.
+        role: ``agent`` (forecast interactions), ``npc`` (conversation sides), ``interview``
+            (interviews and survey answers) or ``all``.
         min_turns: Fewest non-system messages a sample needs.
         dedup: Drop near-duplicate samples (MinHash, Jaccard >= 0.9), keeping the first.
         split: Training fraction of a seeded train/validation split, or None for one file.

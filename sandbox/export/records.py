@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Role = Literal["system", "user", "assistant"]
 Format = Literal["openai", "sharegpt", "parquet"]
-Source = Literal["agent", "npc"]
+Source = Literal["agent", "npc", "interview"]
 
 FORMATS: tuple[Format, ...] = ("openai", "sharegpt", "parquet")
 SHAREGPT_SPEAKER: dict[str, str] = {"system": "system", "user": "human", "assistant": "gpt"}
@@ -89,7 +89,8 @@ class ParquetRecord(_Chat):
 
     Attributes:
         run_id: The run the sample was taken from.
-        source: ``agent`` (a forecast interaction) or ``npc`` (one side of a conversation).
+        source: ``agent`` (a forecast interaction), ``npc`` (one side of a conversation) or
+            ``interview`` (an interview, or a survey answer).
         agent_id: The agent whose replies are the assistant turns.
         persona_id: That agent's persona.
         step: The step of the interaction, or of the conversation's first turn.

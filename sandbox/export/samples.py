@@ -6,6 +6,10 @@
   it: the NPC's system prompt, then the turns in order, its own lines as ``assistant`` and
   everyone else's (other NPCs, the scripted player) as ``user``. The player is never a
   sample's assistant.
+* ``interview``: every interview (``sandbox interview``, ``sandbox serve``) gives one sample:
+  the agent's interview system prompt, then each answered question and reply; every survey
+  answer gives one (the survey question, the agent's JSON answer). Interviews are no mode's
+  samples: ``all`` adds them after every mode's.
 
 Failed interactions, and every side of a conversation with a failed turn, are still returned
 (flagged ``failed``) so that the export can count what it drops.
@@ -18,11 +22,14 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any, Literal
 
-from personahub import prompts
-from sandbox.rundb import PLAYER_ID, AgentRow, DialogueTurnRow, RunDatabase
+from sqlalchemy import select
+from sqlmodel import Session, col
 
-Role = Literal["agent", "npc", "all"]
-ROLES: tuple[Role, ...] = ("agent", "npc", "all")
+from personahub import prompts
+from sandbox.rundb import PLAYER_ID, AgentRow, DialogueTurnRow, InterviewRow, RunDatabase
+
+Role = Literal["agent", "npc", "interview", "all"]
+ROLES: tuple[Role, ...] = ("agent", "npc", "interview", "all")
 
 
 @dataclass(slots=True)
@@ -31,7 +38,7 @@ class Sample:
 
     Attributes:
         run_id: The run.
-        source: ``agent`` or ``npc``.
+        source: ``agent``, ``npc`` or ``interview``.
         agent_id: The agent whose replies are the assistant turns.
         persona_id: That agent's persona id ("" when the agent row is missing).
         step: Step of the interaction, or of the conversation's first turn.
@@ -43,7 +50,7 @@ class Sample:
     """
 
     run_id: str
-    source: Literal["agent", "npc"]
+    source: Literal["agent", "npc", "interview"]
     agent_id: int
     persona_id: str
     step: int
@@ -120,12 +127,53 @@ def collect(database: RunDatabase, run_id: str, role: Role) -> list[Sample]:
 
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (use {', '.join(ROLES)})")
-    return [
+    samples = [
         sample
         for mode in MODES.values()
         if role in (mode.export_role, "all")
         for sample in mode.samples(database, run_id)
     ]
+    if role in ("interview", "all"):
+        samples += interview_samples(database, run_id)
+    return samples
+
+
+def interview_samples(database: RunDatabase, run_id: str) -> list[Sample]:
+    """One sample per interview, and per survey answer, in the order they were asked."""
+    personas = {a.agent_id: a.persona_id for a in database.agents(run_id)}
+    with Session(database.engine) as session:
+        rows = session.execute(
+            select(InterviewRow)
+            .where(col(InterviewRow.run_id) == run_id)
+            .order_by(col(InterviewRow.id))
+        ).scalars()
+        by_talk: dict[tuple[str, int], list[InterviewRow]] = {}
+        for row in rows:
+            by_talk.setdefault((row.session, row.agent_id), []).append(row)
+    samples = []
+    for (talk, agent_id), turns in by_talk.items():
+        answered = [t for t in turns if t.error_kind is None]
+        # The last answered turn's request holds the system prompt and every earlier
+        # answered turn (failed ones are never sent along): the whole interview, in order.
+        last = answered[-1] if answered else turns[-1]
+        messages = [
+            {"role": str(m.get("role", "")), "content": str(m.get("content") or "")}
+            for m in last.messages
+        ] + [{"role": "assistant", "content": last.reply}]
+        samples.append(
+            Sample(
+                run_id=run_id,
+                source="interview",
+                agent_id=agent_id,
+                persona_id=personas.get(agent_id, ""),
+                step=last.step,
+                conversation=None,
+                messages=messages,
+                group=f"interview:{talk}:{agent_id}",
+                failed=None if answered else turns[-1].error_kind,
+            )
+        )
+    return samples
 
 
 def system_prompt(agent: AgentRow | None) -> str:

@@ -165,7 +165,8 @@ class PersonaAgent(FixedAgent):
         self, scenario: ForecastScenario, schema: type[AgentResponse], step: int, run_seed: int
     ) -> list[LLMRequest[Any]]:
         """The agent's requests for this step: the structured one, then (``logprobs`` answer
-        mode) one option request per choice/likert question, all seeing the same context."""
+        mode) one option request per choice/likert question, all seeing the same context.
+        Without ``interaction.reactions`` in that mode, the option requests alone."""
         events = [o for o in self.inbox if o.kind == "event"]
         posts = sorted(
             (o for o in self.inbox if o.kind == "post"), key=lambda o: (-o.strength, o.sender or 0)
@@ -191,7 +192,7 @@ class PersonaAgent(FixedAgent):
         options = [
             option_request(system, context, q, seed) for q in distribution_questions(scenario)
         ]
-        return [request, *options]
+        return [request, *options] if scenario.step_reply else options
 
     def shown_json(self) -> list[dict[str, Any]]:
         """What the latest request showed the agent as new, for its interaction row."""
@@ -216,12 +217,14 @@ class PersonaAgent(FixedAgent):
         self._remember()
         self.acted += 1
         self.dirty = True
-        parsed = turn.result.parsed
-        if turn.parsed is None or parsed is None:
+        if turn.parsed is None:
             return ""
-        self.reaction = parsed.reaction.strip()
         self.answers.update(turn.answers)
         self.distributions.update(turn.distributions)
+        parsed = turn.result.parsed
+        if parsed is None:  # a step of option requests alone: no reaction, no post
+            return ""
+        self.reaction = parsed.reaction.strip()
         return str(parsed.post).strip()
 
     def state(self) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 The state of the population at step ``t`` is each agent's latest successful answer at or before
 ``t`` (answers persist until an agent answers again); agents that have never answered do not
-count. Intervals are percentile bootstraps over agents (:mod:`sandbox.forecast.stats`): one seeded
+count. Shares get Wilson score intervals, means percentile bootstraps over agents
+(:mod:`sandbox.forecast.stats`): one seeded
 ``(n_boot, n_agents)`` matrix of resampled agent indices, turned into per-resample weights, so
 every share and mean at every step comes out of a single matrix product instead of a loop over
 resamples.
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from sandbox.forecast.answer_modes import mode_note
 from sandbox.forecast.scenario import (
     ChoiceQuestion,
     ForecastScenario,
@@ -29,8 +31,15 @@ from sandbox.forecast.scenario import (
     Question,
 )
 from sandbox.forecast.ssr import Encoder, SSRComparison, ssr_comparisons
-from sandbox.forecast.stats import Estimate, bootstrap_means, resample_weights
-from sandbox.rundb import InteractionRow, RunDatabase
+from sandbox.forecast.stats import (
+    Estimate,
+    bootstrap_means,
+    resample_weights,
+    share_estimates,
+    weighted_quantiles,
+)
+from sandbox.raking import WeightSummary, summarize
+from sandbox.rundb import AgentRow, InteractionRow, RunDatabase
 
 TEXT_SAMPLES = 5
 ERROR_SAMPLES = 10
@@ -135,7 +144,11 @@ class GraphSummary:
 
 @dataclass(frozen=True, slots=True)
 class Forecast:
-    """The forecast of one run (see the module docstring for what "state" means)."""
+    """The forecast of one run (see the module docstring for what "state" means).
+
+    ``answer_mode`` says how choice and likert answers came about
+    (:func:`~sandbox.forecast.answer_modes.mode_note`).
+    """
 
     run_id: str
     name: str
@@ -160,6 +173,8 @@ class Forecast:
     questions: tuple[QuestionForecast, ...]
     segments: tuple[SegmentBreakdown, ...]
     graph: GraphSummary
+    weighting: WeightSummary | None = None
+    answer_mode: str = "sample"
 
     @property
     def error_rate(self) -> float | None:
@@ -187,6 +202,9 @@ class Forecast:
             ("tokens", "tokens", self.usage.get("total_tokens"), "count"),
             ("cache-hits", "cache hits", self.usage.get("cache_hits"), "count"),
         ]
+        if self.weighting is not None:  # raking weights: how many equal-weight agents
+            counts.append(("effective-n", "effective sample size (Kish)",
+                           self.weighting.effective_n, "count"))  # fmt: skip
         counts += [(f"errors-{_slug(k)}", f"errors: {k}", n, "count")
                    for k, n in sorted(self.errors_by_kind.items())]  # fmt: skip
         for fid, label, value, kind in counts:
@@ -236,12 +254,22 @@ def _values(question: Question, rows: list[InteractionRow], latest: np.ndarray) 
     return values
 
 
-def _estimates(question: Question, values: np.ndarray, weights: np.ndarray) -> dict[str, Estimate]:
+def _estimates(
+    question: Question, values: np.ndarray, weights: np.ndarray, design: np.ndarray
+) -> dict[str, Estimate]:
     """Estimates over the columns of ``values`` (1-D per agent): per option, or the mean."""
     if isinstance(question, ChoiceQuestion):
         rows = _indicators(values[None, :], len(question.options))[:, 0, :]
-        return dict(zip(question.options, bootstrap_means(rows, weights), strict=True))
-    return {"mean": bootstrap_means(values[None, :], weights)[0]}
+        return dict(zip(question.options, _shares(rows, weights, design), strict=True))
+    return {"mean": bootstrap_means(values[None, :], weights, design)[0]}
+
+
+def _shares(rows: np.ndarray, weights: np.ndarray, design: np.ndarray) -> list[Estimate]:
+    """Shares with their 95% intervals: Wilson score intervals over the answers (sound at small
+    n), or, when the agents carry raking weights, the weighted bootstrap."""
+    if np.all(design == 1.0):
+        return share_estimates(rows)
+    return bootstrap_means(rows, weights, design)
 
 
 def _indicators(codes: np.ndarray, n_options: int) -> np.ndarray:
@@ -255,6 +283,7 @@ def _question_forecast(
     rows: list[InteractionRow],
     latest: np.ndarray,
     weights: np.ndarray,
+    design: np.ndarray,
     rng: np.random.Generator,
 ) -> QuestionForecast:
     n_steps = latest.shape[0]
@@ -275,25 +304,30 @@ def _question_forecast(
         return QuestionForecast(question, (), {}, {}, {}, samples, None, len(answers))
     values = _values(question, rows, latest)  # (n_steps, n_agents)
     final_values = values[-1] if n_steps else np.full(latest.shape[1], np.nan)
-    answered = final_values[~np.isnan(final_values)]
+    answered_mask = ~np.isnan(final_values)
+    answered, answered_w = final_values[answered_mask], design[answered_mask]
     if isinstance(question, ChoiceQuestion):
         k = len(question.options)
         flat = _indicators(values, k).reshape(k * n_steps, -1)
-        est = bootstrap_means(flat, weights) if n_steps else []
+        est = _shares(flat, weights, design) if n_steps else []
         series = tuple(
             Series(o, tuple(est[i * n_steps : (i + 1) * n_steps]))
             for i, o in enumerate(question.options)
         )
     else:
-        series = (Series("mean", tuple(bootstrap_means(values, weights))),) if n_steps else ()
-    final = _estimates(question, final_values, weights)
+        series = (
+            (Series("mean", tuple(bootstrap_means(values, weights, design))),) if n_steps else ()
+        )
+    final = _estimates(question, final_values, weights, design)
     if isinstance(question, LikertQuestion) and answered.size:
-        counts = np.bincount(answered.astype(int), minlength=question.scale + 1)
-        counts = counts[1 : question.scale + 1]  # the schema keeps answers on the scale
-        distribution = {str(i + 1): float(c / answered.size) for i, c in enumerate(counts)}
+        counts = np.bincount(
+            answered.astype(int), weights=answered_w, minlength=question.scale + 1
+        )[1 : question.scale + 1]  # the schema keeps answers on the scale
+        distribution = {str(i + 1): float(c / counts.sum()) for i, c in enumerate(counts)}
     if isinstance(question, NumberQuestion) and answered.size:
-        p10, median, p90 = np.percentile(answered, [10, 50, 90])
-        figures = (answered.mean(), median, p10, p90, answered.min(), answered.max())
+        p10, median, p90 = weighted_quantiles(answered, answered_w, [0.1, 0.5, 0.9])
+        mean = np.average(answered, weights=answered_w)
+        figures = (mean, median, p10, p90, answered.min(), answered.max())
         stats = dict(
             zip(("mean", "median", "p10", "p90", "min", "max"), map(float, figures), strict=True)
         )
@@ -322,6 +356,7 @@ def _segments(
     questions: list[QuestionForecast],
     rows: list[InteractionRow],
     final_idx: np.ndarray,
+    design: np.ndarray,
     rng: np.random.Generator,
     n_boot: int,
 ) -> tuple[SegmentBreakdown, ...]:
@@ -339,10 +374,44 @@ def _segments(
             for q in questions:
                 if q.type != "text":
                     values = _values(q.question, rows, final_idx[None, cols])[0]
-                    estimates[q.id] = _estimates(q.question, values, weights)
+                    estimates[q.id] = _estimates(q.question, values, weights, design[cols])
             groups.append(SegmentGroup(value, len(cols), estimates))
         out.append(SegmentBreakdown(key, tuple(groups)))
     return tuple(out)
+
+
+def final_answers(
+    db: RunDatabase, run_id: str
+) -> tuple[ForecastScenario, list[Any], dict[str, np.ndarray]]:
+    """Each agent's answer at the run's last step, per question that is not text (choice: the
+    option's index; NaN where the agent never answered), for comparisons across runs.
+
+    Returns:
+        The run's scenario, its agents (rows, in agent order) and ``{question id: values}``.
+    """
+    run = db.run(run_id)
+    if run is None:
+        raise ValueError(f"no run {run_id!r} in {db.target}")
+    scenario = ForecastScenario.model_validate(yaml.safe_load(run.scenario_yaml))
+    agents = db.agents(run.id)
+    rows = db.interactions(run.id)
+    n_steps = max([0, run.last_step + 1, *(r.step + 1 for r in rows)])
+    latest = _latest(rows, {a.agent_id: i for i, a in enumerate(agents)}, n_steps)
+    final = latest[-1:] if n_steps else np.full((1, len(agents)), -1)
+    values = {q.id: _values(q, rows, final)[0] for q in scenario.questions if q.type != "text"}
+    return scenario, agents, values
+
+
+def _design(
+    scenario: ForecastScenario, agents: list[AgentRow]
+) -> tuple[np.ndarray, WeightSummary | None]:
+    """The agents' raking weights (all 1 when the run matched nothing) and how they fit."""
+    stored = [a.weight for a in agents]
+    design = np.array([1.0 if w is None else w for w in stored])
+    match = scenario.population.match
+    if not match or all(w is None for w in stored):
+        return design, None
+    return design, summarize([a.attributes for a in agents], design, match)
 
 
 def build_forecast(
@@ -353,6 +422,7 @@ def build_forecast(
     *,
     ssr_temperature: float = 1.0,
     encoder: Encoder | None = None,
+    live: bool = False,
 ) -> Forecast:
     """Compute the forecast of a run, finished or not.
 
@@ -364,6 +434,9 @@ def build_forecast(
         ssr_temperature: SSR temperature (1 = plain normalised similarities).
         encoder: Sentence encoder for SSR; the packaged embedder when None (loaded only if
             there are likert questions and reactions).
+        live: For the live view of ``sandbox serve``, which recomputes the forecast at every
+            step and shows neither: no SSR comparison (it loads the embedder) and no segment
+            breakdown (it rescans every interaction per segment value: minutes at 10k agents).
 
     Raises:
         ValueError: No such run.
@@ -379,10 +452,13 @@ def build_forecast(
     n_steps = max([0, run.last_step + 1, *(r.step + 1 for r in rows)])
     rng = np.random.default_rng(seed)
     weights = resample_weights(rng, n_boot, len(agents))
+    design, weighting = _design(scenario, agents)
     latest = _latest(rows, {a.agent_id: i for i, a in enumerate(agents)}, n_steps)
     final_idx = latest[-1] if n_steps else np.full(len(agents), -1)
-    questions = [_question_forecast(q, rows, latest, weights, rng) for q in scenario.questions]
-    likert = [q.question for q in questions if isinstance(q.question, LikertQuestion)]
+    questions = [
+        _question_forecast(q, rows, latest, weights, design, rng) for q in scenario.questions
+    ]
+    likert = [q.question for q in questions if not live and isinstance(q.question, LikertQuestion)]
     comparisons = ssr_comparisons(likert, rows, final_idx, encoder, ssr_temperature)
     if comparisons:
         questions = [replace(q, ssr=comparisons.get(q.id)) for q in questions]
@@ -424,8 +500,12 @@ def build_forecast(
             )
             for r in failed[:ERROR_SAMPLES]
         ),
-        awareness=bootstrap_means(np.array([aware]), weights)[0],
+        awareness=_shares(np.array([aware]), weights, design)[0],
         questions=tuple(questions),
-        segments=_segments(scenario, agents, questions, rows, final_idx, rng, n_boot),
+        segments=()
+        if live
+        else _segments(scenario, agents, questions, rows, final_idx, design, rng, n_boot),
         graph=graph,
+        weighting=weighting,
+        answer_mode=mode_note(scenario, [p for r in rows if (p := _parsed(r)) is not None]),
     )

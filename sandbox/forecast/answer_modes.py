@@ -23,6 +23,7 @@ the scale points as strings, ``"1"``..``"scale"``.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -212,7 +213,7 @@ def draw(probs: dict[str, float], seed: int, qid: str) -> str:
 
 def combine(
     scenario: ForecastScenario,
-    result: LLMResult[Any],
+    result: LLMResult[Any] | None,
     option_results: list[LLMResult[Any]],
     seed: int,
 ) -> AgentTurn:
@@ -222,12 +223,20 @@ def combine(
     The turn fails as a whole when any of its requests failed: the agent keeps its answers,
     as after any failed request.
     """
-    merged = _merged(result, option_results)
-    if merged.error is not None or result.parsed is None:
-        return AgentTurn(merged, None)
-    parsed = result.raw_json() or {}
+    if result is None:  # option requests alone (``interaction.reactions: false``)
+        merged = _merged(option_results[0], option_results[1:])
+        if merged.error is not None:
+            return AgentTurn(merged, None)
+        parsed: dict[str, Any] = {}
+    else:
+        merged = _merged(result, option_results)
+        if merged.error is not None or result.parsed is None:
+            return AgentTurn(merged, None)
+        parsed = result.raw_json() or {}
+    # Only the logprobs mode can go without the structured reply (``step_reply``).
+    structured = result.parsed if result is not None else None
     if scenario.answer_mode == "sample":
-        answers = {q.id: getattr(result.parsed, q.id) for q in scenario.questions}
+        answers = {q.id: getattr(structured, q.id) for q in scenario.questions}
         return AgentTurn(merged, parsed, answers)
     entries: dict[str, dict[str, Any]] = {}
     if scenario.answer_mode == "logprobs":
@@ -241,18 +250,47 @@ def combine(
             }
     else:
         for question in distribution_questions(scenario):
-            stated: _Percents = getattr(result.parsed, question.id)
+            stated: _Percents = getattr(structured, question.id)
             probs = normalise(stated.percents(), option_labels(question))
+            assert probs is not None  # the answer model refuses all-zero chances
             entries[question.id] = {"method": "verbalized", "samples": 0, "probs": probs}
     distributions = {qid: entry["probs"] for qid, entry in entries.items()}
+    drawn = {
+        q.id: answer_value(q, draw(distributions[q.id], seed, q.id))
+        for q in distribution_questions(scenario)
+    }
     answers = {
-        q.id: (
-            answer_value(q, draw(distributions[q.id], seed, q.id))
-            if q.id in distributions
-            else getattr(result.parsed, q.id)
-        )
+        q.id: drawn[q.id] if q.id in drawn else getattr(structured, q.id)
         for q in scenario.questions
     }
     return AgentTurn(
         merged, {**parsed, **answers, DISTRIBUTIONS_KEY: entries}, answers, distributions
+    )
+
+
+def mode_note(scenario: ForecastScenario, parsed_rows: list[dict[str, Any]]) -> str:
+    """How a run's choice and likert answers came about, for its report and summary.
+
+    Args:
+        scenario: The run's scenario.
+        parsed_rows: The ``parsed`` of its successful interactions.
+    """
+    if scenario.answer_mode == "sample":
+        return "sample (one sampled answer per agent and step)"
+    sources: Counter[str] = Counter()
+    for parsed in parsed_rows:
+        for entry in (parsed.get(DISTRIBUTIONS_KEY) or {}).values():
+            if entry["method"] == "samples":
+                source = (
+                    f"the shares of {entry['samples']} sampled answers (no token probabilities)"
+                )
+            elif entry["method"] == "logprobs":
+                source = "token probabilities"
+            else:
+                source = "the model's stated chances"
+            sources[source] += 1
+    found = "; ".join(f"{source}: {n:,} answers" for source, n in sources.most_common())
+    return (
+        f"{scenario.answer_mode} (a distribution per agent and choice/likert question from "
+        f"{found or 'no answers yet'}; shares count answers drawn from each agent's distribution)"
     )

@@ -2,15 +2,19 @@
 
 Field order is the order the model writes in: first its reaction in its own words, then the
 answers, then what (if anything) it tells its contacts. Every string and list is bounded, so a
-small model under a grammar cannot loop until max_tokens.
+small model under a grammar cannot loop until max_tokens. A reaction must hold words: an
+empty, whitespace or emoji-only one fails validation as ``empty_answer``, so the gateway
+re-asks, and a final failure is recorded as an invalid answer with that reason.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
 
+from personahub.llm.types import ErrorKind
 from sandbox.forecast.answer_modes import in_step, percent_model
 from sandbox.forecast.scenario import (
     ChoiceQuestion,
@@ -23,6 +27,16 @@ from sandbox.forecast.scenario import (
 
 REACTION_MAX = 240
 POST_MAX = 160
+
+
+def has_words(text: str) -> str:
+    """``text`` if it holds a letter or digit; else a validation error of the gateway kind
+    ``empty_answer`` (an emoji or a blank is not a reaction anyone can read or rate)."""
+    if not any(ch.isalnum() for ch in text):
+        raise PydanticCustomError(
+            ErrorKind.EMPTY_ANSWER.value, "expected a reaction in words, with a letter or digit"
+        )
+    return text
 
 
 def _answer_field(question: Question) -> tuple[Any, Any]:
@@ -65,7 +79,7 @@ def response_model(scenario: ForecastScenario) -> type[AgentResponse]:
     percentage per option for them in ``verbalized`` mode."""
     fields: dict[str, Any] = {
         "reaction": (
-            str,
+            Annotated[str, AfterValidator(has_words)],
             Field(
                 max_length=REACTION_MAX, description="Your reaction, first person, 1-2 sentences."
             ),

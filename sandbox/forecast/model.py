@@ -183,6 +183,17 @@ class ForecastModel(RecordedModel):
         }
 
     def step(self) -> None:
+        """One step, on the model's own event loop (Mesa counts ``steps`` before it)."""
+        self.loop.run_until_complete(self._step())
+
+    async def astep(self) -> None:
+        """One step on the running event loop, so that an experiment's runs step side by side
+        through one gateway. Awaited, it bypasses Mesa's step wrapper, so it counts the step
+        itself as the wrapper does."""
+        self.steps += 1
+        await self._step()
+
+    async def _step(self) -> None:
         step = self.current_step
         messages: list[dict[str, Any]] = []
         for event in self.scenario.timeline:
@@ -199,14 +210,13 @@ class ForecastModel(RecordedModel):
         requests = [request for own in per_agent for request in own]
         if self.on_step_start is not None:
             self.on_step_start(step, len(requests))
-        results = iter(
-            self.loop.run_until_complete(self.llm.batch(requests, on_result=self.on_result))
-        )
+        results = iter(await self.llm.batch(requests, on_result=self.on_result))
 
         interactions = []
         posts: list[tuple[PersonaAgent, str]] = []
         for agent, own in zip(active, per_agent, strict=True):
-            result, *option_results = (next(results) for _ in own)
+            got = [next(results) for _ in own]
+            result, option_results = (got[0], got[1:]) if self.scenario.step_reply else (None, got)
             turn = combine(self.scenario, result, option_results, own[0].seed or 0)
             post = agent.apply(turn)
             interactions.append(self._interaction_row(step, agent, turn, post))

@@ -145,3 +145,29 @@ def grouped_bars(
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     _legend(ax, list(bars))
     return _data_uri(fig)
+
+
+def forest(
+    labels: Sequence[str],
+    estimates: Sequence[tuple[float, float, float]],
+    *,
+    xlabel: str,
+) -> str:
+    """Effects with their intervals as a forest plot: one row per label, a line at zero.
+
+    Args:
+        labels: Row labels, top to bottom.
+        estimates: (value, low, high) per row.
+        xlabel: X axis label.
+    """
+    fig, ax = _figure(7.2, max(1.6, 0.38 * len(labels) + 0.9))
+    y = np.arange(len(labels))[::-1]
+    values = np.array([e[0] for e in estimates], float)
+    lows = np.array([e[1] for e in estimates], float)
+    highs = np.array([e[2] for e in estimates], float)
+    ax.axvline(0, color="#888888", linewidth=1, linestyle="--")
+    ax.errorbar(values, y, xerr=[values - lows, highs - values], fmt="o", color=PALETTE[0],
+                ecolor=PALETTE[0], capsize=3, markersize=5)  # fmt: skip
+    ax.set_yticks(y, list(labels), fontsize=9)
+    ax.set_xlabel(xlabel, color=TEXT, fontsize=9)
+    return _data_uri(fig)

@@ -19,8 +19,14 @@ from rich.console import Console
 from rich.table import Table
 
 from personahub.llm.meter import endpoint_lines
+from sandbox.coverage import EventReach, recorded_reach
+from sandbox.estimate.compare import cost_figures, print_cost
 from sandbox.forecast import plots
 from sandbox.forecast.analysis import Forecast, build_forecast, segment_value
+from sandbox.forecast.resolution import resolved, scores_table
+from sandbox.forecast.stats import SMALL_N
+from sandbox.raking import WeightSummary
+from sandbox.run_llm import embedded_model_caveat
 from sandbox.rundb import AgentRow, InteractionRow, RunDatabase, RunRow
 
 
@@ -147,15 +153,6 @@ def charts(forecast: Forecast) -> dict[str, str]:
 _last: dict[tuple[Any, ...], Forecast] = {}
 
 
-def _forecast(db: RunDatabase, run: RunRow) -> Forecast:
-    """The run's forecast, reused while the run is unchanged (the CLI reports, then prints)."""
-    key = (db.target, run.id, run.updated, run.last_step, run.status)
-    if key not in _last:
-        _last.clear()
-        _last[key] = build_forecast(db, run.id)
-    return _last[key]
-
-
 def forecast_of(db: RunDatabase, run: RunRow) -> Forecast:
     """The run's forecast, reused while the run is unchanged (the CLI reports, then prints)."""
     key = (db.target, run.id, run.updated, run.last_step, run.status)
@@ -169,14 +166,34 @@ def render_report(env: jinja2.Environment, db: RunDatabase, run: RunRow, seed: i
     """The report page of a forecast run as an HTML string."""
     forecast = forecast_of(db, run)
     usage = forecast.usage
+    reach = recorded_reach(forecast.scenario, db.messages(run.id), forecast.n_agents)
     return env.get_template("report.html.j2").render(
         f=forecast,
         charts=charts(forecast),
         transcripts=transcripts(db, forecast, seed),
+        resolutions=resolved(db, run),
         usage=usage,
         usage_errors=dict(usage.get("errors") or {}),
+        cost=cost_figures(run.usage, run.estimate),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        caveat=embedded_model_caveat(forecast.backend, forecast.model),
+        reach=reach,
+        coverage=_coverage_lines(forecast, reach),
+        small_n=SMALL_N,
     )
+
+
+def _coverage_lines(forecast: Forecast, reach: list[EventReach]) -> list[str]:
+    """The run's targets that reached nobody and segments where no agent has a value."""
+    lines = [
+        f"{r.label}: reached no agent"
+        for r in reach
+        if r.reached == 0 and r.event.channel == "targeted" and r.event.step in forecast.steps
+    ]
+    for seg in forecast.segments:
+        if seg.key != "community" and [g.value for g in seg.groups] == ["(unknown)"]:
+            lines.append(f"segment {seg.key}: no agent has this attribute; all are '(unknown)'")
+    return lines
 
 
 def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
@@ -189,17 +206,36 @@ def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
         f"{forecast.backend}:{forecast.model}",
         highlight=False,
     )
+    console.print(f"answer mode: {forecast.answer_mode}", highlight=False)
+    caveat = embedded_model_caveat(forecast.backend, forecast.model)
+    if caveat:
+        console.print(f"[bold yellow]caveat:[/] {caveat}", highlight=False, soft_wrap=True)
     if forecast.n_answered == 0:
         why = "every interaction failed" if forecast.n_interactions else "no interactions yet"
         console.print(f"[yellow]No answers: {why}.[/]")
+    reach = recorded_reach(forecast.scenario, db.messages(run.id), forecast.n_agents)
+    for line in _coverage_lines(forecast, reach):
+        console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
     table = Table(title="key figures", title_justify="left")
     table.add_column("figure", justify="left")
     for column in ("value", "95% CI", "n"):
         table.add_column(column, justify="right")
     for kf in forecast.key_figures:
         n = str(kf.estimate.n) if kf.kind in ("share", "mean") else ""
+        if kf.kind in ("share", "mean") and kf.estimate.note:
+            n = f"{n} ({kf.estimate.note})"
         table.add_row(kf.label, kf.text, kf.interval, n)
     console.print(table)
+    console.print(
+        "events: " + "; ".join(f"{r.label} reached {r.reached}" for r in reach),
+        highlight=False,
+        soft_wrap=True,
+    )
+    if forecast.weighting is not None:
+        console.print(_match_table(forecast.weighting))
+    outcomes = resolved(db, run)
+    if outcomes:
+        console.print(scores_table(outcomes, "resolved: the forecast against the real outcome"))
     usage = forecast.usage
     errors = ", ".join(f"{k} {v}" for k, v in sorted((usage.get("errors") or {}).items()))
     console.print(
@@ -211,3 +247,22 @@ def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
     )
     for line in endpoint_lines(usage):
         console.print(f"  {line}", highlight=False)
+    print_cost(console, run.usage, run.estimate)
+
+
+def _match_table(weighting: WeightSummary) -> Table:
+    """The raking targets beside the shares the weighted agents reach."""
+    table = Table(
+        title=f"population matched: effective sample size {weighting.effective_n:.1f} "
+        f"of {weighting.n} agents (Kish)",
+        title_justify="left",
+    )
+    table.add_column("attribute")
+    table.add_column("value")
+    for column in ("target", "achieved", "unweighted"):
+        table.add_column(column, justify="right")
+    for margin in weighting.margins:
+        for value, target in margin.targets.items():
+            shares = (target, margin.achieved[value], margin.unweighted[value])
+            table.add_row(margin.key, value, *(f"{100 * x:.1f}%" for x in shares))
+    return table

@@ -24,6 +24,12 @@ class Interaction(Strict):
     activation: float = Field(0.6, gt=0, le=1, description="Chance an aware agent acts in a step.")
     memory_size: int = Field(6, ge=1, le=50, description="Observations an agent keeps verbatim.")
     posts_seen: int = Field(4, ge=0, le=20, description="Neighbour posts shown per step, at most.")
+    reactions: bool = Field(
+        True,
+        description="Ask each acting agent for a reaction in its own words (and a post). False "
+        "for survey-style runs in the logprobs answer mode: a step is then the option requests "
+        "alone, one short prompt per question.",
+    )
 
 
 class _QuestionBase(Strict):
@@ -54,14 +60,35 @@ def _option_problems(options: list[str], where: tuple[Any, ...]) -> list[Problem
     return out
 
 
+def anchor_problems(question: LikertQuestion, where: tuple[Any, ...]) -> list[Problem]:
+    """Anchor sets without one statement per scale point."""
+    sets = question.anchor_sets
+    expected = f"expected one statement per scale point ({question.scale})"
+    return [
+        ((*where, j) if len(sets) > 1 else where, f"{expected}, found {len(anchors)}", None)
+        for j, anchors in enumerate(sets)
+        if len(anchors) != question.scale
+    ]
+
+
 class LikertQuestion(_QuestionBase):
     type: Literal["likert"]
     scale: int = Field(5, ge=3, le=11)
     low: str = Field("strongly disagree", description="Meaning of 1.")
     high: str = Field("strongly agree", description="Meaning of the top of the scale.")
-    anchors: list[str] | None = Field(
-        None, description="One reference statement per scale point, for semantic-similarity rating."
+    anchors: list[str] | list[list[str]] | None = Field(
+        None,
+        description="One reference statement per scale point, for semantic-similarity rating; "
+        "or a list of such sets, which the rating averages over.",
     )
+
+    @property
+    def anchor_sets(self) -> list[list[str]]:
+        """The given anchors as a list of sets (empty when none are given)."""
+        given = self.anchors or []
+        if given and isinstance(given[0], list):
+            return [list(s) for s in given]
+        return [given] if given else []
 
 
 class NumberQuestion(_QuestionBase):
@@ -119,6 +146,23 @@ class ForecastScenario(ScenarioBase):
     def wants_communities(self) -> bool:
         return "community" in self.segments
 
+    @property
+    def segment_attributes(self) -> list[str]:
+        return [key for key in self.segments if key != "community"]
+
+    @property
+    def options_only(self) -> bool:
+        """Whether every question is answered by option requests (logprobs mode, choice and
+        likert questions only): a step can then skip the structured reply."""
+        return self.answer_mode == "logprobs" and all(
+            isinstance(q, ChoiceQuestion | LikertQuestion) for q in self.questions
+        )
+
+    @property
+    def step_reply(self) -> bool:
+        """Whether an agent's step sends the structured reply (reaction, post, answers)."""
+        return self.interaction.reactions or not self.options_only
+
     def problems(self) -> list[Problem]:
         out: list[Problem] = []
         # At least one of each, but an empty list is what a file without them loads as:
@@ -135,12 +179,16 @@ class ForecastScenario(ScenarioBase):
                 out.append((("questions", i, "id"), "question ids must be unique", q.id))
             if isinstance(q, ChoiceQuestion):
                 out.extend(_option_problems(q.options, ("questions", i, "options")))
-            anchors = q.anchors if isinstance(q, LikertQuestion) else None
-            if isinstance(q, LikertQuestion) and anchors is not None and len(anchors) != q.scale:
-                expected = f"expected one statement per scale point ({q.scale})"
-                out.append((("questions", i, "anchors"), f"{expected}, found {len(anchors)}", None))
+            if isinstance(q, LikertQuestion):
+                out.extend(anchor_problems(q, ("questions", i, "anchors")))
             if isinstance(q, NumberQuestion) and q.max <= q.min:
                 out.append((("questions", i, "max"), f"expected more than min={q.min:g}", q.max))
+        if not self.interaction.reactions and not self.options_only:
+            message = (
+                "false needs answer_mode logprobs and only choice or likert questions (otherwise "
+                "each step needs the agent's structured reply)"
+            )
+            out.append((("interaction", "reactions"), message, False))
         chartable = [q.id for q in self.questions if q.type != "text"]
         for i, metric in enumerate(self.metrics or []):
             if metric not in ids:

@@ -2,8 +2,10 @@
 
 SSR maps a free-text reaction to a probability distribution over a Likert scale instead of asking
 for a number: the reaction and one anchor statement per scale point are embedded, the reaction's
-cosine similarities to the anchors are shifted to a zero minimum and normalised into a pmf, and
-the mean of those pmfs over agents is set beside the distribution of their direct answers.
+cosine similarities to the anchors are shifted to a zero minimum and normalised into a pmf. As in
+the paper, the pmf is averaged over several anchor sets (:mod:`sandbox.forecast.anchors`), so no
+one set's wording decides the rating; the mean of those pmfs over agents is set beside the
+distribution of their direct answers.
 """
 
 from __future__ import annotations
@@ -13,13 +15,9 @@ from typing import Protocol
 
 import numpy as np
 
+from sandbox.forecast.anchors import anchor_sets
 from sandbox.forecast.scenario import LikertQuestion
 from sandbox.rundb import InteractionRow
-
-_INTENSIFIERS = {"strongly", "very", "extremely", "completely", "totally", "fully", "highly"}
-_VERBS = {"agree", "disagree", "oppose", "support", "like", "dislike", "approve", "disapprove",
-          "accept", "reject", "trust", "distrust", "want", "love", "hate", "recommend"}  # fmt: skip
-_GRADES = ("slightly", "somewhat", "moderately", "fairly")  # weakest first
 
 
 class Encoder(Protocol):
@@ -33,7 +31,8 @@ class SSRComparison:
     """Semantic-similarity rating of the reactions beside the direct answers (final step).
 
     Attributes:
-        anchors: The anchor statements, one per scale point, lowest first.
+        anchor_sets: The anchor sets averaged over: statements, one per scale point, lowest
+            first.
         temperature: The SSR temperature used.
         n: Agents with both a reaction and a direct answer.
         ssr: Mean SSR pmf over those agents, per scale point.
@@ -44,7 +43,7 @@ class SSRComparison:
         ks: Largest gap between their CDFs (None when ``n`` is 0).
     """
 
-    anchors: tuple[str, ...]
+    anchor_sets: tuple[tuple[str, ...], ...]
     temperature: float
     n: int
     ssr: tuple[float, ...]
@@ -54,42 +53,40 @@ class SSRComparison:
     mean_abs_diff: float | None
     ks: float | None
 
+    @property
+    def anchors(self) -> tuple[str, ...]:
+        """The first anchor set."""
+        return self.anchor_sets[0]
 
-def generic_anchors(question: LikertQuestion) -> list[str]:
-    """First-person anchor statements, one per scale point, from ``low`` and ``high``.
+    @property
+    def by_point(self) -> list[tuple[str, ...]]:
+        """Per scale point, its statement in each anchor set."""
+        return list(zip(*self.anchor_sets, strict=True))
 
-    The extremes use the labels as written; inner points drop a leading intensifier ("strongly")
-    and add a weaker grade, and an odd scale gets a neutral midpoint.
+
+def rate(reactions: np.ndarray, sets: list[np.ndarray], temperature: float = 1.0) -> np.ndarray:
+    """SSR pmfs of embedded reactions, averaged over anchor sets.
 
     Args:
-        question: The likert question; its ``scale``, ``low`` and ``high`` are used.
+        reactions: ``(n, dim)`` L2-normalised reaction vectors.
+        sets: Per anchor set, its ``(k, dim)`` L2-normalised statement vectors.
+        temperature: SSR temperature (1 = plain normalised similarities).
 
     Returns:
-        ``question.scale`` statements, lowest scale point first.
+        ``(n, k)`` array whose rows sum to 1.
     """
-    k = question.scale
+    pmfs = [ssr_pmf(reactions @ anchors.T, temperature) for anchors in sets]
+    mean: np.ndarray = np.mean(pmfs, axis=0)
+    return mean
 
-    def core(label: str) -> str:
-        words = label.split()
-        return (
-            " ".join(words[1:]) if len(words) > 1 and words[0].lower() in _INTENSIFIERS else label
-        )
 
-    def say(phrase: str) -> str:
-        is_verb = any(w.lower() in _VERBS for w in phrase.split()[:3])
-        return f"I {phrase}." if is_verb else f"For me it is {phrase}."
-
-    inner = (k - 2) // 2  # points strictly between an extreme and the middle, per side
-
-    def side(label: str) -> list[str]:
-        # From the extreme towards the middle: the bare label (if the extreme had an
-        # intensifier to drop), then ever weaker grades.
-        bare = [""] if core(label) != label else []
-        grades = [*bare, *reversed(_GRADES[: max(0, inner - len(bare))])][:inner]
-        return [say(label)] + [say(f"{g} {core(label)}".strip()) for g in grades]
-
-    middle = [say(f"neither {core(question.low)} nor {core(question.high)}")] if k % 2 else []
-    return side(question.low) + middle + side(question.high)[::-1]
+def embed(encoder: Encoder, texts: list[str]) -> np.ndarray:
+    """``encoder`` vectors of ``texts`` in one batch, each distinct text encoded once (agents
+    often repeat themselves, and anchors recur)."""
+    unique = list(dict.fromkeys(texts))
+    position = {t: i for i, t in enumerate(unique)}
+    vectors: np.ndarray = encoder.encode(unique)[[position[t] for t in texts]]
+    return vectors
 
 
 def ssr_pmf(similarities: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -171,28 +168,31 @@ def ssr_comparisons(
         from personahub.embeddings import get_embedder
 
         encoder = get_embedder()
-    anchor_sets = [list(q.anchors or generic_anchors(q)) for q in questions]
-    texts = reactions + [a for anchors in anchor_sets for a in anchors]
-    # One batch, each distinct text once: agents often repeat themselves, and anchors recur.
-    unique = list(dict.fromkeys(texts))
-    position = {t: i for i, t in enumerate(unique)}
-    vectors = encoder.encode(unique)[[position[t] for t in texts]]
+    sets_of = [anchor_sets(q) for q in questions]
+    statements = [a for sets in sets_of for one_set in sets for a in one_set]
+    vectors = embed(encoder, reactions + statements)
     react_vecs, offset = vectors[: len(reactions)], len(reactions)
     by_id = {}
-    for q, anchors in zip(questions, anchor_sets, strict=True):
-        scale = len(anchors)
-        sims = react_vecs @ vectors[offset : offset + scale].T
-        offset += scale
+    for q, sets in zip(questions, sets_of, strict=True):
+        scale = q.scale
+        anchor_vecs = [
+            vectors[offset + j * scale : offset + (j + 1) * scale] for j in range(len(sets))
+        ]
+        offset += scale * len(sets)
         direct_values = np.asarray(answers[q.id])
         keep = ~np.isnan(direct_values)
         any_kept = bool(keep.any())
-        pmf = ssr_pmf(sims[keep], temperature).mean(axis=0) if any_kept else np.zeros(scale)
+        pmf = (
+            rate(react_vecs[keep], anchor_vecs, temperature).mean(axis=0)
+            if any_kept
+            else np.zeros(scale)
+        )
         counts = np.bincount(direct_values[keep].astype(int), minlength=scale + 1)[1 : scale + 1]
         direct = counts / max(1, int(keep.sum()))
         points = np.arange(1, scale + 1)
         mad, ks = compare_pmfs(pmf, direct) if any_kept else (None, None)
         by_id[q.id] = SSRComparison(
-            anchors=tuple(anchors),
+            anchor_sets=tuple(map(tuple, sets)),
             temperature=temperature,
             n=int(keep.sum()),
             ssr=tuple(map(float, pmf)),

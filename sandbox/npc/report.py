@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from personahub.llm.meter import endpoint_lines
+from sandbox.estimate.compare import cost_figures, print_cost
 from sandbox.rundb import PLAYER_ID, RunDatabase, RunRow
 
 
@@ -117,7 +118,9 @@ def build_npc_report(db: RunDatabase, run: RunRow) -> NPCReport:
 def render_report(env: Environment, db: RunDatabase, run: RunRow) -> str:
     """The report page of an NPC-world run as an HTML string."""
     return env.get_template("npc_report.html.j2").render(
-        r=build_npc_report(db, run), generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        r=build_npc_report(db, run),
+        cost=cost_figures(run.usage, run.estimate),
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
 
 
@@ -142,6 +145,7 @@ def print_summary(db: RunDatabase, run: RunRow, console: Console) -> None:
     console.print(table)
     for line in endpoint_lines(report.usage):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
+    print_cost(console, run.usage, run.estimate)
     for rel in report.relations[:3]:
         console.print(
             f"  {rel['src']} -> {rel['dst']}: attitude {rel['attitude']:+.2f}, "

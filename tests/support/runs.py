@@ -180,9 +180,13 @@ def request_body(call: BackendCall, model: str) -> dict[str, Any]:
 
 def responder_backend(responder: Responder, model: str = "fake-model") -> FunctionBackend:
     """An in-process backend answering like the fake server with ``responder``: its answer
-    (JSON-encoded unless a string), else a valid schema instance, else an echo."""
+    (JSON-encoded unless a string), else a valid schema instance, else an echo. Option calls
+    (the ``logprobs`` answer mode) get weights varied by persona, option and seed."""
 
-    def reply(call: BackendCall) -> str:
+    def reply(call: BackendCall) -> str | dict[str, float]:
+        if call.options is not None:
+            persona = persona_index(request_body(call, model))
+            return {label: 0.1 + _unit(persona, label, call.seed) for label in call.options}
         answer = responder(request_body(call, model))
         if answer is not None:
             return answer if isinstance(answer, str) else json.dumps(answer)
@@ -200,6 +204,7 @@ def make_run(
     scenario_yaml: str | None = None,
     responder: Responder | None = None,
     population: list[dict[str, Any]] | None = None,
+    database: str | None = None,
 ) -> tuple[Path, str]:
     """Run a scenario against a fake model; returns ``(run.db path, run id)``.
 
@@ -209,6 +214,7 @@ def make_run(
             :data:`DEFAULT_SCENARIO` when None.
         responder: Answers requests; :func:`varied_responder` when None.
         population: Persona records; :func:`personas` when None.
+        database: A run database URL (``--database``); ``runs/<run-id>/run.db`` when None.
     """
     tmp_path.mkdir(parents=True, exist_ok=True)
     people = tmp_path / "people.jsonl"
@@ -225,6 +231,10 @@ def make_run(
     backend = responder_backend(responder or varied_responder, settings.model_name)
     client = LLMClient(settings, backend=backend)
     outcome = start_run(
-        scenario, RunOptions(out=tmp_path / "runs"), {}, show_progress=False, llm=client
+        scenario,
+        RunOptions(out=tmp_path / "runs", database=database),
+        {},
+        show_progress=False,
+        llm=client,
     )
     return Path(outcome.database), outcome.run_id

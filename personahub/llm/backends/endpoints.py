@@ -10,6 +10,7 @@ a burst of requests every time its rest runs out.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections import Counter
@@ -31,6 +32,10 @@ class Endpoint:
         url: The base URL (its :attr:`label`, password masked, names it everywhere else).
         client: The SDK client for it.
         mode: The structured-output mode this endpoint accepts.
+        mode_known: Whether a structured request has succeeded in ``mode`` (or the mode was
+            configured): until then structured requests go one at a time (:attr:`learning`),
+            so a server that refuses ``json_schema`` refuses it once, not once per request.
+        learning: Held by the structured request that learns the mode.
         in_flight: Requests being served now.
         down_until: Monotonic time its rest ends.
         failures: Consecutive failures (0 once a request succeeds).
@@ -44,6 +49,8 @@ class Endpoint:
     url: str
     client: Any
     mode: str = "json_schema"
+    mode_known: bool = False
+    learning: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     in_flight: int = 0
     down_until: float = 0.0
     failures: int = 0

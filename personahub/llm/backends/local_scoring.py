@@ -3,7 +3,8 @@
 The chat is formatted with the model's own chat template (as ``create_chat_completion`` does)
 and evaluated once; each label is then scored as the start of the assistant's reply: the sum
 of its tokens' log-probabilities, read from llama.cpp's logits one token at a time after
-rewinding to the end of the prompt. Labels of one token (likert points, short words) cost
+rewinding to the end of the prompt, as written and capitalised (the probabilities of both
+spellings added). Labels of one token (likert points, short words) cost
 nothing beyond the prompt's evaluation. The prompt's evaluation itself reuses the longest
 prefix the instance evaluated last (the same persona's system prompt, say), as llama.cpp's
 own completion does.
@@ -73,32 +74,49 @@ def _eval_prompt(llama: Any, tokens: list[int]) -> np.ndarray:
     return _next_logprobs(llama)
 
 
+def spellings(label: str) -> list[str]:
+    """The ways a reply may start with ``label``: as written, and capitalised (a reply's
+    first word usually is: "Maybe" rather than "maybe")."""
+    capital = label[:1].upper() + label[1:]
+    return [label] if capital == label else [label, capital]
+
+
 def label_logprobs(
     llama: Any, messages: list[Message], labels: tuple[str, ...]
 ) -> tuple[dict[str, float], int, int]:
-    """Each label's log-probability as the reply to ``messages``.
+    """Each label's log-probability as the reply to ``messages``, summed over its
+    :func:`spellings`.
 
     Returns:
-        Label -> summed token log-probability; the prompt's tokens; the labels' tokens.
+        Label -> log-probability; the prompt's tokens; the labels' tokens scored.
 
     Raises:
         ValueError: The prompt and a label do not fit the context window, or the model has
             no chat template.
     """
     tokens = prompt_tokens(llama, messages)
-    encoded = [
-        llama.tokenize(label.encode("utf-8"), add_bos=False, special=False) for label in labels
-    ]
-    if len(tokens) + max(len(e) for e in encoded) > llama.n_ctx():
+    encoded = {
+        label: [
+            llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            for text in spellings(label)
+        ]
+        for label in labels
+    }
+    longest = max(len(e) for forms in encoded.values() for e in forms)
+    if len(tokens) + longest > llama.n_ctx():
         raise ValueError(f"the prompt ({len(tokens)} tokens) does not fit the context window")
     first = _eval_prompt(llama, tokens)
     end = len(tokens)
     out: dict[str, float] = {}
-    for label, label_tokens in zip(labels, encoded, strict=True):
-        total = float(first[label_tokens[0]])
-        llama.n_tokens = end
-        for token, following in itertools.pairwise(label_tokens):
-            llama.eval([token])
-            total += float(_next_logprobs(llama)[following])
-        out[label] = total
-    return out, len(tokens), sum(len(e) for e in encoded)
+    for label, forms in encoded.items():
+        totals = []
+        for label_tokens in forms:
+            total = float(first[label_tokens[0]])
+            llama.n_tokens = end
+            for token, following in itertools.pairwise(label_tokens):
+                llama.eval([token])
+                total += float(_next_logprobs(llama)[following])
+            totals.append(total)
+        out[label] = float(np.logaddexp.reduce(totals))
+    scored = sum(len(e) for forms in encoded.values() for e in forms)
+    return out, len(tokens), scored

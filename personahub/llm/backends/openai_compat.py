@@ -6,6 +6,12 @@ prompt-and-parse; the choice is remembered per endpoint. Several endpoints share
 least-in-flight first (:mod:`personahub.llm.backends.endpoints`): a request whose endpoint
 stops answering moves at once to another one, the endpoint is rested while the others work,
 and every move is counted in :meth:`OpenAIBackend.endpoint_usage`.
+
+Until an endpoint has answered one structured request, its structured requests go one at a
+time: a server that refuses ``json_schema`` refuses the first request only, and the others
+start in the mode it accepted. Without a configured model, the pre-flight check asks the
+server which model it serves (``GET /models``) and records that one, so provenance never
+names a model that did not answer.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from personahub import prompts
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
 from personahub.llm.backends.endpoints import Endpoint, EndpointPool
 from personahub.llm.backends.openai_options import OptionScorer
-from personahub.llm.grammar import grammar_schema
+from personahub.llm.grammar import bounded_integers_as_enums, grammar_schema
 from personahub.llm.retry import TransportError, parse_retry_after
 from personahub.llm.settings import ConfigError, LLMSettings
 from personahub.llm.types import ErrorKind, Message, Usage
@@ -33,6 +39,8 @@ _REFUSAL_HINTS = ("response_format", "json_schema", "json_object", "schema")
 # A proxy or load balancer in front of a dead server answers these.
 _DOWN_STATUSES = frozenset({502, 503, 504})
 PREFLIGHT_TIMEOUT_S = 5.0
+# Model ids named in the error for a server that serves several.
+_LISTED_MODELS = 8
 
 __all__ = ["STRUCTURED_MODES", "Endpoint", "OpenAIBackend"]
 
@@ -98,6 +106,7 @@ class OpenAIBackend:
         self.settings = settings
         self.model = settings.model_name
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
+        self._key = key
         urls: list[str | None] = [*settings.endpoints] or [None]
         forced = settings.structured_mode if settings.structured_mode != "auto" else None
         endpoints = [
@@ -111,12 +120,13 @@ class OpenAIBackend:
                     max_retries=0,
                 ),
                 mode=forced or "json_schema",
+                mode_known=forced is not None,
             )
             for url in urls
         ]
         self.pool = EndpointPool(endpoints)
         # Schema objects come from the gateway's per-class table, so identity is stable.
-        self._grammar_schemas: dict[int, tuple[Any, Any]] = {}
+        self._grammar_schemas: dict[tuple[int, str], tuple[Any, Any]] = {}
         self.endpoints = self.pool.endpoints
         self.options = OptionScorer(
             self.model, self.pool.pick, self.complete, settings.option_samples, _classify
@@ -133,12 +143,17 @@ class OpenAIBackend:
         """Requests moved from an endpoint that stopped answering to another one."""
         return self.pool.failovers
 
-    def _sent(self, call: BackendCall) -> Any:
-        """The grammar-safe schema for ``call``, computed once per schema."""
-        key = id(call.schema)
+    def _sent(self, call: BackendCall, mode: str) -> Any:
+        """The grammar-safe schema for ``call`` in ``mode``, computed once per schema: in
+        ``json_object`` mode also with small integer ranges as enums, which llama.cpp's
+        server enforces where it ignores ``minimum``/``maximum``."""
+        key = (id(call.schema), mode)
         entry = self._grammar_schemas.get(key)
         if entry is None or entry[0] is not call.schema:
-            entry = (call.schema, grammar_schema(call.schema))
+            sent = grammar_schema(call.schema)
+            if mode == "json_object":
+                sent = bounded_integers_as_enums(sent)
+            entry = (call.schema, sent)
             self._grammar_schemas[key] = entry
         return entry[1]
 
@@ -158,13 +173,16 @@ class OpenAIBackend:
             if mode == "json_schema":
                 kwargs["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {"name": call.schema_name, "schema": self._sent(call)},
+                    "json_schema": {"name": call.schema_name, "schema": self._sent(call, mode)},
                 }
             else:
                 note = prompts.render("llm/json_instructions", schema=call.schema)
                 messages = _with_system_note(messages, note)
                 if mode == "json_object":
-                    kwargs["response_format"] = {"type": "json_object", "schema": self._sent(call)}
+                    kwargs["response_format"] = {
+                        "type": "json_object",
+                        "schema": self._sent(call, mode),
+                    }
         kwargs["messages"] = messages
         return kwargs, messages
 
@@ -196,6 +214,18 @@ class OpenAIBackend:
                 endpoint = target
 
     async def _complete_at(self, endpoint: Endpoint, call: BackendCall) -> BackendReply:
+        if call.schema is None or endpoint.mode_known:
+            return await self._send(endpoint, call)
+        # The first structured request learns the mode alone; the ones waiting here then
+        # go out in the mode it settled on (or learn it themselves if it failed).
+        async with endpoint.learning:
+            if endpoint.mode_known:
+                return await self._send(endpoint, call)
+            reply = await self._send(endpoint, call)
+            endpoint.mode_known = True
+            return reply
+
+    async def _send(self, endpoint: Endpoint, call: BackendCall) -> BackendReply:
         endpoint.in_flight += 1
         mode = endpoint.mode
         try:
@@ -259,7 +289,12 @@ class OpenAIBackend:
     async def preflight(self) -> None:
         """Refuse a base URL that is not http(s), and a run where no endpoint answers one
         models-list request (short timeout, no retries: one line instead of a run of
-        failed calls)."""
+        failed calls). Without a configured model, take the one the server serves.
+
+        Raises:
+            ConfigError: A bad URL, no endpoint answering, or several models served and
+                none chosen.
+        """
         for endpoint in self.endpoints:
             parsed = urlsplit(endpoint.url)
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -270,15 +305,28 @@ class OpenAIBackend:
         failures: list[str] = []
         for endpoint in self.endpoints:
             try:
-                await endpoint.client.with_options(timeout=PREFLIGHT_TIMEOUT_S).get(
-                    "/models", cast_to=bytes
-                )
-                return
+                served = await self._served_models(endpoint)
             except openai.APIStatusError:
-                return  # it answered: a server without /models is still a server
+                served = []  # it answered: a server without /models is still a server
             except openai.OpenAIError as exc:
                 failures.append(_classify(exc, endpoint.label).message)
+                continue
+            if self.settings.model is None:
+                self.model = _served_model(served, endpoint.label, self.model)
+            return
         raise ConfigError(f"no endpoint answers: {'; '.join(failures)}")
+
+    async def _served_models(self, endpoint: Endpoint) -> list[str]:
+        """The model ids ``endpoint`` lists. A client of its own, closed here: the check may
+        run on an event loop other than the one the requests will use."""
+        async with openai.AsyncOpenAI(
+            base_url=endpoint.url,
+            api_key=self._key,
+            timeout=PREFLIGHT_TIMEOUT_S,
+            max_retries=0,
+        ) as client:
+            page = await client.models.list()
+        return [model.id for model in page.data if getattr(model, "id", None)]
 
     def endpoint_usage(self) -> dict[str, Any]:
         """Per-endpoint errors, failovers and rests, and the failover moves (from, to, calls);
@@ -299,3 +347,20 @@ def _with_system_note(messages: list[Message], note: str) -> list[Message]:
         first = {"role": "system", "content": f"{messages[0]['content']}\n\n{note}"}
         return [first, *messages[1:]]
     return [{"role": "system", "content": note}, *messages]
+
+
+def _served_model(served: list[str], label: str, default: str) -> str:
+    """The model to record for a server listing ``served`` when none was configured.
+
+    Raises:
+        ConfigError: It serves several: one must be chosen.
+    """
+    if len(served) == 1:
+        return served[0]
+    if not served:
+        log.warning("%s lists no models; recording the model as %s", label, default)
+        return default
+    shown = ", ".join(served[:_LISTED_MODELS])
+    if len(served) > _LISTED_MODELS:
+        shown += f", and {len(served) - _LISTED_MODELS} more"
+    raise ConfigError(f"{label} serves {len(served)} models ({shown}); choose one with --model")

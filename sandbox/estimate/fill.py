@@ -1,0 +1,45 @@
+"""How full a typical answer is: the empirical part of the estimate.
+
+A structured answer's length is bounded by its schema (``maxLength``, ``maxItems``), but a
+model rarely writes to the bound. Each mode says, per answer field, how much of the bound a
+typical answer uses and how often a string is left empty or a flag is set
+(``Mode.estimate`` in :mod:`sandbox.modes`); the figures come from runs on the embedded model
+and are documented where each mode defines them. Kept free of heavy imports: the mode
+registry imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+UNBOUNDED_CHARS = 200
+"""The length taken as a string's bound when its schema gives none."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldFill:
+    """A typical answer's value of one field.
+
+    Attributes:
+        fill: Share of the string's ``maxLength`` (or of :data:`UNBOUNDED_CHARS`) it uses.
+        empty: Chance the string is left empty (e.g. no post to share).
+        true: Chance a boolean is true (e.g. a speaker ending the conversation).
+        items: Items of a list, within its ``minItems``/``maxItems``.
+    """
+
+    fill: float = 0.5
+    empty: float = 0.0
+    true: float = 0.0
+    items: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerFill:
+    """Typical answers of one mode on one model: per field name, else ``default``."""
+
+    fields: Mapping[str, FieldFill] = field(default_factory=dict)
+    default: FieldFill = FieldFill()
+
+    def of(self, name: str) -> FieldFill:
+        return self.fields.get(name, self.default)

@@ -1,0 +1,99 @@
+"""The estimate of one run: its own model, stepped to the end on a gateway that calls no model.
+
+:func:`estimate_cast` builds the run's Mesa model through the mode registry exactly as a run
+does (same scenario, personas, graph and seed, so the same events reach the same agents and
+the same activation draws are made) but on an :class:`~personahub.llm.LLMClient` whose
+backend is a :class:`~sandbox.estimate.dry.DryBackend`. Each step's real prompts are rendered
+and counted; the typical answers feed back into later prompts (an agent's reaction in its
+summary, neighbours' posts in its inbox) and into word of mouth, as real answers would. The
+gateway's own meter then holds the calls and tokens. The response cache is left out: the
+estimate is of a run that asks the model for every answer.
+
+The estimate is of ONE concrete run (a scenario with its run options applied). Several runs,
+e.g. the arms and seeds of an experiment, are estimated one by one and summed with ``+``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict
+
+from personahub.llm import LLMClient, LLMSettings
+from sandbox.estimate.dry import DryBackend
+from sandbox.estimate.tokens import TokenCounter
+from sandbox.modes import RunSetup, mode_of
+from sandbox.population import PersonaRecord
+from sandbox.scenario import ScenarioBase
+
+
+class Estimate(BaseModel):
+    """What a run is expected to spend.
+
+    Attributes:
+        calls: Model calls.
+        prompt_tokens: Prompt tokens over all calls.
+        completion_tokens: Completion tokens over all calls.
+        cost: Money at the configured prices; None when no price is configured.
+        tokenizer: How tokens were counted.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None = None
+    tokenizer: str = ""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Estimate) -> Estimate:
+        """Two runs' estimates together (e.g. the runs of an experiment)."""
+        cost = None if self.cost is None or other.cost is None else self.cost + other.cost
+        return Estimate(
+            calls=self.calls + other.calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost=cost,
+            tokenizer=self.tokenizer if self.tokenizer == other.tokenizer else "mixed",
+        )
+
+
+def estimate_cast(
+    scenario: ScenarioBase,
+    personas: list[PersonaRecord],
+    graph: nx.Graph[int],
+    settings: LLMSettings,
+    counter: TokenCounter,
+    backend_name: str,
+) -> Estimate:
+    """The estimate of a run of ``scenario`` (run options applied) over ``personas`` on
+    ``graph``, for a gateway configured by ``settings`` whose backend is ``backend_name``.
+    No model is called."""
+    mode = mode_of(scenario)
+    dry = settings.model_copy(update={"cache": False, "max_calls": None, "max_total_tokens": None})
+    backend = DryBackend(settings.model_name, counter, mode.estimate(backend_name))
+    client = LLMClient(dry, backend=backend)
+    loop = asyncio.new_event_loop()
+    try:
+        setup = RunSetup(scenario, personas, graph, client, scenario.seed, "estimate", None, loop)
+        model = mode.build(setup)
+        while model.running:
+            model.step()
+        loop.run_until_complete(client.aclose())
+    finally:
+        loop.close()
+    usage = client.usage()
+    price_in, price_out = settings.token_prices()
+    prompt, completion = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+    return Estimate(
+        calls=int(usage["calls"]),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cost=prompt * price_in + completion * price_out if settings.priced else None,
+        tokenizer=counter.label,
+    )

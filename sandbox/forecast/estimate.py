@@ -1,0 +1,25 @@
+"""Forecast mode's typical answers, for the estimate (``Mode.estimate``).
+
+An answer is a reaction (bounded at 240 characters), the question answers, and a post
+(bounded at 160) that may be empty. Figures for the embedded model (SmolLM2-135M under its
+grammar) are measured on the shipped scenarios (benchmarks/estimate_accuracy.py); a served
+instruction model writes closer to the bounds and shares a post almost every time.
+"""
+
+from __future__ import annotations
+
+from sandbox.estimate.fill import AnswerFill, FieldFill
+
+EMBEDDED = AnswerFill(
+    fields={"reaction": FieldFill(fill=0.35), "post": FieldFill(fill=0.4, empty=0.2)},
+    default=FieldFill(fill=0.3),
+)
+SERVED = AnswerFill(
+    fields={"reaction": FieldFill(fill=0.7), "post": FieldFill(fill=0.8, empty=0.05)},
+    default=FieldFill(fill=0.6),
+)
+
+
+def typical_answers(backend: str) -> AnswerFill:
+    """The typical forecast answer on ``backend`` (``local``: the embedded model)."""
+    return EMBEDDED if backend == "local" else SERVED
