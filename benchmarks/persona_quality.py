@@ -38,9 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from personahub.build.person_check import non_person_reason
-
 from benchmarks._common import result_line
+from personahub.build.person_check import non_person_reason
 from personahub.build.pipeline import BuildOptions, PersonaBuilder
 from personahub.build.sources import SourceRecord
 from personahub.embeddings import get_embedder

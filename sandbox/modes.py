@@ -17,6 +17,7 @@ import importlib
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import jinja2
@@ -25,6 +26,7 @@ import yaml
 from pydantic import Field, TypeAdapter
 from rich.console import Console
 
+from sandbox.archetypes import scenario as archetype_scenario
 from sandbox.forecast import scenario as forecast_scenario
 from sandbox.npc import scenario as npc_scenario
 from sandbox.scenario import ScenarioBase
@@ -80,6 +82,8 @@ class RunSetup:
         database: Where steps are recorded; None for the estimate's dry run, which
             records nothing.
         loop: The event loop that drives the gateway (the caller owns it).
+        folder: The run's folder (a mode may keep files there).
+        base_dir: The folder the scenario's relative paths start from.
     """
 
     scenario: ScenarioBase
@@ -90,6 +94,8 @@ class RunSetup:
     run_id: str
     database: RunDatabase | None
     loop: asyncio.AbstractEventLoop
+    folder: Path | None = None
+    base_dir: Path = Path(".")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,10 @@ class Mode:
         live: The run page's figures in ``sandbox serve`` (plain data: ``figures``,
             ``shares`` per step, and ``answers`` per agent with their ``categories``, what
             the graph is coloured by), from a read-only database.
+        own_population: The mode builds its agents and graph itself in ``build`` (from the
+            scenario, in files of the run folder) and ``rebuild``: the runner loads no personas,
+            builds no NetworkX graph and writes no agent or edge rows (runs of a million
+            agents, where an object or a row per agent costs more than the step).
     """
 
     name: str
@@ -128,6 +138,7 @@ class Mode:
     describe: Callable[[Any], list[tuple[str, str]]]
     estimate: Callable[[str], AnswerFill]
     live: Callable[[RunDatabase, RunRow], dict[str, Any]]
+    own_population: bool = False
 
 
 def _lazy(module: str, name: str) -> Callable[..., Any]:
@@ -174,6 +185,22 @@ MODES: dict[str, Mode] = {
             describe=npc_scenario.describe,
             estimate=_lazy("sandbox.npc.estimate", "typical_answers"),
             live=_lazy("sandbox.npc.live", "live_figures"),
+        ),
+        Mode(
+            name="archetypes",
+            scenario=archetype_scenario.ArchetypeScenario,
+            build=_lazy("sandbox.archetypes.mode", "build"),
+            rebuild=_lazy("sandbox.archetypes.mode", "rebuild"),
+            restore=_lazy("sandbox.archetypes.mode", "restore"),
+            agent_row=_lazy("sandbox.archetypes.mode", "agent_row"),
+            render_report=_lazy("sandbox.archetypes.report", "render_report"),
+            print_summary=_lazy("sandbox.archetypes.report", "print_summary"),
+            export_role="agent",
+            samples=_lazy("sandbox.archetypes.report", "samples"),
+            describe=archetype_scenario.describe,
+            estimate=_lazy("sandbox.forecast.estimate", "typical_answers"),
+            live=_lazy("sandbox.archetypes.report", "live_figures"),
+            own_population=True,
         ),
     )
 }

@@ -138,6 +138,8 @@ def load_inputs(
     """The effective scenario, its population and its graph: what a run (or its estimate)
     is made of. A note about the population (fewer personas than asked) goes to stderr."""
     scenario = effective_scenario(load_scenario(scenario_path), options)
+    if mode_of(scenario).own_population:  # built by the mode itself, in columns
+        return scenario, [], nx.Graph()
     cast = load_cast(
         scenario.population, scenario.seed, scenario_path.parent.resolve(), options.agents
     )
@@ -271,7 +273,10 @@ def prepare_run(
     run_dir = options.out / run_id
     target = options.database or str(run_dir / RUN_DB)
     database = RunDatabase(target)
-    setup = RunSetup(scenario, personas, graph, client, scenario.seed, run_id, database, loop)
+    base_dir = scenario_path.parent.resolve()
+    setup = RunSetup(
+        scenario, personas, graph, client, scenario.seed, run_id, database, loop, run_dir, base_dir
+    )
     model = create_run(setup, scenario_path, estimate)
     return PreparedRun(model, database, target, run_dir)
 
@@ -501,7 +506,11 @@ def rebuild_run(
             node_of[edge.src], node_of[edge.dst], relation=edge.relation, strength=edge.strength
         )
     mode = mode_of(scenario)
-    setup = RunSetup(scenario, personas, graph, client, run.seed, run.id, database, loop)
+    base_dir = Path(run.scenario_path).parent if run.scenario_path else Path(".")
+    folder = run_folder(database.target, run.id)
+    setup = RunSetup(
+        scenario, personas, graph, client, run.seed, run.id, database, loop, folder, base_dir
+    )
     model = mode.rebuild(setup, agents)
     if [a.unique_id for a in model.by_node] != [r.agent_id for r in agents]:
         raise RunError("agent ids in the run database do not match a rebuilt model")
