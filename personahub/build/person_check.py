@@ -78,22 +78,6 @@ NON_PERSON_WORDS = _word_set(
 )
 
 
-
-
-def looks_like_person(text: str) -> bool:
-    """Whether ``text`` shows a sign of describing a person (see the module docstring)."""
-    lowered = text.lower()
-    if _PERSON_SIGNS.search(lowered):
-        return True
-    for word in _words(lowered):
-        forms = {word, word[:-1]} if word.endswith("s") else {word}
-        if forms & PERSON_NOUNS:
-            return True
-        if len(word) >= 5 and not forms & NON_PERSON_WORDS and _AGENT_SUFFIX.match(word):
-            return True
-    return False
-
-
 GROUP_NOUNS = _word_set(
     """
     team group community collective crew couple family club committee society association

@@ -35,16 +35,16 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select
 
 from personahub import prompts
-from personahub.llm import LLMError, LLMRequest, LLMResult, Message
-from personahub.llm.gateway import Gateway
-from personahub.store import Persona, PersonaEdge, PersonaStore, stored_id
 from personahub.build.text_to_persona import (
     GRANULARITIES,
     PERSONA_MAX_CHARS,
     PERSONA_PATTERN,
     Candidate,
 )
+from personahub.llm import LLMError, LLMRequest, LLMResult, Message
+from personahub.llm.gateway import Gateway
 from personahub.llm.seeds import request_seed
+from personahub.store import Persona, PersonaEdge, PersonaStore, stored_id
 
 RELATION_MAX_CHARS = 40
 # Letters, then letters, spaces, hyphens or slashes: "colleague", "mentor-mentee".
@@ -70,24 +70,55 @@ RELATIONS: tuple[str, ...] = (
 )
 _SYNONYMS: dict[str, str] = {
     **dict.fromkeys(
-        "spouse wife husband girlfriend boyfriend fiance fiancee partner-spouse".split(),
+        [
+            "spouse",
+            "wife",
+            "husband",
+            "girlfriend",
+            "boyfriend",
+            "fiance",
+            "fiancee",
+            "partner-spouse",
+        ],
         "partner",
     ),
     **dict.fromkeys(
-        "parent mother father son daughter child sibling brother sister cousin aunt uncle "
-        "grandparent grandmother grandfather grandchild niece nephew relative in-law".split(),
+        [
+            "parent",
+            "mother",
+            "father",
+            "son",
+            "daughter",
+            "child",
+            "sibling",
+            "brother",
+            "sister",
+            "cousin",
+            "aunt",
+            "uncle",
+            "grandparent",
+            "grandmother",
+            "grandfather",
+            "grandchild",
+            "niece",
+            "nephew",
+            "relative",
+            "in-law",
+        ],
         "family",
     ),
-    **dict.fromkeys("best friend|close friend|childhood friend".split("|"), "friend"),
+    **dict.fromkeys(["best friend", "close friend", "childhood friend"], "friend"),
     "neighbor": "neighbour",
-    **dict.fromkeys("coworker co-worker workmate co-author collaborator".split(), "colleague"),
-    **dict.fromkeys("boss manager supervisor employee employer".split(), "manager-report"),
-    **dict.fromkeys("mentor mentee apprentice protege".split(), "mentor-mentee"),
-    **dict.fromkeys("teacher student pupil tutor".split(), "teacher-student"),
-    **dict.fromkeys("patient caregiver carer doctor nurse".split(), "patient-caregiver"),
-    **dict.fromkeys("customer supplier vendor buyer seller".split(), "customer-supplier"),
-    **dict.fromkeys("client professional".split(), "client-professional"),
-    **dict.fromkeys("flatmate housemate".split(), "roommate"),
+    **dict.fromkeys(
+        ["coworker", "co-worker", "workmate", "co-author", "collaborator"], "colleague"
+    ),
+    **dict.fromkeys(["boss", "manager", "supervisor", "employee", "employer"], "manager-report"),
+    **dict.fromkeys(["mentor", "mentee", "apprentice", "protege"], "mentor-mentee"),
+    **dict.fromkeys(["teacher", "student", "pupil", "tutor"], "teacher-student"),
+    **dict.fromkeys(["patient", "caregiver", "carer", "doctor", "nurse"], "patient-caregiver"),
+    **dict.fromkeys(["customer", "supplier", "vendor", "buyer", "seller"], "customer-supplier"),
+    **dict.fromkeys(["client", "professional"], "client-professional"),
+    **dict.fromkeys(["flatmate", "housemate"], "roommate"),
 }
 GENERATED_ORIGINS = ("text_to_persona", "persona_to_persona")
 _TOKENS_PER_PERSON = 110

@@ -46,14 +46,9 @@ import numpy as np
 from rich.progress import Progress, TaskID
 from sqlmodel import col, select
 
-from personahub.dedup import DedupPipeline
-from personahub.dedup.embedding import unit_rows
-from personahub.llm import ErrorKind, LLMError, LLMResult
-from personahub.llm.gateway import Gateway
 from personahub.build.persona_to_persona import count_unexpanded, persona_to_persona, unexpanded
 from personahub.build.quality import QualityFilter, clean_persona
 from personahub.build.sources import SourceRecord
-from personahub.store import EdgeIn, PersonaStore, SourceText, StoredVectors
 from personahub.build.text_to_persona import (
     ANGLES,
     DEFAULT_ANGLES,
@@ -61,6 +56,11 @@ from personahub.build.text_to_persona import (
     Candidate,
     text_to_persona,
 )
+from personahub.dedup import DedupPipeline
+from personahub.dedup.embedding import unit_rows
+from personahub.llm import ErrorKind, LLMError, LLMResult
+from personahub.llm.gateway import Gateway
+from personahub.store import EdgeIn, PersonaStore, SourceText, StoredVectors
 
 T2P_STAGE = "text-to-persona"
 DEDUP_STAGES = ("minhash", "embedding")
