@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import re
 import sys
 import tempfile
 import time
@@ -50,13 +51,13 @@ agents:
     occupation: {{student: 0.1, nurse: 0.1, driver: 0.2, office: 0.35, retired: 0.25}}
 graph: {{type: watts_strogatz, k: 10, p: 0.05}}
 archetype: {{attributes: [{attributes}], heard_bins: [0, 1, 4], fidelity: {fidelity},
-             per_agent: {per_agent}}}
+             answer_mode: {mode}, per_agent: {per_agent}}}
 interaction: {{activation: 0.7, post_share: 0.4}}
 timeline:
   - {{step: 0, channel: seeded, k: {seeded},
       content: "The city will charge drivers $8 a day to enter the centre."}}
   - {{step: 2, content: "Bus fares drop to $1 for the first year of the charge."}}
-  - {{step: 4, channel: targeted, target: {{attributes: {{occupation: driver}}}},
+  - {{step: 3, channel: targeted, target: {{attributes: {{occupation: driver}}}},
       content: "Delivery vans pay half."}}
 questions:
   - {{id: support, type: choice, ask: "Do you support the charge?",
@@ -91,8 +92,9 @@ def _scripted(call: BackendCall) -> dict[str, float]:
     """Option weights from what the prompt says about the group (attributes, events, posts
     heard): the same for every agent the prompt fits, so archetypes lose nothing by design."""
     prompt = " ".join(m["content"] for m in call.messages)
-    keep = [line for line in prompt.splitlines() if "occupation" not in line]
-    digest = hashlib.sha256(("\n".join(keep) + "|".join(call.options or ())).encode()).digest()
+    # what the archetype does not know of its members (their occupation) must not matter
+    prompt = re.sub(r", occupation \w+", "", prompt)
+    digest = hashlib.sha256((prompt + "|".join(call.options or ())).encode()).digest()
     weights = [1 + digest[i] for i in range(len(call.options or ()))]
     return dict(zip(call.options or (), weights, strict=True))
 
@@ -105,6 +107,7 @@ def fidelity_tv(folder: Path) -> float:
             steps=4,
             attributes="age_band, region",
             fidelity=0,
+            mode="logprobs",
             per_agent=per_agent,
             seeded=400,
         )
@@ -127,7 +130,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency-ms", type=float, default=100)
     args = parser.parse_args()
-    proc, base_url = spawn_server_process(latency_ms=args.latency_ms)
+    # Top tokens that name the options, as a model's would: each option request is answered
+    # from one completion's logprobs (a server without them costs k sampled answers instead).
+    labels = ["yes", "no", "unsure", "1", "2", "3", "4", "5"]
+    top = {label: -0.5 - i / 7 for i, label in enumerate(labels)}
+    proc, base_url = spawn_server_process(latency_ms=args.latency_ms, top_logprobs=top)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -143,7 +150,9 @@ def main() -> None:
                 agents=args.agents,
                 steps=args.steps,
                 attributes="age_band, region, occupation",
-                fidelity=1,
+                # the fidelity gap is measured apart (fidelity_tv), on 2,000 agents
+                fidelity=0,
+                mode="logprobs",
                 per_agent="false",
                 seeded=max(1, args.agents // 100),
             )

@@ -6,6 +6,7 @@ before its closing brackets. Anything else is a re-ask, decided by the caller.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any, TypeVar
@@ -121,7 +122,7 @@ def summarize_errors(
     the value found, so a re-ask tells the model exactly what to change: a model told only
     "less than or equal to 5" tends to send 27 after 102.
     """
-    tree = schema.model_json_schema() if schema is not None else {}
+    tree = _schema_tree(schema) if schema is not None else {}
     parts = []
     for err in exc.errors()[:limit]:
         loc = ".".join(str(p) for p in err["loc"]) or "(root)"
@@ -137,6 +138,13 @@ def summarize_errors(
     if more > 0:
         parts.append(f"and {more} more")
     return "; ".join(parts)
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_tree(schema: type[BaseModel]) -> dict[str, Any]:
+    # Milliseconds per call, and a batch of failing replies asks for the same class's schema
+    # again and again.
+    return schema.model_json_schema()
 
 
 def _short(value: Any) -> str:

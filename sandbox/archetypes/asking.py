@@ -58,9 +58,19 @@ def heard_text(archetype: Archetype, scenario: ArchetypeScenario) -> str:
     return f"{count} of your contacts talked to you about it.{said}"
 
 
+_VERBALIZED: dict[int, tuple[ArchetypeScenario, type[BaseModel]]] = {}
+
+
 def _verbalized_model(scenario: ArchetypeScenario) -> type[BaseModel]:
-    fields: dict[str, Any] = {q.id: (percent_model(q), ...) for q in scenario.questions}
-    return create_model("ArchetypeAnswer", **fields)
+    """The verbalized answer (a percentage per option of every question), one class per
+    scenario: the gateway derives a schema and a grammar per class, which costs milliseconds,
+    and a step sends hundreds of these requests."""
+    cached = _VERBALIZED.get(id(scenario))
+    if cached is None or cached[0] is not scenario:
+        fields: dict[str, Any] = {q.id: (percent_model(q), ...) for q in scenario.questions}
+        cached = (scenario, create_model("ArchetypeAnswer", **fields))
+        _VERBALIZED[id(scenario)] = cached
+    return cached[1]
 
 
 def requests_for(
