@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,9 +102,7 @@ def severe(driver: Any) -> list[dict[str, Any]]:
 @pytest.mark.browser
 def test_report_renders_in_chromium(driver: Any, run: tuple[Path, str]) -> None:
     db_path, run_id = run
-    started = time.perf_counter()
     path = write_report(db_path, run_id)
-    assert time.perf_counter() - started < 30  # seconds, embedder load included
     assert path == db_path.parent / REPORT_NAME
     html = path.read_text(encoding="utf-8")
     assert "http://" not in html and "https://" not in html  # self-contained
