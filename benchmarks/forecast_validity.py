@@ -3,9 +3,9 @@
 On each spec in scenarios/validation/, ~300 held-out respondents answer through the normal run
 machinery (``sandbox calibrate``) on the embedded model, and the score table prints the
 baselines (uniform, overall real shares, logistic regression on demographics) beside the
-persona simulation in each answer mode this version has (``sample``; ``logprobs`` and
-``verbalized`` where forecast scenarios support them: detected, never faked). No accuracy
-target is set for the embedded model; its scores are printed as they are.
+persona simulation in each answer mode (``sample``, ``logprobs``: the respondents' option
+requests alone, ``verbalized``). No accuracy target is set for the embedded model; its scores
+are printed as they are.
 
 Figure: respondents per second in ``logprobs`` mode over ``sample`` mode (target >= 3.0: a full
 distribution per respondent must cost less than one sampled answer).
