@@ -66,7 +66,7 @@ def track(
         Path | None, typer.Option("--csv", help="Also write the table to this CSV file.")
     ] = None,
 ) -> None:
-    """List every resolved run under --out with its forecast's scores against the outcome."""
+    """List every resolved run under --runs with its forecast's scores against the outcome."""
     from sandbox.forecast.resolution import COLUMNS, cells, resolved, scores_table
 
     items: list[Resolved] = []
