@@ -150,6 +150,7 @@ def test_a_run_asks_per_archetype_and_replays_exactly(tmp_path: Path) -> None:
 
     html = write_report(outcomes[0].database).read_text()
     assert "Final answers" in html and "fidelity gap" in html
+    assert "By segment over time" in html and "age_band=55+" in html  # the largest archetypes
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(

@@ -127,6 +127,60 @@ def _plots(loaded: Loaded) -> list[str]:
     return out
 
 
+def _segment_plots(loaded: Loaded) -> list[str]:
+    """Per segment attribute: the share giving the first question's first option, per value,
+    over the steps (from each step's state file)."""
+    from sandbox.forecast.plots import time_series
+
+    steps_dir = loaded.folder / "steps"
+    states = [
+        PopulationState.load(path)
+        for m in loaded.metrics
+        if (path := steps_dir / f"state_{m['step']:04d}.parquet").is_file()
+    ]
+    if loaded.table is None or not states:
+        return []
+    question = loaded.scenario.questions[0]
+    first = option_labels(question)[0]
+    out = []
+    for name in loaded.scenario.segments or loaded.scenario.archetype.attributes:
+        if name not in loaded.table.codes:
+            continue
+        codes = loaded.table.codes[name]
+        series = []
+        for code, value in enumerate(loaded.table.labels[name]):
+            points = []
+            for state in states:
+                mine = state.answers[(codes == code), 0]
+                mine = mine[mine >= 0]
+                points.append(wilson(int((mine == 0).sum()), len(mine)))
+            series.append(Series(value, tuple(points)))
+        steps = [m["step"] for m in loaded.metrics][: len(states)]
+        out.append(time_series(steps, series, percent=True, ylabel=f"{question.id}={first}"))
+    return out
+
+
+def _largest_archetypes(loaded: Loaded, limit: int = 20) -> list[dict[str, Any]]:
+    """The last step's largest archetypes: who, what they saw, size and answer distribution."""
+    import pyarrow.parquet as pq
+
+    path = loaded.folder / "steps" / f"archetypes_{loaded.run.last_step:04d}.parquet"
+    if not path.is_file():
+        return []
+    rows = pq.read_table(path).to_pylist()
+    rows.sort(key=lambda r: -int(r["size"]))
+    question = loaded.scenario.questions[0]
+    labels = option_labels(question)
+    return [
+        {
+            "key": r["key"],
+            "size": r["size"],
+            "probs": [r.get(f"{question.id}={label}") for label in labels],
+        }
+        for r in rows[:limit]
+    ]
+
+
 def render_report(env: jinja2.Environment, database: RunDatabase, run: RunRow) -> str:
     loaded = _load(database, run)
     calls = sum(int(m.get("calls") or 0) for m in loaded.metrics)
@@ -140,6 +194,8 @@ def render_report(env: jinja2.Environment, database: RunDatabase, run: RunRow) -
         segments=_segments(loaded),
         first_labels=option_labels(loaded.scenario.questions[0]),
         plots=_plots(loaded),
+        segment_plots=_segment_plots(loaded),
+        archetypes=_largest_archetypes(loaded),
         metrics=loaded.metrics,
         calls=calls,
         per_agent=per_agent,
