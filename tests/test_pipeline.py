@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 import typer
-from personahub.build.person_check import non_person_reason
 from sqlmodel import select
 from typer.testing import CliRunner
 
+from personahub.build.person_check import non_person_reason
 from personahub.build.persona_to_persona import (
     RELATIONS as VOCABULARY,
 )
