@@ -2,7 +2,8 @@
 
 Bad input (task, mode, examples, world, personas, filter, output suffix, a journal from
 other options) ends with one red ``error: ...`` line and exit code 2 before any model call.
-Failed requests are counted and retried by the next run of the same command.
+Failed requests are counted and retried by the next run of the same command, up to
+``--max-attempts`` times per item; dropped and given-up items go to ``OUT.rejects.jsonl``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ def synthesize_command(
     dedup: Annotated[
         bool, typer.Option("--dedup/--no-dedup", help="Drop near-duplicate outputs (MinHash).")
     ] = True,
+    max_attempts: Annotated[
+        int,
+        typer.Option("--max-attempts", min=1, help="Runs that may retry a failing item."),
+    ] = 3,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     engine: EngineOpt = "local",
     ray_address: RayAddressOpt = None,
@@ -92,7 +97,8 @@ def synthesize_command(
 
     Each row carries its persona, task, mode, template version, model, parameters and
     verification. Resumable: a rerun of the same command skips what is done (see
-    OUT.journal.jsonl) and retries what failed.
+    OUT.journal.jsonl) and retries what failed, up to --max-attempts times; dropped and
+    given-up items are written with their content to OUT.rejects.jsonl.
     """
     job = SynthesisJob(
         task=task.strip().lower(),
@@ -111,6 +117,7 @@ def synthesize_command(
         solve_k=solve_k,
         agree=agree,
         dedup=dedup,
+        max_attempts=max_attempts,
     )
     try:
         engine = check_engine(engine, ray_address, ray_workers)
@@ -147,7 +154,7 @@ def _progress(
     prepared: Prepared, quiet: bool, label: str
 ) -> Iterator[Callable[[int, int], None] | None]:
     """An items and tokens/s bar over what the journal lacks; None when quiet or done."""
-    todo = sum(1 for item in prepared.items if item.key not in prepared.journal)
+    todo = len(prepared.journal.pending(prepared.items))
     if quiet or not todo:
         yield None
         return
@@ -201,7 +208,10 @@ def _print_summary(
     failed = sum(report.errors.values())
     if failed:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(report.errors.items()))
-        table.add_row("failed (retried next run)", f"{failed:,} ({kinds})")
+        table.add_row("failed (retried next run)", f"{report.retriable:,} ({kinds})")
+    limit = prepared.journal.max_attempts
+    if report.gave_up:
+        table.add_row(f"gave up (failed {limit} runs)", f"{report.gave_up:,}", style="yellow")
     usage = client.usage() if usage is None else usage  # the Ray workers' sum
     table.add_row("model", client.model)
     table.add_row(
@@ -217,8 +227,20 @@ def _print_summary(
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     if report.stopped:
         console.print(f"[yellow]stopped early:[/] {report.stopped}")
-    if report.stopped or failed:
+    rejects = prepared.journal.rejects
+    if report.stopped or report.retriable:
         console.print("Run the same command again to continue.")
+    elif report.gave_up:
+        console.print(
+            f"Nothing left to retry: {report.gave_up:,} item(s) gave up after {limit} "
+            f"attempts; see {rejects}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if sum(report.dropped.values()) or report.gave_up_now:
+        console.print(
+            f"rejected items with their content: {rejects}", highlight=False, soft_wrap=True
+        )
     console.print(f"wrote {prepared.job.out}", highlight=False, soft_wrap=True)
 
 

@@ -34,7 +34,13 @@ from personahub.distributed.usage import USAGE_KEYS, UsageDelta, add_usage
 from personahub.llm import ErrorKind, LLMClient, LLMSettings
 from personahub.synthesis.job import Prepared, TaskSetup, kept_rows, synthesizer_for
 from personahub.synthesis.records import write_output
-from personahub.synthesis.synthesizer import Item, ItemOutcome, SynthesisReport, Synthesizer
+from personahub.synthesis.synthesizer import (
+    Item,
+    ItemOutcome,
+    SynthesisReport,
+    Synthesizer,
+    finish_report,
+)
 
 
 class _SynthWorker:
@@ -61,6 +67,7 @@ class _SynthWorker:
         out: dict[str, Any] = {
             "index": np.array([o.item.index for o in outcomes], dtype=np.int64),
             "row": np.array([json.dumps(o.row) if o.row else "" for o in outcomes], dtype=object),
+            "output": np.array([json.dumps(o.output) for o in outcomes], dtype=object),
             "reason": np.array([o.reason or "" for o in outcomes], dtype=object),
             "error": np.array([o.error or "" for o in outcomes], dtype=object),
             "tokens": np.array([o.tokens for o in outcomes], dtype=np.int64),
@@ -99,9 +106,9 @@ def run_job_ray(
 
     synthesizer = synthesizer_for(client, prepared)
     journal = prepared.journal
-    todo = [item for item in prepared.items if item.key not in journal]
+    todo = journal.pending(prepared.items)
     report = SynthesisReport(planned=len(prepared.items))
-    report.already_settled = len(prepared.items) - len(todo)
+    report.already_settled = sum(1 for item in prepared.items if item.key in journal)
     usage: Counter[str] = Counter()
     try:
         if todo:
@@ -119,7 +126,7 @@ def run_job_ray(
             )
     finally:
         write_output(kept_rows(prepared), prepared.job.out)
-    report.total_kept = len(journal.kept_rows())
+    finish_report(report, prepared.items, journal)
     return report, {k: usage[k] for k in USAGE_KEYS}
 
 
@@ -160,9 +167,10 @@ def _generate(
     next_to_settle = 0
     for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
         add_usage(usage, batch)
-        for index, row, reason, error, tokens in zip(
+        for index, row, output, reason, error, tokens in zip(
             batch["index"],
             batch["row"],
+            batch["output"],
             batch["reason"],
             batch["error"],
             batch["tokens"],
@@ -171,6 +179,7 @@ def _generate(
             finished[int(index)] = ItemOutcome(
                 by_index[int(index)],
                 row=json.loads(row) if row else None,
+                output=json.loads(output),
                 reason=reason or None,
                 error=error or None,
                 tokens=int(tokens),

@@ -21,6 +21,7 @@ from personahub.synthesis.records import (
     SynthesisError,
     journal_path,
     output_format,
+    rejects_path,
     write_output,
 )
 from personahub.synthesis.synthesizer import Item, SynthesisReport, Synthesizer, plan_items
@@ -48,6 +49,7 @@ class SynthesisJob:
     solve_k: int = 3
     agree: int = 2
     dedup: bool = True
+    max_attempts: int = 3
 
 
 @dataclass
@@ -102,6 +104,8 @@ def prepare(job: SynthesisJob) -> Prepared:
         raise SynthesisError(f"unknown mode {job.mode!r}; choose from {', '.join(MODES)}")
     if job.n is not None and job.n < 1:
         raise SynthesisError("--n must be at least 1")
+    if job.max_attempts < 1:
+        raise SynthesisError("--max-attempts must be at least 1")
     if not 1 <= job.agree <= job.solve_k:
         raise SynthesisError(f"--agree must be between 1 and --solve-k ({job.solve_k})")
     output_format(job.out)
@@ -122,7 +126,9 @@ def prepare(job: SynthesisJob) -> Prepared:
         "filter": json.loads(job.filter.model_dump_json()),
         "seed": job.seed,
     }
-    journal = Journal(journal_path(job.out), header)
+    journal = Journal(
+        journal_path(job.out), header, rejects_path(job.out), max_attempts=job.max_attempts
+    )
     return Prepared(job, spec, examples, world, version, plan_items(personas, job.n), journal)
 
 

@@ -3,7 +3,11 @@
 Every settled item (kept with its row, or dropped with its reason) is appended to a journal
 next to the output, ``<out>.journal.jsonl``, as soon as it is decided. A rerun reads the
 journal and skips those items, so a killed run continues where it stopped and nothing is
-generated twice; items whose request failed are not settled and are retried. The journal's
+generated twice; items whose request failed are not settled and are retried. Each failed
+attempt is journaled too (``"status": "failed"``), and an item is given up after
+``max_attempts`` of them, so one that always fails does not keep a rerun busy forever; a
+larger ``--max-attempts`` on a later run retries it again. Dropped and given-up items are
+appended with their content to ``<out>.rejects.jsonl`` for inspection. The journal's
 first line records the options that shape the output (task, mode, template version, persona
 source); a rerun with different ones is refused rather than mixed into the same file.
 
@@ -14,10 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,6 +31,14 @@ from pydantic import BaseModel, Field
 # parameters, per-task outputs), which Arrow would widen into sparse struct columns.
 PARQUET_JSON_COLUMNS = ("output", "verification", "params", "usage")
 HEADER_KEYS = ("task", "mode", "template_version", "personas", "filter", "seed")
+
+
+class _Keyed(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Keyed)
 
 
 class SynthesisError(ValueError):
@@ -57,20 +69,45 @@ def journal_path(out: Path) -> Path:
     return out.with_name(out.name + ".journal.jsonl")
 
 
+def rejects_path(out: Path) -> Path:
+    return out.with_name(out.name + ".rejects.jsonl")
+
+
+def _append_lines(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Append JSON lines and fsync, so a kill loses at most the line being written."""
+    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
+    if lines:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.writelines(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
 class Journal:
     """The append-only record of settled items of one output file.
 
     Args:
         path: The journal file.
         header: The options of this run; must equal the stored header on resume.
+        rejects: Where dropped and given-up items go with their content (none when None).
+        max_attempts: Failed attempts after which an unsettled item is given up.
 
     Raises:
         SynthesisError: The journal was written by a run with other options.
     """
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        header: dict[str, Any],
+        rejects: Path | None = None,
+        max_attempts: int = 3,
+    ) -> None:
         self.path = path
+        self.rejects = rejects
+        self.max_attempts = max_attempts
         self.entries: dict[str, dict[str, Any]] = {}
+        self.attempts: dict[str, int] = {}
         header = {k: header[k] for k in HEADER_KEYS}
         if path.exists() and path.stat().st_size:
             self._load(header)
@@ -96,27 +133,43 @@ class Journal:
                 "choose another --out, or delete the output and its journal to start over"
             )
         for line in lines[1:]:
-            entry = json.loads(line)
+            self._record(json.loads(line))
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        if entry["status"] == "failed":
+            self.attempts[entry["item"]] = entry["attempt"]
+        else:
             self.entries[entry["item"]] = entry
 
     def __contains__(self, key: str) -> bool:
+        """Whether the item is settled (kept or dropped)."""
         return key in self.entries
+
+    def gave_up(self, key: str) -> bool:
+        """Whether the item failed ``max_attempts`` times and is not retried."""
+        return key not in self.entries and self.attempts.get(key, 0) >= self.max_attempts
+
+    def pending(self, items: Sequence[T]) -> list[T]:
+        """The items (anything with a ``key``) neither settled nor given up."""
+        return [i for i in items if i.key not in self.entries and not self.gave_up(i.key)]
 
     def kept_rows(self) -> list[dict[str, Any]]:
         """Kept rows in the order they were settled."""
         return [e["row"] for e in self.entries.values() if e["status"] == "kept"]
 
-    def append(self, entries: Iterable[dict[str, Any]]) -> None:
-        """Record settled items: ``{"item", "status": "kept"|"dropped", "reason"?, "row"?}``."""
-        lines = []
+    def append(
+        self, entries: Iterable[dict[str, Any]], rejects: Iterable[dict[str, Any]] = ()
+    ) -> None:
+        """Record items: ``{"item", "status": "kept"|"dropped", "reason"?, "row"?}`` or a
+        failed attempt ``{"item", "status": "failed", "error", "attempt"}``; ``rejects`` go
+        to the rejects file (written first: a kill between the two then repeats a reject
+        line rather than losing one)."""
+        if self.rejects is not None:
+            _append_lines(self.rejects, rejects)
+        entries = list(entries)
         for entry in entries:
-            self.entries[entry["item"]] = entry
-            lines.append(json.dumps(entry, ensure_ascii=False) + "\n")
-        if lines:
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.writelines(lines)
-                fh.flush()
-                os.fsync(fh.fileno())
+            self._record(entry)
+        _append_lines(self.path, entries)
 
 
 def output_format(out: Path) -> str:

@@ -14,6 +14,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -59,7 +60,9 @@ def plan_items(personas: Sequence[tuple[str, str]], n: int | None) -> list[Item]
 
 @dataclass
 class SynthesisReport:
-    """What one run did. ``dropped`` and ``errors`` count items of this run by reason."""
+    """What one run did. ``dropped`` and ``errors`` count items of this run by reason;
+    ``gave_up_now`` counts the failed items of this run that reached the attempt limit,
+    ``gave_up`` all planned items given up so far."""
 
     planned: int = 0
     already_settled: int = 0
@@ -68,16 +71,33 @@ class SynthesisReport:
     errors: Counter[str] = field(default_factory=Counter)
     stopped: str | None = None
     total_kept: int = 0
+    gave_up_now: int = 0
+    gave_up: int = 0
 
     @property
     def settled(self) -> int:
         return self.kept + sum(self.dropped.values())
 
+    @property
+    def retriable(self) -> int:
+        """Failed items of this run that the next run retries."""
+        return sum(self.errors.values()) - self.gave_up_now
+
+
+def finish_report(report: SynthesisReport, items: Sequence[Item], journal: Journal) -> None:
+    """Fill in the totals that the journal holds after a run."""
+    report.total_kept = len(journal.kept_rows())
+    report.gave_up = sum(1 for item in items if journal.gave_up(item.key))
+
 
 @dataclass
 class ItemOutcome:
+    """One processed item: a row, a drop reason or an error; ``output`` is the generated
+    content (kept for the rejects file when the item is not kept)."""
+
     item: Item
     row: dict[str, Any] | None = None
+    output: dict[str, Any] | None = None
     reason: str | None = None
     error: str | None = None
     tokens: int = 0
@@ -183,7 +203,7 @@ class Synthesizer:
         text = self.spec.text_of(output)
         reason = verify.empty_or_refused(text) or self._copied(text)
         if reason is not None:
-            return ItemOutcome(item, reason=reason, tokens=tokens)
+            return ItemOutcome(item, output=output, reason=reason, tokens=tokens)
         # Tasks without a check say so: ``passed`` is null, not a pass nobody made.
         verification: dict[str, Any] = {"method": "none", "passed": None, "status": "unchecked"}
         if self.verify_math:
@@ -198,15 +218,16 @@ class Synthesizer:
             if all(a is None for a in answers):
                 # Nothing was solved (e.g. the endpoint is down): retry the item next run.
                 kinds = [s.error.kind.value for s in solves if s.error is not None]
-                return ItemOutcome(item, error=kinds[0] if kinds else "internal", tokens=tokens)
+                kind = kinds[0] if kinds else "internal"
+                return ItemOutcome(item, output=output, error=kind, tokens=tokens)
             check = verify.majority(answers, need=self.agree)
             verification = check.to_json()
             if not check.passed:
-                return ItemOutcome(item, reason="unverified", tokens=tokens)
+                return ItemOutcome(item, output=output, reason="unverified", tokens=tokens)
         if self.spec.name == "tool":
             verification = verify.tool_check(output)
             if not verification["passed"]:
-                return ItemOutcome(item, reason="invalid_tool", tokens=tokens)
+                return ItemOutcome(item, output=output, reason="invalid_tool", tokens=tokens)
             output = {**output, "openai_tool": verify.openai_tool(output)}
         row = SynthesisRow(
             id=f"{self.spec.name}:{self.mode}:{item.key}",
@@ -227,7 +248,7 @@ class Synthesizer:
                 "completion_tokens": result.usage.completion_tokens,
             },
         )
-        return ItemOutcome(item, row=row.model_dump(mode="json"), tokens=tokens)
+        return ItemOutcome(item, row=row.model_dump(mode="json"), output=output, tokens=tokens)
 
     def deduper(self, journal: Journal) -> MinHashDeduper | None:
         """The output deduper, seeded with the rows the journal already kept."""
@@ -256,18 +277,45 @@ class Synthesizer:
                 if not kept:
                     outcome.row, outcome.reason = None, "duplicate"
         entries: list[dict[str, Any]] = []
+        rejects: list[dict[str, Any]] = []
         for outcome in outcomes:
-            if outcome.error is not None:
+            key = outcome.item.key
+            attempt = journal.attempts.get(key, 0) + 1
+            if outcome.error == ErrorKind.BUDGET_EXHAUSTED.value:
+                # Never sent (or cut off by the user's budget): not the item's fault.
                 report.errors[outcome.error] += 1
+            elif outcome.error is not None:
+                report.errors[outcome.error] += 1
+                entries.append(
+                    {"item": key, "status": "failed", "error": outcome.error, "attempt": attempt}
+                )
+                if attempt >= journal.max_attempts:
+                    report.gave_up_now += 1
+                    rejects.append(self._reject(outcome, "gave_up", attempt))
             elif outcome.row is not None:
                 report.kept += 1
-                entries.append({"item": outcome.item.key, "status": "kept", "row": outcome.row})
+                entries.append({"item": key, "status": "kept", "row": outcome.row})
             else:
                 report.dropped[outcome.reason or "empty"] += 1
-                entries.append(
-                    {"item": outcome.item.key, "status": "dropped", "reason": outcome.reason}
-                )
-        journal.append(entries)
+                entries.append({"item": key, "status": "dropped", "reason": outcome.reason})
+                rejects.append(self._reject(outcome, outcome.reason or "empty", attempt))
+        journal.append(entries, rejects)
+
+    def _reject(self, outcome: ItemOutcome, reason: str, attempt: int) -> dict[str, Any]:
+        """A rejects-file line: what was made for whom, and why it was not kept."""
+        item = outcome.item
+        return {
+            "item": item.key,
+            "task": self.spec.name,
+            "mode": self.mode,
+            "persona_id": item.persona_id,
+            "persona": item.persona,
+            "reason": reason,
+            "error": outcome.error,
+            "content": outcome.output,
+            "attempt": attempt,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
 
     async def run(
         self,
@@ -275,7 +323,7 @@ class Synthesizer:
         journal: Journal,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> SynthesisReport:
-        """Generate every item not yet in ``journal``.
+        """Generate every item the journal neither settled nor gave up.
 
         Args:
             items: The plan.
@@ -286,8 +334,8 @@ class Synthesizer:
             The counts of this run. Stops early (``report.stopped``) on an exhausted budget.
         """
         report = SynthesisReport(planned=len(items))
-        todo = [item for item in items if item.key not in journal]
-        report.already_settled = len(items) - len(todo)
+        todo = journal.pending(items)
+        report.already_settled = sum(1 for item in items if item.key in journal)
         deduper = self.deduper(journal)
         window = max(2 * self.concurrency, 8)
         finished: dict[int, ItemOutcome] = {}
@@ -316,5 +364,5 @@ class Synthesizer:
                 if on_progress is not None:
                     on_progress(len(ready), sum(o.tokens for o in ready))
         report.stopped = self._stop
-        report.total_kept = len(journal.kept_rows())
+        finish_report(report, items, journal)
         return report
