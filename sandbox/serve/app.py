@@ -2,10 +2,11 @@
 small script that polls the run page's snapshot once a second. No CDN, no JavaScript library.
 
 Pages: ``/`` (runs), ``/runs/{id}`` (live run page), ``/runs/{id}/agents/{agent}`` (agent page
-with the interview chat), ``/runs/{id}/report`` (the written report). JSON: ``/api/runs``,
-``/api/runs/{id}/live``; the only writes are ``POST /api/runs/{id}/agents/{agent}/interview``
-and ``POST /api/runs/{id}/survey``. Extra pages plug in through ``build_app(extra_routes=...)``:
-that is where the experiment page (arms side by side) goes once experiments exist.
+with the interview chat), ``/runs/{id}/report`` (the written report), ``/experiment/{id}``
+(an experiment's arms side by side) and ``/experiment/{id}/report`` (its experiment.html).
+JSON: ``/api/runs``, ``/api/runs/{id}/live``; the only writes are
+``POST /api/runs/{id}/agents/{agent}/interview`` and ``POST /api/runs/{id}/survey``.
+Extra pages plug in through ``build_app(extra_routes=...)``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from personahub.llm import LLMClient
 from sandbox.interview import Interviewer, InterviewError, interview_client
 from sandbox.rundb import RunRow
+from sandbox.serve.experiments import experiment_page, experiments_list
 from sandbox.serve.security import Guard
 from sandbox.serve.source import RunReader, RunSource
 from sandbox.serve.views import LiveViews, agent_page, run_summary, runs_list
@@ -83,11 +85,17 @@ class ServeApp:
         return found
 
     async def runs(self, request: Request) -> Response:
-        runs, problems = runs_list(await asyncio.to_thread(self.source.listing))
+        listing = await asyncio.to_thread(self.source.listing)
+        runs, problems = runs_list(listing)
+        experiments = experiments_list(listing)
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"runs": runs, "problems": problems})
+            return JSONResponse({"runs": runs, "experiments": experiments, "problems": problems})
         return self._page(
-            "runs.html.j2", runs=runs, problems=problems, where=self.source.describe()
+            "runs.html.j2",
+            runs=runs,
+            experiments=experiments,
+            problems=problems,
+            where=self.source.describe(),
         )
 
     async def run_page(self, request: Request) -> Response:
@@ -108,13 +116,25 @@ class ServeApp:
 
     async def report(self, request: Request) -> Response:
         _reader, run = await asyncio.to_thread(self._locate, request)
-        path = self.source.report_path(run.id)
-        if path is None:
-            raise HTTPException(404, "no report written yet (sandbox report RUN)")
-        response = FileResponse(path, media_type="text/html")
-        # The report is self-contained and script-free: images are data URIs, styles inline.
-        response.headers["Content-Security-Policy"] = REPORT_CSP
-        return response
+        return _report(self.source.report_path(run.id), "sandbox report RUN")
+
+    def _experiment_page(self, experiment_id: str) -> dict[str, Any]:
+        reader = self.source.experiment(experiment_id)
+        if reader is None:
+            raise HTTPException(404, "no such experiment")
+        return experiment_page(reader, self.views.figures)
+
+    async def experiment(self, request: Request) -> Response:
+        experiment_id = request.path_params["experiment_id"]
+        async with self._lock:  # the key figures come from the run pages' snapshots
+            data = await asyncio.to_thread(self._experiment_page, experiment_id)
+        has_report = self.source.experiment_report_path(experiment_id) is not None
+        return self._page("experiment.html.j2", id=experiment_id, has_report=has_report, **data)
+
+    async def experiment_report(self, request: Request) -> Response:
+        await asyncio.to_thread(self.source.listing)  # the experiment may be new
+        path = self.source.experiment_report_path(request.path_params["experiment_id"])
+        return _report(path, "it is written when the experiment ends")
 
     async def agent(self, request: Request) -> Response:
         reader, run = await asyncio.to_thread(self._locate, request)
@@ -192,6 +212,16 @@ class ServeApp:
         self.source.close()
 
 
+def _report(path: Path | None, how: str) -> Response:
+    """A written report page, or 404 saying how to write it."""
+    if path is None:
+        raise HTTPException(404, f"no report written yet ({how})")
+    response = FileResponse(path, media_type="text/html")
+    # The reports are self-contained and script-free: images are data URIs, styles inline.
+    response.headers["Content-Security-Policy"] = REPORT_CSP
+    return response
+
+
 def build_app(
     app: ServeApp, token: str | None = None, extra_routes: Sequence[BaseRoute] = ()
 ) -> Starlette:
@@ -207,6 +237,8 @@ def build_app(
             "/api/runs/{run_id}/agents/{agent_id:int}/interview", app.interview, methods=["POST"]
         ),
         Route("/api/runs/{run_id}/survey", app.survey, methods=["POST"]),
+        Route("/experiment/{experiment_id}", app.experiment),
+        Route("/experiment/{experiment_id}/report", app.experiment_report),
         *extra_routes,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -22,8 +22,12 @@ from sqlmodel import Session, col
 
 from personahub.db import migrations
 from personahub.db.engine import DatabaseError, make_engine, safe_url
-from sandbox.rundb import RUN_SCHEMA, InteractionRow, RunDatabase, RunRow
+from sandbox.rundb import RUN_SCHEMA, ExperimentRunRow, InteractionRow, RunDatabase, RunRow
 from sandbox.runner import RUN_DB
+
+EXPERIMENT_REPORT = "experiment.html"
+"""The experiment report's file name (``sandbox.experiment.report.REPORT_NAME``, which this
+module does not import: it pulls in the plotting stack)."""
 
 
 def _read_only(dbapi_connection: Any, _record: Any) -> None:
@@ -107,11 +111,13 @@ class RunReader(RunDatabase):
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """A run found by the source, or a database that could not be read (``run`` None)."""
+    """A run found by the source, or a database that could not be read (``run`` None);
+    ``experiment`` is its arm and seed when it is one of an experiment's runs."""
 
     target: str
     run: RunRow | None
     problem: str | None = None
+    experiment: ExperimentRunRow | None = None
 
 
 class RunSource:
@@ -130,6 +136,7 @@ class RunSource:
         self._readers: dict[str, RunReader] = {}
         self._writers: dict[str, RunDatabase] = {}
         self._where: dict[str, str] = {}
+        self._experiments: dict[str, str] = {}  # experiment id -> its database
 
     def describe(self) -> str:
         return (
@@ -160,9 +167,12 @@ class RunSource:
                 if problem:
                     found.append(Listed(name, None, problem))
                     continue
+                arms = {row.run_id: row for row in reader.experiment_runs()}
+                for row in arms.values():
+                    self._experiments[row.experiment] = target
                 for run in reader.all_runs():
                     self._where[run.id] = target
-                    found.append(Listed(target, run))
+                    found.append(Listed(target, run, experiment=arms.get(run.id)))
             except (DatabaseError, SQLAlchemyError) as exc:
                 reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
                 found.append(Listed(name, None, reason))
@@ -179,12 +189,26 @@ class RunSource:
         run = reader.run(run_id)
         return (reader, run) if run is not None else None
 
+    def experiment(self, experiment_id: str) -> RunReader | None:
+        """The reader of the database holding experiment ``experiment_id``, or None."""
+        if experiment_id not in self._experiments:
+            self.listing()
+        target = self._experiments.get(experiment_id)
+        return self.reader(target) if target is not None else None
+
     def report_path(self, run_id: str) -> Path | None:
         """The run's report.html beside its SQLite file, if it has been written."""
-        target = self._where.get(run_id)
+        return self._beside(self._where.get(run_id), "report.html")
+
+    def experiment_report_path(self, experiment_id: str) -> Path | None:
+        """The experiment's experiment.html beside its SQLite file, if it has been written."""
+        return self._beside(self._experiments.get(experiment_id), EXPERIMENT_REPORT)
+
+    @staticmethod
+    def _beside(target: str | None, name: str) -> Path | None:
         if target is None or "://" in target:
             return None
-        path = Path(target).parent / "report.html"
+        path = Path(target).parent / name
         return path if path.is_file() else None
 
     def writer(self, run_id: str) -> RunDatabase:

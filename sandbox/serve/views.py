@@ -51,8 +51,13 @@ def run_summary(run: RunRow) -> dict[str, Any]:
 
 
 def runs_list(listing: list[Listed]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """The runs (summaries) and the databases that could not be read (target, problem)."""
-    runs = [run_summary(item.run) for item in listing if item.run is not None]
+    """The runs (summaries) and the databases that could not be read (target, problem).
+    An experiment's runs are left out: the list shows the experiment as one line instead."""
+    runs = [
+        run_summary(item.run)
+        for item in listing
+        if item.run is not None and item.experiment is None
+    ]
     problems = [
         {"target": item.target, "problem": item.problem or ""}
         for item in listing
@@ -155,6 +160,11 @@ class LiveViews:
         }
         self._snapshots[run.id] = (version, snapshot)
         return snapshot
+
+    def figures(self, reader: RunReader, run: RunRow) -> list[dict[str, Any]]:
+        """The run's key figures (those of its cached snapshot)."""
+        figures: list[dict[str, Any]] = self.snapshot(reader, run)["figures"]
+        return figures
 
 
 def agent_page(reader: RunReader, run: RunRow, agent_id: int) -> dict[str, Any] | None:
