@@ -26,6 +26,7 @@ from rich.table import Table
 
 from benchmarks._common import result_line
 from personahub.llm import LLMClient, load_settings
+from sandbox.rundb import RunDatabase
 from sandbox.validation.calibrate import (
     AnswerMode,
     CalibrationOptions,
@@ -41,12 +42,29 @@ FIGURE = "logprobs-mode respondents/s over sample-mode respondents/s"
 
 def run_mode(spec: Path, mode: AnswerMode, n: int, folder: Path) -> tuple[CalibrationResult, float]:
     """One calibration on the embedded model (a fresh cache: nothing replayed); returns the
-    result and respondents per second of the run."""
+    result and respondents per second of the answering: the run's one step, from the run's
+    creation to its last commit, on a model loaded beforehand (loading, the cost estimate,
+    scoring and the reports are the same in every mode and are left out; the whole command's
+    rate is printed too)."""
     settings = load_settings(None, backend="local", cache_path=str(folder / f"{mode}.sqlite"))
     options = CalibrationOptions(respondents=n, answer_mode=mode, out=folder / "runs")
+    client = LLMClient(settings)
+    if client.capabilities.warm_up is not None:
+        client.capabilities.warm_up()  # the model's load is no respondent's cost
     started = time.perf_counter()
-    result, _ = calibrate(spec, options, {}, show_progress=False, llm=LLMClient(settings))
-    return result, result.respondents / (time.perf_counter() - started)
+    result, outcome = calibrate(spec, options, {}, show_progress=False, llm=client)
+    whole = time.perf_counter() - started
+    database = RunDatabase(outcome.database, must_exist=True)
+    run = database.run(outcome.run_id)
+    database.close()
+    assert run is not None
+    answering = (run.updated - run.created).total_seconds()
+    print(
+        f"{spec.name} {mode}: {result.respondents} respondents, answering {answering:.1f}s, "
+        f"whole command {whole:.1f}s",
+        file=sys.stderr,
+    )
+    return result, result.respondents / answering
 
 
 def table(spec: str, results: dict[str, CalibrationResult]) -> Table:

@@ -1,11 +1,12 @@
 """Option scoring on the embedded model: each option label's log-probability as the reply.
 
 The chat is formatted with the model's own chat template (as ``create_chat_completion`` does)
-and evaluated once; each label is then scored as the start of the assistant's reply: the sum
-of its tokens' log-probabilities, read from llama.cpp's logits one token at a time after
-rewinding to the end of the prompt, as written and capitalised (the probabilities of both
-spellings added). Labels of one token (likert points, short words) cost
-nothing beyond the prompt's evaluation. The prompt's evaluation itself reuses the longest
+and evaluated once; each label is then scored as the start of the assistant's reply, as written
+and capitalised (the probabilities of both spellings added). When every label starts with a
+token no other label starts with (likert points, "yes"/"no"/"unsure", most option lists), the
+first token's log-probability decides, read from the prompt's one evaluation: no further model
+call. Otherwise each label's score is the sum of its tokens' log-probabilities, read from
+llama.cpp's logits one token at a time after rewinding to the end of the prompt. The prompt's evaluation itself reuses the longest
 prefix the instance evaluated last (the same persona's system prompt, say), as llama.cpp's
 own completion does.
 
@@ -106,6 +107,15 @@ def label_logprobs(
     if len(tokens) + longest > llama.n_ctx():
         raise ValueError(f"the prompt ({len(tokens)} tokens) does not fit the context window")
     first = _eval_prompt(llama, tokens)
+    starts = {label: {forms[0] for forms in encoded[label]} for label in labels}
+    if sum(len(t) for t in starts.values()) == len(set().union(*starts.values())):
+        # Every label starts with tokens of its own: the first token decides the label, as in
+        # the OpenAI-compatible path (one completion token's top logprobs). Reading on through
+        # each label would cost a model evaluation per token for the same ranking.
+        found = {
+            label: float(np.logaddexp.reduce([first[t] for t in starts[label]])) for label in labels
+        }
+        return found, len(tokens), sum(len(t) for t in starts.values())
     end = len(tokens)
     out: dict[str, float] = {}
     for label, forms in encoded.items():
