@@ -6,9 +6,9 @@ and capitalised (the probabilities of both spellings added). When every label st
 token no other label starts with (likert points, "yes"/"no"/"unsure", most option lists), the
 first token's log-probability decides, read from the prompt's one evaluation: no further model
 call. Otherwise each label's score is the sum of its tokens' log-probabilities, read from
-llama.cpp's logits one token at a time after rewinding to the end of the prompt. The prompt's evaluation itself reuses the longest
-prefix the instance evaluated last (the same persona's system prompt, say), as llama.cpp's
-own completion does.
+llama.cpp's logits one token at a time after rewinding to the end of the prompt. The prompt's
+evaluation itself reuses the longest prefix the instance evaluated last (the same persona's
+system prompt, say), as llama.cpp's own completion does.
 
 Only the last position's logits are read (``llama_get_logits``), so the instance needs no
 ``logits_all`` and keeps serving ordinary generation.
