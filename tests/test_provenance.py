@@ -156,3 +156,12 @@ async def test_a_reask_names_the_field_the_range_and_the_value_found(
     assert result.ok and result.parsed is not None and 1 <= result.parsed.price_fair <= 5
     reask = fake_server.requests[-1]["messages"][-1]["content"]
     assert "price_fair" in reask and "1 to 5" in reask and "102" in reask
+
+
+def test_a_damaged_gguf_header_names_no_model(tmp_path: Path) -> None:
+    # A length field of garbage once asked for exabytes (MemoryError instead of "not a GGUF")
+    from personahub.llm.backends.gguf_meta import gguf_string
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF but not really a model" * 100)
+    assert gguf_string(broken, "general.name") is None

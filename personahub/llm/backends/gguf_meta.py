@@ -24,7 +24,13 @@ class _Truncated(Exception):
     """The header ended early or holds an unknown value type."""
 
 
+# A metadata string longer than this is not a name: a damaged or foreign file's length field.
+_MAX_STRING = 1 << 20
+
+
 def _read(handle: BinaryIO, size: int) -> bytes:
+    if size > _MAX_STRING:
+        raise _Truncated  # never allocate what a garbage length asks for
     data = handle.read(size)
     if len(data) != size:
         raise _Truncated
