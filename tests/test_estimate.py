@@ -144,3 +144,14 @@ def test_logprobs_mode_estimate_counts_one_call_per_option_request(
     assert run is not None
     assert run.usage["calls"] == estimate.calls
     assert abs(run.usage["prompt_tokens"] / estimate.prompt_tokens - 1) <= TOLERANCE
+
+
+def test_answers_from_the_cache_are_named_beside_the_estimate() -> None:
+    from sandbox.estimate.compare import print_cost
+
+    console = Console(record=True, width=300)
+    estimate = {"calls": 55, "prompt_tokens": 100, "completion_tokens": 10, "cost": None}
+    print_cost(console, {"calls": 0, "cache_hits": 56, "total_tokens": 0}, estimate)
+    text = console.export_text()
+    assert "model calls 0 / 55" in text
+    assert "56 answers came from the response cache (the estimate assumes none)" in text

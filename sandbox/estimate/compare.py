@@ -54,4 +54,9 @@ def print_cost(
     figures = cost_figures(usage, estimate)
     if figures:
         parts = (f"{f.label} {f.actual} / {f.estimate} ({f.ratio})" for f in figures)
-        console.print("actual / estimate: " + ", ".join(parts), highlight=False, soft_wrap=True)
+        line = "actual / estimate: " + ", ".join(parts)
+        hits = int((usage or {}).get("cache_hits") or 0)
+        if hits:
+            # A rerun answered from the cache costs nothing: say so, not just "0.00x".
+            line += f"; {hits:,} answers came from the response cache (the estimate assumes none)"
+        console.print(line, highlight=False, soft_wrap=True)
