@@ -32,6 +32,7 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
     "problem_lines",
+    "read_mapping",
     "read_scenario_file",
     "validate_scenario",
     "validation_problems",
@@ -205,7 +206,9 @@ def _format(path: Path, root: Node | None, loc: tuple[Any, ...], msg: str, found
     return f"{path}:{line}: {field or '(top level)'}: {msg}{shown}"
 
 
-def _read(text: str, path: Path) -> tuple[Node | None, dict[str, Any]]:
+def read_mapping(
+    text: str, path: Path, what: str = "scenario"
+) -> tuple[Node | None, dict[str, Any]]:
     """The node tree and data of scenario YAML text.
 
     Raises:
@@ -218,7 +221,7 @@ def _read(text: str, path: Path) -> tuple[Node | None, dict[str, Any]]:
         raise ScenarioError([f"{path}:{exc.line}: {exc.message}"]) from None
     if not isinstance(data, dict):
         found = type(data).__name__ if data is not None else "an empty file"
-        raise ScenarioError([f"{path}:1: expected a mapping of scenario fields, found {found}"])
+        raise ScenarioError([f"{path}:1: expected a mapping of {what} fields, found {found}"])
     return root, data
 
 
@@ -245,7 +248,7 @@ def parse_scenario(text: str, path: Path) -> ScenarioBase:
     Raises:
         ScenarioError: One line per problem.
     """
-    root, data = _read(text, path)
+    root, data = read_mapping(text, path)
     return validate_scenario(data, path, root)
 
 
@@ -311,7 +314,7 @@ def read_scenario_file(path: Path) -> tuple[Node | None, dict[str, Any]]:
         raise ScenarioError(
             [f"{path}:{line}: not a text file in UTF-8 (byte 0x{raw[exc.start]:02x})"]
         ) from None
-    return _read(text, path)
+    return read_mapping(text, path)
 
 
 def load_scenario(path: str | Path) -> ScenarioBase:

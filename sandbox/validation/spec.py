@@ -19,8 +19,7 @@ from yaml.nodes import Node
 
 from sandbox.forecast.scenario import QUESTION_ID, RESERVED_IDS
 from sandbox.scenario import SCENARIO_NAME, LLMOverrides, Problem, ScenarioError, Strict
-from sandbox.scenario_loader import _by_line, _describe, _format
-from sandbox.scenario_yaml import YAMLProblem, compose, construct
+from sandbox.scenario_loader import _by_line, _describe, _format, read_mapping
 
 COUNT_COLUMNS = ("question", "group_attribute", "group_value", "option", "count")
 """The columns of a table of answer counts, in this order."""
@@ -228,14 +227,7 @@ def parse_spec(text: str, path: Path) -> tuple[SurveySpec, Node | None]:
     Raises:
         ScenarioError: One line per problem, ``file:line: field: message``.
     """
-    try:
-        root = compose(text)
-        data = construct(root) if root is not None else None
-    except YAMLProblem as exc:
-        raise ScenarioError([f"{path}:{exc.line}: {exc.message}"]) from None
-    if not isinstance(data, dict):
-        found = type(data).__name__ if data is not None else "an empty file"
-        raise ScenarioError([f"{path}:1: expected a mapping of survey spec fields, found {found}"])
+    root, data = read_mapping(text, path, "survey spec")
     try:
         spec = SurveySpec.model_validate(data)
     except ValidationError as exc:
