@@ -14,6 +14,7 @@ import difflib
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -120,7 +121,8 @@ _PATTERNS = {
 }
 
 
-def _describe(err: ErrorDetails) -> tuple[tuple[Any, ...], str, Any]:
+def describe_error(err: ErrorDetails) -> Problem:
+    """One validation error as (field location, message, found value), worded for a person."""
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     kind = err["type"]
     found = err.get("input")
@@ -230,12 +232,17 @@ def problem_lines(
     root: Node | None,
     problems: list[Problem] | None = None,
     error: ValidationError | None = None,
+    describe: Callable[[ErrorDetails], Problem] | None = None,
 ) -> list[str]:
     """``file:line: field: message`` lines, in file order, for the validation errors and the
     problems of any YAML file read with :func:`~sandbox.scenario_yaml.compose` (the scenario's,
-    or another file a command reads, such as ``sandbox ssr-check``'s anchors)."""
+    or another file a command reads, such as ``sandbox ssr-check``'s anchors).
+
+    ``describe`` words one validation error (default :func:`describe_error`); a file with its
+    own fields passes one that suggests them for unknown names."""
+    describe = describe or describe_error
     lines = (
-        [_format(path, root, *_describe(e)) for e in error.errors(include_url=False)]
+        [_format(path, root, *describe(e)) for e in error.errors(include_url=False)]
         if error
         else []
     )
@@ -265,7 +272,7 @@ def validation_problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> l
     (sections other than the scenario's own, e.g. an experiment's)."""
     out = []
     for err in exc.errors(include_url=False):
-        loc, message, found = _describe(err)
+        loc, message, found = describe_error(err)
         out.append(((*prefix, *loc), message, found))
     return out
 
@@ -285,7 +292,9 @@ def validate_scenario(data: dict[str, Any], path: Path, root: Node | None = None
         scenario = scenario_adapter().validate_python({"mode": DEFAULT_MODE, **data})
     except ValidationError as exc:
         raise ScenarioError(
-            _by_line([_format(path, root, *_describe(e)) for e in exc.errors(include_url=False)])
+            _by_line(
+                [_format(path, root, *describe_error(e)) for e in exc.errors(include_url=False)]
+            )
         ) from None
     problems = scenario.problems()
     if problems:

@@ -19,7 +19,7 @@ from yaml.nodes import Node
 
 from sandbox.forecast.scenario import QUESTION_ID, RESERVED_IDS
 from sandbox.scenario import SCENARIO_NAME, LLMOverrides, Problem, ScenarioError, Strict
-from sandbox.scenario_loader import _by_line, _describe, _format, read_mapping
+from sandbox.scenario_loader import describe_error, problem_lines, read_mapping
 
 COUNT_COLUMNS = ("question", "group_attribute", "group_value", "option", "count")
 """The columns of a table of answer counts, in this order."""
@@ -209,7 +209,7 @@ def _section(annotation: Any) -> type[BaseModel] | None:
 def _spec_describe(err: ErrorDetails) -> Problem:
     """The scenario loader's wording, with the spec's own fields suggested for unknown ones."""
     if err["type"] != "extra_forbidden":
-        return _describe(err)
+        return describe_error(err)
     loc = tuple(err["loc"])
     name = str(loc[-1])
     model = _model_at(loc[:-1])
@@ -231,12 +231,10 @@ def parse_spec(text: str, path: Path) -> tuple[SurveySpec, Node | None]:
     try:
         spec = SurveySpec.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        lines = [_format(path, root, *_spec_describe(e)) for e in errors]
-        raise ScenarioError(_by_line(lines)) from None
+        raise ScenarioError(problem_lines(path, root, error=exc, describe=_spec_describe)) from None
     problems = spec.problems()
     if problems:
-        raise ScenarioError(_by_line([_format(path, root, *p) for p in problems]))
+        raise ScenarioError(problem_lines(path, root, problems))
     return spec, root
 
 
@@ -260,5 +258,5 @@ def load_spec(path: str | Path) -> SurveySpec:
     spec, root = parse_spec(text, path)
     problems = column_problems(spec, path.parent)
     if problems:
-        raise ScenarioError(_by_line([_format(path, root, *p) for p in problems]))
+        raise ScenarioError(problem_lines(path, root, problems))
     return spec
