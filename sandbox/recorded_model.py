@@ -21,6 +21,22 @@ _ANSWER_FAILURES = frozenset(
 )
 
 
+def result_columns(result: LLMResult[Any]) -> dict[str, Any]:
+    """The interaction-row columns that come from one model call, whatever asked it: the
+    prompt, the reply, its cost and its failure, if any."""
+    return {
+        "messages": list(result.messages),
+        "raw_response": result.text,
+        "prompt_tokens": result.usage.prompt_tokens,
+        "completion_tokens": result.usage.completion_tokens,
+        "latency_s": round(result.latency_s, 4),
+        "retries": result.retries,
+        "cached": result.cached,
+        "error_kind": result.error.kind.value if result.error else None,
+        "error_message": result.error.message if result.error else None,
+    }
+
+
 class StepFailed(RuntimeError):
     """Every model call of a step failed to reach the model; the step was not recorded, so a
     resume repeats it. One line."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from personahub.llm import LLMResult
+from sandbox.recorded_model import result_columns
 
 if TYPE_CHECKING:
     from sandbox.archetypes.asking import Ask
@@ -75,22 +76,14 @@ def interaction_rows(
                     parsed.update(result.raw_json() or {})
             rows.append(
                 {
+                    **result_columns(result),
                     "run_id": model.run_id,
                     "step": step,
                     "agent_id": ask.agent if ask.agent is not None else -1 - ask.archetype,
-                    "messages": list(result.messages),
                     "observations": None,
-                    "raw_response": result.text,
                     "parsed": parsed,
                     "reaction": "",
                     "post": "",
-                    "prompt_tokens": result.usage.prompt_tokens,
-                    "completion_tokens": result.usage.completion_tokens,
-                    "latency_s": round(result.latency_s, 4),
-                    "retries": result.retries,
-                    "cached": result.cached,
-                    "error_kind": result.error.kind.value if result.error else None,
-                    "error_message": result.error.message if result.error else None,
                 }
             )
     return rows

@@ -28,7 +28,7 @@ from sandbox.forecast.answer_modes import AgentTurn, combine
 from sandbox.forecast.answers import response_model
 from sandbox.forecast.scenario import ChoiceQuestion, ForecastScenario
 from sandbox.population import PersonaRecord
-from sandbox.recorded_model import RecordedModel
+from sandbox.recorded_model import RecordedModel, result_columns
 from sandbox.rundb import MessageRow, RunDatabase
 from sandbox.scenario import Event
 
@@ -242,22 +242,14 @@ class ForecastModel(RecordedModel):
     ) -> dict[str, Any]:
         result, parsed = turn.result, turn.parsed
         return {
+            **result_columns(result),
             "run_id": self.run_id,
             "step": step,
             "agent_id": agent.unique_id,
-            "messages": list(result.messages),
             "observations": agent.shown_json(),
-            "raw_response": result.text,
             "parsed": parsed,
             "reaction": agent.reaction if parsed else "",
             "post": post,
-            "prompt_tokens": result.usage.prompt_tokens,
-            "completion_tokens": result.usage.completion_tokens,
-            "latency_s": round(result.latency_s, 4),
-            "retries": result.retries,
-            "cached": result.cached,
-            "error_kind": result.error.kind.value if result.error else None,
-            "error_message": result.error.message if result.error else None,
         }
 
     def restore(
