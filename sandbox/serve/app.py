@@ -84,18 +84,20 @@ class ServeApp:
             raise HTTPException(404, "no such run")
         return found
 
-    async def runs(self, request: Request) -> Response:
-        listing = await asyncio.to_thread(self.source.listing)
+    def _runs(self) -> dict[str, Any]:
+        listing = self.source.listing()
         runs, problems = runs_list(listing)
-        experiments = experiments_list(listing)
+        for line in runs:
+            # Only a written report gets a link: a running run's would answer 404.
+            line["report"] = self.source.report_path(line["id"]) is not None
+        return {"runs": runs, "experiments": experiments_list(listing), "problems": problems}
+
+    async def runs(self, request: Request) -> Response:
+        data = await asyncio.to_thread(self._runs)
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"runs": runs, "experiments": experiments, "problems": problems})
+            return JSONResponse(data)
         return self._page(
-            "runs.html.j2",
-            runs=runs,
-            experiments=experiments,
-            problems=problems,
-            where=self.source.describe(),
+            "runs.html.j2", poll_ms=self.poll_ms, where=self.source.describe(), **data
         )
 
     async def run_page(self, request: Request) -> Response:

@@ -23,7 +23,7 @@ from sqlmodel import Session, col
 from personahub.db import migrations
 from personahub.db.engine import DatabaseError, make_engine, safe_url
 from sandbox.rundb import RUN_SCHEMA, ExperimentRunRow, InteractionRow, RunDatabase, RunRow
-from sandbox.runner import RUN_DB
+from sandbox.runner import RUN_DB, run_folder
 
 EXPERIMENT_REPORT = "experiment.html"
 """The experiment report's file name (``sandbox.experiment.report.REPORT_NAME``, which this
@@ -124,7 +124,9 @@ class RunSource:
     """The run databases under a runs folder (``runs/*/run.db``), or one database URL.
 
     Args:
-        runs: A folder of run folders; used when ``database`` is None.
+        runs: A folder of run folders: the runs when ``database`` is None; with a database
+            URL, where its runs' reports are (``sandbox run --database URL --out runs``
+            writes ``runs/<run-id>/report.html``).
         database: A database URL (or path) holding any number of runs.
     """
 
@@ -197,8 +199,14 @@ class RunSource:
         return self.reader(target) if target is not None else None
 
     def report_path(self, run_id: str) -> Path | None:
-        """The run's report.html beside its SQLite file, if it has been written."""
-        return self._beside(self._where.get(run_id), "report.html")
+        """The run's report.html, if it has been written: beside its SQLite file, or in
+        ``runs/<run-id>/`` for a database URL (:func:`sandbox.runner.run_folder`)."""
+        target = self._where.get(run_id)
+        if target is None or ("://" in target and self.runs is None):
+            return None  # a database URL, and no runs folder to look in
+        # The runs folder only matters for a URL; a SQLite run's report is beside its file.
+        path = run_folder(target, run_id, self.runs or Path()) / "report.html"
+        return path if path.is_file() else None
 
     def experiment_report_path(self, experiment_id: str) -> Path | None:
         """The experiment's experiment.html beside its SQLite file, if it has been written."""
