@@ -1,7 +1,8 @@
 """``sandbox serve`` in real headless Chromium: a run started in a subprocess against the
 fixture server (with latency) moves the open run page without a reload; the agent page shows
 its transcript and an interview round trip stores a row; hostile personas and replies render
-as text with no console errors."""
+as text with no console errors; the open runs list shows a run started after it opened, and
+its steps, without a reload (over SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from sandbox.rundb import AgentRow, InterviewRow, RunDatabase
 from sandbox.serve.app import ServeApp, build_app
 from sandbox.serve.source import RunSource
 from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.runs import DEFAULT_SCENARIO, make_run, personas
+from tests.support.runs import DEFAULT_SCENARIO, make_run, personas, varied_responder
 from tests.support.serve import serving
 from tests.test_report_browser import HOSTILE, driver, hostile_responder, severe
 
@@ -150,4 +152,50 @@ def test_hostile_text_renders_as_text(driver: Any, tmp_path: Path) -> None:
         wait_for(lambda: loaded(driver), what="the snapshot")
         assert HOSTILE in text_of(driver, "#feed")
         assert not driver.find_elements("css selector", "img[src='missing.png']")
+        assert not severe(driver)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> str | None:
+    """Where the runs go: None for ``runs/<run-id>/run.db``, else a new PostgreSQL database."""
+    return None if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+
+
+def count(browser: Any, css: str) -> int:
+    """A number the page shows with thousands separators."""
+    return int(text_of(browser, css).replace(",", ""))
+
+
+def slow(body: dict[str, Any]) -> Any:
+    """The usual varied answers, slowly: a step takes a few seconds, so the page sees it go."""
+    time.sleep(0.1)
+    return varied_responder(body)
+
+
+@pytest.mark.browser
+def test_runs_list_refreshes_itself(driver: Any, tmp_path: Path, database: str | None) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    source = RunSource(runs=runs, database=database)
+    with serving(build_app(ServeApp(source, poll_ms=250))) as base:
+        driver.get_log("browser")
+        driver.get(base)
+        driver.execute_script("window.sameDocument = 42")
+        assert driver.find_elements("css selector", "#no-runs")
+        scenario = DEFAULT_SCENARIO.replace("steps: 3", "steps: 4")
+        started = threading.Thread(
+            target=make_run, args=(tmp_path, scenario, slow, None, database), daemon=True
+        )
+        started.start()
+        row = "#runs tbody tr"
+        wait_for(lambda: driver.find_elements("css selector", row), what="the new run's row")
+        progress, calls = text_of(driver, f"{row} .progress"), count(driver, f"{row} .calls")
+        assert text_of(driver, f"{row} .status") == "running"
+        wait_for(lambda: text_of(driver, f"{row} .progress") != progress, what="a step")
+        wait_for(lambda: text_of(driver, f"{row} .status") == "completed", what="the run to end")
+        started.join(60)
+        assert text_of(driver, f"{row} .progress") == "4/4"
+        assert count(driver, f"{row} .calls") > calls and count(driver, f"{row} .tokens") > 0
+        assert not driver.find_elements("css selector", "#no-runs, #problems")
+        assert driver.execute_script("return window.sameDocument") == 42  # no reload
         assert not severe(driver)

@@ -77,7 +77,10 @@ def test_serve_over_postgres(
         assert password not in where
 
 
-def test_postgres_reader_cannot_write(postgres_url: str) -> None:
+def test_new_database_lists_no_runs_and_reader_cannot_write(postgres_url: str) -> None:
+    source = RunSource(database=postgres_url)
+    assert source.listing() == []  # no tables yet: not an "unreadable database"
+    source.close()
     RunDatabase(postgres_url).close()  # an empty run database at the current revision
     reader = RunReader(postgres_url)
     try:

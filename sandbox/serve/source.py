@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import defer
@@ -105,6 +105,11 @@ class RunReader(RunDatabase):
             "`sandbox report` on it upgrades it"
         )
 
+    def is_new(self) -> bool:
+        """Whether no run has set this database up yet: it has no tables at all."""
+        with self.engine.connect() as connection:
+            return not inspect(connection).get_table_names()
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -166,6 +171,8 @@ class RunSource:
             try:
                 reader = self.reader(target)
                 problem = reader.outdated()
+                if problem and reader.is_new():
+                    continue  # a run is setting it up, or serve was opened first: no runs yet
                 if problem:
                     found.append(Listed(name, None, problem))
                     continue
