@@ -146,11 +146,12 @@ class RunSource:
         self._experiments: dict[str, str] = {}  # experiment id -> its database
 
     def describe(self) -> str:
-        return (
-            safe_url(self.database)
-            if self.database and "://" in self.database
-            else str(self.database or self.runs)
-        )
+        """Where the runs are, for people: the URL without its password, or the full path
+        (``runs`` alone does not say which folder the server was started in)."""
+        if self.database is not None:
+            return safe_url(self.database) if "://" in self.database else self.database
+        assert self.runs is not None
+        return str(self.runs.resolve())
 
     def _targets(self) -> list[str]:
         if self.database is not None:
