@@ -56,6 +56,11 @@ def text_of(browser: Any, css: str) -> str:
     return str(browser.execute_script(f"return document.querySelector('{css}').textContent"))
 
 
+def report_linked(browser: Any) -> bool:
+    """Whether the run page shows its link to the written report."""
+    return bool(browser.execute_script("return !document.getElementById('report-link').hidden"))
+
+
 @pytest.mark.browser
 def test_live_run_page_agent_page_and_interview(driver: Any, tmp_path: Path) -> None:
     (tmp_path / "people.jsonl").write_text(
@@ -86,6 +91,7 @@ def test_live_run_page_agent_page_and_interview(driver: Any, tmp_path: Path) -> 
             step = text_of(driver, "#step")
             shares = text_of(driver, "#shares")
             assert int(step) < 4, "the run finished before the page opened"
+            assert not report_linked(driver)
             wait_for(lambda: text_of(driver, "#step") != step, what="the step counter to move")
             wait_for(lambda: text_of(driver, "#shares") != shares, what="the shares to change")
             wait_for(lambda: text_of(driver, "#status") == "completed", what="the run to end")
@@ -98,6 +104,8 @@ def test_live_run_page_agent_page_and_interview(driver: Any, tmp_path: Path) -> 
             raise
         output, _ = run.communicate(timeout=180)  # the report loads the SSR embedder
         assert run.returncode == 0, output
+        wait_for(lambda: report_linked(driver), what="the report link")  # written after the end
+        assert driver.execute_script("return window.sameDocument") == 42
 
         driver.get(f"{base}/runs/{run_id}/agents/1")
         assert len(driver.find_elements("css selector", "#transcript details")) == 4

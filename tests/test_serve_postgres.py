@@ -63,6 +63,7 @@ def test_serve_over_postgres(
     assert f'href="/runs/{run_id}/report"' in relisted and report.text == "<p>the report</p>"
     assert run_page.status_code == 200 and live.status_code == 200
     assert live.json()["run"]["progress"] == "3/3" and live.json()["graph"]["dots"]
+    assert live.json()["report"] is True and '<span id="report-link">' in run_page.text
     assert agent.status_code == 200 and agent.text.count('class="interaction') == 3
     assert asked.status_code == 200 and asked.json()["reply"] == "echo: Why did you say that?"
     assert "echo: Why did you say that?" in after.text  # the agent page lists its interviews

@@ -114,7 +114,10 @@ class ServeApp:
 
     def _snapshot(self, request: Request) -> dict[str, Any]:
         reader, run = self._locate(request)
-        return self.views.snapshot(reader, run)
+        # The report is written after the run's last commit, so it is not part of the cached
+        # snapshot (whose version would not change): the page learns of it from this flag.
+        has_report = self.source.report_path(run.id) is not None
+        return {**self.views.snapshot(reader, run), "report": has_report}
 
     async def report(self, request: Request) -> Response:
         _reader, run = await asyncio.to_thread(self._locate, request)
