@@ -1,5 +1,6 @@
-"""The ``sandbox serve`` web app: Starlette, server-rendered Jinja2 pages (autoescaped), and a
-small script that polls the run page's snapshot once a second. No CDN, no JavaScript library.
+"""The ``sandbox serve`` web app: Starlette, server-rendered Jinja2 pages (autoescaped), and
+small scripts that poll once a second while runs go: the run page its snapshot, the runs list
+its own page. No CDN, no JavaScript library.
 
 Pages: ``/`` (runs), ``/runs/{id}`` (live run page), ``/runs/{id}/agents/{agent}`` (agent page
 with the interview chat), ``/runs/{id}/report`` (the written report), ``/experiment/{id}``
