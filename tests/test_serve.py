@@ -202,3 +202,17 @@ def test_interview_and_survey_commands(tmp_path: Path) -> None:
     lines = (tmp_path / "iv.jsonl").read_text().splitlines()
     assert len(lines) == 2 + 5  # two interviews, five survey answers
     assert json.loads(lines[1])["messages"][-1]["content"] == "echo: Second?"
+
+
+def test_serve_command_names_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: None)
+    monkeypatch.chdir(tmp_path)
+    missing = CliRunner().invoke(cli, ["serve"])
+    (tmp_path / "runs").mkdir()
+    there = CliRunner().invoke(cli, ["serve", "--port", "9001"])
+    assert missing.exit_code == there.exit_code == 0
+    folder = str(tmp_path.resolve() / "runs")
+    assert f"serving {folder} at http://127.0.0.1:8765/" in missing.output
+    assert f"note: {folder} does not exist yet" in missing.output
+    assert f"serving {folder} at http://127.0.0.1:9001/" in there.output
+    assert "note:" not in there.output

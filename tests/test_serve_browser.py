@@ -1,7 +1,8 @@
 """``sandbox serve`` in real headless Chromium: a run started in a subprocess against the
 fixture server (with latency) moves the open run page without a reload; the agent page shows
 its transcript and an interview round trip stores a row; hostile personas and replies render
-as text with no console errors."""
+as text with no console errors; the open runs list shows a run started after it opened, and
+its steps, without a reload (over SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from sandbox.rundb import AgentRow, InterviewRow, RunDatabase
 from sandbox.serve.app import ServeApp, build_app
 from sandbox.serve.source import RunSource
 from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.runs import DEFAULT_SCENARIO, make_run, personas
+from tests.support.runs import DEFAULT_SCENARIO, make_run, personas, varied_responder
 from tests.support.serve import serving
 from tests.test_report_browser import HOSTILE, driver, hostile_responder, severe
 
@@ -52,6 +54,11 @@ def loaded(browser: Any) -> bool:
 
 def text_of(browser: Any, css: str) -> str:
     return str(browser.execute_script(f"return document.querySelector('{css}').textContent"))
+
+
+def report_linked(browser: Any) -> bool:
+    """Whether the run page shows its link to the written report."""
+    return bool(browser.execute_script("return !document.getElementById('report-link').hidden"))
 
 
 @pytest.mark.browser
@@ -84,6 +91,7 @@ def test_live_run_page_agent_page_and_interview(driver: Any, tmp_path: Path) -> 
             step = text_of(driver, "#step")
             shares = text_of(driver, "#shares")
             assert int(step) < 4, "the run finished before the page opened"
+            assert not report_linked(driver)
             wait_for(lambda: text_of(driver, "#step") != step, what="the step counter to move")
             wait_for(lambda: text_of(driver, "#shares") != shares, what="the shares to change")
             wait_for(lambda: text_of(driver, "#status") == "completed", what="the run to end")
@@ -96,6 +104,8 @@ def test_live_run_page_agent_page_and_interview(driver: Any, tmp_path: Path) -> 
             raise
         output, _ = run.communicate(timeout=180)  # the report loads the SSR embedder
         assert run.returncode == 0, output
+        wait_for(lambda: report_linked(driver), what="the report link")  # written after the end
+        assert driver.execute_script("return window.sameDocument") == 42
 
         driver.get(f"{base}/runs/{run_id}/agents/1")
         assert len(driver.find_elements("css selector", "#transcript details")) == 4
@@ -151,3 +161,51 @@ def test_hostile_text_renders_as_text(driver: Any, tmp_path: Path) -> None:
         assert HOSTILE in text_of(driver, "#feed")
         assert not driver.find_elements("css selector", "img[src='missing.png']")
         assert not severe(driver)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> str | None:
+    """Where the runs go: None for ``runs/<run-id>/run.db``, else a new PostgreSQL database."""
+    return None if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+
+
+def count(browser: Any, css: str) -> int:
+    """A number the page shows with thousands separators."""
+    return int(text_of(browser, css).replace(",", ""))
+
+
+def slow(body: dict[str, Any]) -> Any:
+    """The usual varied answers, slowly: a step takes a few seconds, so the page sees it go."""
+    time.sleep(0.1)
+    return varied_responder(body)
+
+
+@pytest.mark.browser
+def test_runs_list_refreshes_itself(driver: Any, tmp_path: Path, database: str | None) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    source = RunSource(runs=runs, database=database)
+    with serving(build_app(ServeApp(source, poll_ms=250))) as base:
+        driver.get("about:blank")  # stops a page an earlier test left polling its stopped server
+        driver.get_log("browser")
+        driver.get(base)
+        driver.execute_script("window.sameDocument = 42")
+        assert driver.find_elements("css selector", "#no-runs")
+        scenario = DEFAULT_SCENARIO.replace("steps: 3", "steps: 4")
+        started = threading.Thread(
+            target=make_run, args=(tmp_path, scenario, slow, None, database), daemon=True
+        )
+        started.start()
+        row = "#runs tbody tr"
+        wait_for(lambda: driver.find_elements("css selector", row), what="the new run's row")
+        progress, calls = text_of(driver, f"{row} .progress"), count(driver, f"{row} .calls")
+        assert text_of(driver, f"{row} .status") == "running"
+        wait_for(lambda: text_of(driver, f"{row} .progress") != progress, what="a step")
+        wait_for(lambda: text_of(driver, f"{row} .status") == "completed", what="the run to end")
+        started.join(60)
+        assert text_of(driver, f"{row} .progress") == "4/4"
+        assert count(driver, f"{row} .calls") > calls and count(driver, f"{row} .tokens") > 0
+        assert not driver.find_elements("css selector", "#no-runs, #problems")
+        assert driver.execute_script("return window.sameDocument") == 42  # no reload
+        assert not severe(driver)
+        driver.get("about:blank")  # before the server stops: this page polls for good

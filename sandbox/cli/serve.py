@@ -20,7 +20,11 @@ def serve(
     runs: Out = Path("runs"),
     database: Annotated[
         str | None,
-        typer.Option("--database", help="A database URL holding runs (instead of --out)."),
+        typer.Option(
+            "--database",
+            help="A database URL holding runs (instead of --runs; their reports are still "
+            "found under --runs).",
+        ),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8765,
@@ -56,4 +60,12 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     console.print(f"serving {source.describe()} at {address}", highlight=False, soft_wrap=True)
+    if database is None and not runs.is_dir():
+        # Most likely started in another folder than the runs: say so before the empty page.
+        console.print(
+            f"note: {source.describe()} does not exist yet; a run appears there as soon as "
+            f"`sandbox run` starts it (from this folder, or with --runs {runs})",
+            highlight=False,
+            soft_wrap=True,
+        )
     uvicorn.run(application, host=host, port=port, log_level="warning")

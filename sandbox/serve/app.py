@@ -1,5 +1,6 @@
-"""The ``sandbox serve`` web app: Starlette, server-rendered Jinja2 pages (autoescaped), and a
-small script that polls the run page's snapshot once a second. No CDN, no JavaScript library.
+"""The ``sandbox serve`` web app: Starlette, server-rendered Jinja2 pages (autoescaped), and
+small scripts that poll once a second while runs go: the run page its snapshot, the runs list
+its own page. No CDN, no JavaScript library.
 
 Pages: ``/`` (runs), ``/runs/{id}`` (live run page), ``/runs/{id}/agents/{agent}`` (agent page
 with the interview chat), ``/runs/{id}/report`` (the written report), ``/experiment/{id}``
@@ -84,18 +85,20 @@ class ServeApp:
             raise HTTPException(404, "no such run")
         return found
 
-    async def runs(self, request: Request) -> Response:
-        listing = await asyncio.to_thread(self.source.listing)
+    def _runs(self) -> dict[str, Any]:
+        listing = self.source.listing()
         runs, problems = runs_list(listing)
-        experiments = experiments_list(listing)
+        for line in runs:
+            # Only a written report gets a link: a running run's would answer 404.
+            line["report"] = self.source.report_path(line["id"]) is not None
+        return {"runs": runs, "experiments": experiments_list(listing), "problems": problems}
+
+    async def runs(self, request: Request) -> Response:
+        data = await asyncio.to_thread(self._runs)
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"runs": runs, "experiments": experiments, "problems": problems})
+            return JSONResponse(data)
         return self._page(
-            "runs.html.j2",
-            runs=runs,
-            experiments=experiments,
-            problems=problems,
-            where=self.source.describe(),
+            "runs.html.j2", poll_ms=self.poll_ms, where=self.source.describe(), **data
         )
 
     async def run_page(self, request: Request) -> Response:
@@ -112,7 +115,10 @@ class ServeApp:
 
     def _snapshot(self, request: Request) -> dict[str, Any]:
         reader, run = self._locate(request)
-        return self.views.snapshot(reader, run)
+        # The report is written after the run's last commit, so it is not part of the cached
+        # snapshot (whose version would not change): the page learns of it from this flag.
+        has_report = self.source.report_path(run.id) is not None
+        return {**self.views.snapshot(reader, run), "report": has_report}
 
     async def report(self, request: Request) -> Response:
         _reader, run = await asyncio.to_thread(self._locate, request)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import defer
@@ -23,7 +23,7 @@ from sqlmodel import Session, col
 from personahub.db import migrations
 from personahub.db.engine import DatabaseError, make_engine, safe_url
 from sandbox.rundb import RUN_SCHEMA, ExperimentRunRow, InteractionRow, RunDatabase, RunRow
-from sandbox.runner import RUN_DB
+from sandbox.runner import RUN_DB, run_folder
 
 EXPERIMENT_REPORT = "experiment.html"
 """The experiment report's file name (``sandbox.experiment.report.REPORT_NAME``, which this
@@ -105,6 +105,11 @@ class RunReader(RunDatabase):
             "`sandbox report` on it upgrades it"
         )
 
+    def is_new(self) -> bool:
+        """Whether no run has set this database up yet: it has no tables at all."""
+        with self.engine.connect() as connection:
+            return not inspect(connection).get_table_names()
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -124,7 +129,9 @@ class RunSource:
     """The run databases under a runs folder (``runs/*/run.db``), or one database URL.
 
     Args:
-        runs: A folder of run folders; used when ``database`` is None.
+        runs: A folder of run folders: the runs when ``database`` is None; with a database
+            URL, where its runs' reports are (``sandbox run --database URL --out runs``
+            writes ``runs/<run-id>/report.html``).
         database: A database URL (or path) holding any number of runs.
     """
 
@@ -139,11 +146,12 @@ class RunSource:
         self._experiments: dict[str, str] = {}  # experiment id -> its database
 
     def describe(self) -> str:
-        return (
-            safe_url(self.database)
-            if self.database and "://" in self.database
-            else str(self.database or self.runs)
-        )
+        """Where the runs are, for people: the URL without its password, or the full path
+        (``runs`` alone does not say which folder the server was started in)."""
+        if self.database is not None:
+            return safe_url(self.database) if "://" in self.database else self.database
+        assert self.runs is not None
+        return str(self.runs.resolve())
 
     def _targets(self) -> list[str]:
         if self.database is not None:
@@ -164,6 +172,8 @@ class RunSource:
             try:
                 reader = self.reader(target)
                 problem = reader.outdated()
+                if problem and reader.is_new():
+                    continue  # a run is setting it up, or serve was opened first: no runs yet
                 if problem:
                     found.append(Listed(name, None, problem))
                     continue
@@ -197,8 +207,14 @@ class RunSource:
         return self.reader(target) if target is not None else None
 
     def report_path(self, run_id: str) -> Path | None:
-        """The run's report.html beside its SQLite file, if it has been written."""
-        return self._beside(self._where.get(run_id), "report.html")
+        """The run's report.html, if it has been written: beside its SQLite file, or in
+        ``runs/<run-id>/`` for a database URL (:func:`sandbox.runner.run_folder`)."""
+        target = self._where.get(run_id)
+        if target is None or ("://" in target and self.runs is None):
+            return None  # a database URL, and no runs folder to look in
+        # The runs folder only matters for a URL; a SQLite run's report is beside its file.
+        path = run_folder(target, run_id, self.runs or Path()) / "report.html"
+        return path if path.is_file() else None
 
     def experiment_report_path(self, experiment_id: str) -> Path | None:
         """The experiment's experiment.html beside its SQLite file, if it has been written."""

@@ -4,6 +4,7 @@ const root = document.getElementById("run");
 const runId = root.dataset.run;
 const pollMs = Number(root.dataset.poll) || 1000;
 const base = "/api/runs/" + encodeURIComponent(runId);
+const IDLE = 5;  // a finished run's page asks this many times less often
 let lastVersion = null;
 
 function fmt(n) { return Number(n || 0).toLocaleString("en"); }
@@ -141,7 +142,13 @@ async function poll() {
         draw(snapshot);
         root.dataset.loaded = "1";
       }
-      if (snapshot.run.status !== "running") return;  // nothing more will change
+      document.getElementById("report-link").hidden = !snapshot.report;
+      if (snapshot.run.status !== "running") {
+        // Only the report can still come (it is written after the last step): wait for it,
+        // less often.
+        if (!snapshot.report) setTimeout(poll, pollMs * IDLE);
+        return;
+      }
     }
   } catch (e) {
     document.getElementById("updated").textContent = "server unreachable; retrying";
