@@ -14,7 +14,8 @@ the same paragraphs, model and seed can be given to an older checkout: the code 
 fix. Text-to-Persona uses the ``read`` and ``write`` angles, then one hop of
 Persona-to-Persona (2 per parent). ``--steps`` grows the build in prefixes of the
 paragraphs (the store and response cache carry over), printing the figures after each, so
-a run cut short still reports its largest size.
+a run cut short still reports its largest size; a later call with the same ``--out`` and a
+larger ``--paragraphs`` continues that build instead of starting again.
 
 The judge is this checkout's code, whatever ``--code`` is, and automatic:
 
@@ -206,10 +207,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.out or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        requests, share, started = 0, 0.0, time.monotonic()
+        # Text-to-Persona requests so far, kept beside the store: a rerun with more
+        # paragraphs skips the texts already built, so its own count covers only the new ones.
+        counter = folder / "t2p_requests.txt"
+        requests = int(counter.read_text()) if counter.exists() else 0
+        share, started = 0.0, time.monotonic()
         for size in _steps(args.steps, len(paragraphs)):
             rows = run_build(args.code, paragraphs[:size], folder, args.seed)
             requests += sum(r["requests"] for r in rows if r.get("stage") == "text-to-persona")
+            counter.write_text(str(requests))
             for stage in (r for r in rows if "stage" in r):
                 print(f"[{args.label} n={size}] {stage}", file=sys.stderr)
             tag = f"[{args.label} n={size} {time.monotonic() - started:.0f}s]"
