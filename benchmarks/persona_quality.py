@@ -37,8 +37,9 @@ stored-and-good, per request): what the filter costs in yield.
 Figure: the share of stored Text-to-Persona personas that are single people and relevant,
 target >= 0.75. ``--show`` prints personas with their source for a judgement by eye.
 
-Run: ``.venv/bin/python benchmarks/persona_quality.py --paragraphs 12 --steps 4,8,12
-[--code /path/to/old/checkout --label before] [--out DIR] [--show 20]``
+Run: ``.venv/bin/python benchmarks/persona_quality.py --paragraphs 30 --steps 10,20
+[--code /path/to/old/checkout --label before] [--out DIR] [--show 20]`` (about 40 minutes
+per side on a shared 2-core machine; figures of 2026-11-27 in ``docs/personas.md``).
 """
 
 from __future__ import annotations
