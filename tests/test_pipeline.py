@@ -310,6 +310,8 @@ def test_quality_filters_count_by_reason() -> None:
         "Here is a persona: a nurse who cycles": "boilerplate",
         "A [NAME] who reads the news": "boilerplate",
         "A person who would read this article": "boilerplate",
+        # The prompt's own words, copied back on a real package description.
+        "A single human being who uses the packaging library": "boilerplate",
         "A council approved a protected bike lane on Elm Street": "echo",
         # Issue 18 item 5: groups, organisations and tools are not personas.
         "A team of robotics engineers building rovers": "group_or_thing",

@@ -71,6 +71,8 @@ _BOILERPLATE = re.compile(
     # The instructions of our own prompts, copied back by a small model.
     r"|\b(?:the person above|this person|this one|the given person|the description above)\b"
     r"|\bclose relationship with\b|\bjob or role\b|\bstarting with\b|\ba few words\b"
+    # "a single human being", as both persona prompts ask (benchmarks/persona_quality.py).
+    r"|\bsingle human being\b"
     r"|\b\d+ to \d+ words\b",
     re.IGNORECASE,
 )
