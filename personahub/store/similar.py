@@ -65,7 +65,10 @@ def similar_personas(
     if flt.similar_to is None:
         raise ValueError("similar_personas needs a filter with similar_to")
     vectors = StoredVectors(store, embedder)
-    vectors.fill(progress=progress)
+    # Two counts decide whether any persona lacks a vector: far cheaper than fill()'s join
+    # over every persona, which would otherwise dominate a search on a large store.
+    if vectors.missing():
+        vectors.fill(progress=progress)
     ids, scores = _ranked_ids(vectors, flt)
     check = matcher(flt)
     conditions = sql_conditions(flt)
