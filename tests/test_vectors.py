@@ -212,3 +212,17 @@ def test_vector_file_sits_next_to_a_sqlite_store(tmp_path) -> None:
     _top(store, CountingEmbedder(), "nurse")  # a new token: the old files are replaced
     assert len(list((tmp_path / "people.db-vectors").iterdir())) == 2
     store.close()
+
+
+@pytest.mark.slow
+def test_onnx_embedder_gives_the_torch_vectors() -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from personahub.embeddings import get_embedder
+    from personahub.embeddings_onnx import OnnxEmbedder
+
+    fast, reference = get_embedder(), get_embedder(backend="torch")
+    assert isinstance(fast, OnnxEmbedder) and fast.id == reference.id
+    texts = [*TEXTS, "a " * 400 + "very long persona, truncated like sentence-transformers does"]
+    assert np.abs(fast.encode(texts, batch_size=3) - reference.encode(texts)).max() < 1e-5
+    assert fast.encode([]).shape == (0, reference.dim)
