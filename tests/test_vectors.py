@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import typer
+from sqlalchemy import text as sql
 from typer.testing import CliRunner
 
 from personahub.cli.store import register
@@ -161,9 +162,9 @@ def test_vector_file_is_reused_and_never_stale(
     embedder = CountingEmbedder()
     assert _top(store, embedder, "rural nurse bike county", 2) == [TEXTS[0], TEXTS[4]]
     # Later searches map the vector file: no vector is read from the table.
-    monkeypatch.setattr(StoredVectors, "scan", lambda *_a, **_k: pytest.fail("table read"))
-    assert _top(store, embedder, "rural nurse bike county", 2) == [TEXTS[0], TEXTS[4]]
-    monkeypatch.undo()
+    with monkeypatch.context() as patched:
+        patched.setattr(StoredVectors, "scan", lambda *_a, **_k: pytest.fail("table read"))
+        assert _top(store, embedder, "rural nurse bike county", 2) == [TEXTS[0], TEXTS[4]]
     # An insert: the new persona is embedded and found at once.
     store.add_personas([{"text": "A beekeeper who sells honey at the rural market."}])
     assert _top(store, embedder, "beekeeper honey market", 1) == [
@@ -173,19 +174,21 @@ def test_vector_file_is_reused_and_never_stale(
     first = store.personas()[0]
     store.delete_personas([first.id])
     assert TEXTS[0] not in _top(store, embedder, "rural nurse bike county", 6)
-    # A vector replaced behind the store's back (another process, raw SQL) is seen too.
-    second = store.personas()[0]
-    vectors = StoredVectors(store, embedder)
+    # Changes behind the store's back (another process, raw SQL) are seen too: a vector
+    # replaced, and a persona deleted with its vector going by the foreign key's cascade.
+    second, third = store.personas()[:2]
+    zebra = embedder.encode(["zebra zebra zebra"])[0].tobytes()
     with store.engine.begin() as connection:
-        connection.exec_driver_sql(
-            "UPDATE persona_vector SET vector = "
-            + ("?" if store.engine.dialect.paramstyle == "qmark" else "%s")
-            + " WHERE persona_id = "
-            + str(second.id),
-            (embedder.encode(["zebra zebra zebra"])[0].tobytes(),),
+        connection.execute(
+            sql("UPDATE persona_vector SET vector = :v WHERE persona_id = :i"),
+            {"v": zebra, "i": second.id},
         )
     assert _top(store, embedder, "zebra", 1) == [second.text]
-    assert vectors.missing() == 0
+    with store.engine.begin() as connection:
+        connection.execute(sql("DELETE FROM persona WHERE id = :i"), {"i": second.id})
+    assert _top(store, embedder, "zebra", 1) != [second.text]
+    assert third.text in _top(store, embedder, third.text, 1)
+    assert StoredVectors(store, embedder).missing() == 0
 
 
 def test_vector_files_never_mix_embedders(store: PersonaStore) -> None:
