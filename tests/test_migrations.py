@@ -84,8 +84,10 @@ def test_opening_a_database_at_head_runs_no_migration(db_url: str, monkeypatch) 
         raise AssertionError("upgrade ran on a database already at head")
 
     monkeypatch.setattr("alembic.command.upgrade", refuse)
-    PersonaStore(db_url).close()
-    assert migrations.head(STORE_SCHEMA) == "0002"
+    store = PersonaStore(db_url)
+    with store.engine.connect() as connection:
+        assert migrations.current(connection, STORE_SCHEMA) == migrations.head(STORE_SCHEMA)
+    store.close()
 
 
 def _legacy(

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import typer
+from sqlalchemy import text as sql
 from typer.testing import CliRunner
 
 from personahub.cli.store import register
@@ -148,3 +149,83 @@ def test_embed_command_and_stats_coverage(db_url: str, monkeypatch: pytest.Monke
     )
     assert result.exit_code == 0 and "similarity" in result.output, result.output
     assert "rural" in result.output and embedder.calls == 7
+
+
+def _top(store: PersonaStore, embedder: CountingEmbedder, query: str, k: int = 3) -> list[str]:
+    flt = PersonaFilter(similar_to=query, min_similarity=-1.0, top_k=k)
+    return [p.text for p, _ in similar_personas(store, flt, embedder)]
+
+
+def test_vector_file_is_reused_and_never_stale(
+    store: PersonaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = CountingEmbedder()
+    assert _top(store, embedder, "rural nurse bike county", 2) == [TEXTS[0], TEXTS[4]]
+    # Later searches map the vector file: no vector is read from the table.
+    with monkeypatch.context() as patched:
+        patched.setattr(StoredVectors, "scan", lambda *_a, **_k: pytest.fail("table read"))
+        assert _top(store, embedder, "rural nurse bike county", 2) == [TEXTS[0], TEXTS[4]]
+    # An insert: the new persona is embedded and found at once.
+    store.add_personas([{"text": "A beekeeper who sells honey at the rural market."}])
+    assert _top(store, embedder, "beekeeper honey market", 1) == [
+        "A beekeeper who sells honey at the rural market."
+    ]
+    # A delete (the vector goes by the persona's deletion): never found again.
+    first = store.personas()[0]
+    store.delete_personas([first.id])
+    assert TEXTS[0] not in _top(store, embedder, "rural nurse bike county", 6)
+    # Changes behind the store's back (another process, raw SQL) are seen too: a vector
+    # replaced, and a persona deleted with its vector going by the foreign key's cascade.
+    second, third = store.personas()[:2]
+    zebra = embedder.encode(["zebra zebra zebra"])[0].tobytes()
+    with store.engine.begin() as connection:
+        connection.execute(
+            sql("UPDATE persona_vector SET vector = :v WHERE persona_id = :i"),
+            {"v": zebra, "i": second.id},
+        )
+    assert _top(store, embedder, "zebra", 1) == [second.text]
+    with store.engine.begin() as connection:
+        connection.execute(sql("DELETE FROM persona WHERE id = :i"), {"i": second.id})
+    assert _top(store, embedder, "zebra", 1) != [second.text]
+    assert third.text in _top(store, embedder, third.text, 1)
+    assert StoredVectors(store, embedder).missing() == 0
+
+
+def test_vector_files_never_mix_embedders(store: PersonaStore) -> None:
+    wide, narrow = CountingEmbedder(name="wide"), CountingEmbedder(dim=16, name="narrow")
+    assert _top(store, wide, "rural nurse bike county", 2) == [TEXTS[0], TEXTS[4]]
+    narrow_hits = list(
+        similar_personas(store, PersonaFilter(similar_to="sailor boats", top_k=1), narrow)
+    )
+    assert [p.text for p, _ in narrow_hits] == [TEXTS[1]]
+    # Each embedder searches its own vectors, from its own file, at its own width.
+    calls = wide.calls, narrow.calls
+    assert _top(store, wide, "rural nurse bike county", 2) == [TEXTS[0], TEXTS[4]]
+    assert _top(store, narrow, "sailor boats", 1) == [TEXTS[1]]
+    assert (wide.calls, narrow.calls) == (calls[0] + 1, calls[1] + 1)
+
+
+def test_vector_file_sits_next_to_a_sqlite_store(tmp_path) -> None:
+    store = PersonaStore(tmp_path / "people.db")
+    store.add_personas({"text": t} for t in TEXTS)
+    _top(store, CountingEmbedder(), "nurse")
+    files = sorted(p.name for p in (tmp_path / "people.db-vectors").iterdir())
+    assert len(files) == 2 and files[0].endswith(".ids.npy") and files[1].endswith(".rows.npy")
+    store.add_personas([{"text": "A beekeeper who sells honey."}])
+    _top(store, CountingEmbedder(), "nurse")  # a new token: the old files are replaced
+    assert len(list((tmp_path / "people.db-vectors").iterdir())) == 2
+    store.close()
+
+
+@pytest.mark.slow
+def test_onnx_embedder_gives_the_torch_vectors() -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from personahub.embeddings import get_embedder
+    from personahub.embeddings_onnx import OnnxEmbedder
+
+    fast, reference = get_embedder(), get_embedder(backend="torch")
+    assert isinstance(fast, OnnxEmbedder) and fast.id == reference.id
+    texts = [*TEXTS, "a " * 400 + "very long persona, truncated like sentence-transformers does"]
+    assert np.abs(fast.encode(texts, batch_size=3) - reference.encode(texts)).max() < 1e-5
+    assert fast.encode([]).shape == (0, reference.dim)

@@ -2,8 +2,10 @@
 
 Tables: :class:`SourceText` (an input text personas were derived from), :class:`Persona`,
 :class:`PersonaEdge` (typed, weighted relationships between personas, from
-Persona-to-Persona hops or an imported edges file) and :class:`PersonaVector` (a persona's
-embedding under one embedder, computed once and reused).
+Persona-to-Persona hops or an imported edges file), :class:`PersonaVector` (a persona's
+embedding under one embedder, computed once and reused) and :class:`PersonaVectorState` (a
+token that changes with every change to the vectors, so caches of them can tell they are
+stale).
 
 Enumerated values (origin, angle, granularity) are stored as plain strings and validated
 by the ``*In`` models: native database enums would make adding a value a migration.
@@ -129,11 +131,28 @@ class PersonaVector(SQLModel, table=True):
     vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+class PersonaVectorState(SQLModel, table=True):
+    """One row whose ``token`` is replaced by a fresh random one whenever a ``persona_vector``
+    row is inserted, updated or deleted (cascades included).
+
+    Database triggers (store revision ``0003``) keep it, in the same transaction as the
+    change, so no writer can forget it. A cache of the vectors (the similarity search's
+    matrix file) is valid exactly while the token it was built under is current; being
+    random rather than a counter, a token never recurs in a recreated or copied database.
+    """
+
+    __tablename__ = "persona_vector_state"
+
+    id: int = Field(primary_key=True)
+    token: str = Field(max_length=32)
+
+
 STORE_TABLES = [
     SourceText.__table__,  # type: ignore[attr-defined]
     Persona.__table__,  # type: ignore[attr-defined]
     PersonaEdge.__table__,  # type: ignore[attr-defined]
     PersonaVector.__table__,  # type: ignore[attr-defined]
+    PersonaVectorState.__table__,  # type: ignore[attr-defined]
 ]
 
 STORE_SCHEMA = Schema(

@@ -2,8 +2,9 @@
 
 The first search with an embedder computes the vectors the store lacks and stores them
 (:class:`~personahub.store.vectors.StoredVectors`); every later one encodes only the query,
-scores the stored vectors page by page (one matrix-vector product each), and reads just
-the persona rows it returns. The selection is the carver's (:mod:`personahub.store.filters`):
+scores all stored vectors in one matrix-vector product over the store's memory-mapped vector
+file (:mod:`personahub.store.vector_cache`, rebuilt whenever the vectors changed), and reads
+just the persona rows it returns. The selection is the carver's (:mod:`personahub.store.filters`):
 SQL conditions and record checks, then the similarity threshold, then ``top_k`` (most
 similar first, ties in id order), then the seeded ``sample``.
 """
@@ -19,6 +20,7 @@ from sqlmodel import col, select
 
 from personahub.store.filters import PersonaFilter, matcher, reservoir, sql_conditions
 from personahub.store.models import Persona
+from personahub.store.vector_cache import matrix
 from personahub.store.vectors import StoredVectors
 
 if TYPE_CHECKING:
@@ -31,13 +33,12 @@ def _ranked_ids(vectors: StoredVectors, flt: PersonaFilter) -> tuple[np.ndarray,
     """Ids and cosines of the personas at or above the threshold, in the order they are
     selected: best first (ties by id) for ``top_k``, else id order."""
     query = vectors.encode([str(flt.similar_to)])[0]
-    ids, scores = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
-    for page_ids, page in vectors.scan():
-        page_scores = page @ query
-        above = page_scores >= flt.min_similarity
-        ids.append(page_ids[above])
-        scores.append(page_scores[above])
-    all_ids, all_scores = np.concatenate(ids), np.concatenate(scores)
+    ids, rows = matrix(vectors)
+    if not len(ids):
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    scores = np.asarray(rows) @ query
+    above = scores >= flt.min_similarity
+    all_ids, all_scores = np.asarray(ids)[above], scores[above]
     if flt.top_k is not None:
         order = np.lexsort((all_ids, -all_scores))
         all_ids, all_scores = all_ids[order], all_scores[order]
@@ -64,7 +65,10 @@ def similar_personas(
     if flt.similar_to is None:
         raise ValueError("similar_personas needs a filter with similar_to")
     vectors = StoredVectors(store, embedder)
-    vectors.fill(progress=progress)
+    # Two counts decide whether any persona lacks a vector: far cheaper than fill()'s join
+    # over every persona, which would otherwise dominate a search on a large store.
+    if vectors.missing():
+        vectors.fill(progress=progress)
     ids, scores = _ranked_ids(vectors, flt)
     check = matcher(flt)
     conditions = sql_conditions(flt)

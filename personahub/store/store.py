@@ -293,8 +293,9 @@ class PersonaStore:
             The number of personas deleted.
         """
         wanted = sorted(set(ids))
-        deleted = 0
-        with self.session() as session:
+
+        def work(session: Session) -> int:
+            deleted = 0
             for chunk in _chunks(wanted):
                 session.execute(
                     delete(PersonaEdge).where(
@@ -311,8 +312,12 @@ class PersonaStore:
                 )
                 result = session.execute(delete(Persona).where(col(Persona.id).in_(chunk)))
                 deleted += result.rowcount or 0  # type: ignore[attr-defined]
-            session.commit()
-        return deleted
+            return deleted
+
+        # A write transaction: on PostgreSQL the vector deletion locks the vector-state row
+        # (store revision 0003), so a concurrent vector insert can deadlock with it; the
+        # aborted side is rerun.
+        return self._write(work)
 
     # -- reading -----------------------------------------------------------------------
 
