@@ -7,7 +7,10 @@ run of the same size (``start_run``, response cache off):
 * ``fixture``: the fixture OpenAI server (``personahub/llm/testing/fake_openai.py``), which
   counts whitespace-separated words as tokens; the estimate uses the characters-per-token
   ratio :data:`FIXTURE_CHARS_PER_TOKEN` that matches that count (as a user sets
-  ``chars_per_token`` for their served model's tokenizer).
+  ``chars_per_token`` for their served model's tokenizer), and the run names the fixture's
+  model (``fake-model``), whose answers the estimate knows exactly: this measures the
+  estimate's machinery (who asks when, prompts, how conversations end), not the typical
+  answer tables, which only a real model can measure.
 * ``embedded``: the embedded SmolLM2 model, whose own tokenizer the estimate uses.
 
 Each pair prints a detail line and a result line whose figure is |actual/estimate - 1| of
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from benchmarks._common import result_line
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
+from sandbox.estimate.fill import FIXTURE_MODEL
 from sandbox.estimate.scenario import estimate_scenario
 from sandbox.rundb import RunDatabase
 from sandbox.runner import RunOptions, start_run
@@ -71,6 +75,7 @@ def main() -> None:
         try:
             llm = {
                 "backend": "openai",
+                "model": FIXTURE_MODEL,
                 "base_urls": [base_url],
                 "cache": False,
                 "chars_per_token": FIXTURE_CHARS_PER_TOKEN,

@@ -11,10 +11,13 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from personahub.llm.testing import FunctionBackend
+from personahub.llm.testing.fake_app import DEFAULT_MODEL
 from personahub.llm.testing.fake_openai import FakeOpenAIServer
 from sandbox.cli.app import app
+from sandbox.estimate.fill import FIXTURE_MODEL
 from sandbox.estimate.run import Estimate
 from sandbox.estimate.scenario import estimate_scenario
+from sandbox.npc.estimate import expected_lines
 from sandbox.report import print_summary
 from sandbox.rundb import RunDatabase
 from sandbox.runner import RunOptions, start_run
@@ -27,16 +30,20 @@ TOLERANCE = 0.25
 def _fixture_llm(server: FakeOpenAIServer) -> dict[str, Any]:
     return {
         "backend": "openai",
+        "model": FIXTURE_MODEL,
         "base_urls": [server.base_url],
         "cache": False,
         "chars_per_token": FIXTURE_CHARS_PER_TOKEN,
     }
 
 
+@pytest.mark.parametrize("name", ["product_launch", "harbour_town"])
 def test_estimate_lands_within_tolerance_of_a_run_on_the_fixture_server(
-    fake_server: FakeOpenAIServer, tmp_path: Path
+    fake_server: FakeOpenAIServer, tmp_path: Path, name: str
 ) -> None:
-    scenario = SCENARIOS / "product_launch.yaml"
+    # harbour_town is the NPC world: its conversations end by the dialogue's own rules (on
+    # the fixture a repeated line ends each one after two calls), which the estimate plays out.
+    scenario = SCENARIOS / f"{name}.yaml"
     options = RunOptions(agents=20, steps=2, out=tmp_path)
     llm = _fixture_llm(fake_server)
     estimate = estimate_scenario(scenario, options, llm)
@@ -67,6 +74,25 @@ def test_estimate_calls_no_model_through_any_backend(
     )
     assert counting.calls == []
     assert found.calls > 8  # one profile per NPC, then dialogue turns
+    # the conversation length it assumes is stated (harbour_town: at most 4 lines)
+    assert found.assumptions == [
+        "an NPC ends a conversation with chance 20% per line once both have spoken: "
+        "3.4 lines on average (at most 4)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("turns", "end", "lines"), [(4, 0.0, 4.0), (4, 1.0, 2.0), (4, 0.5, 2.75), (2, 0.5, 2.0)]
+)
+def test_expected_conversation_lines_follow_the_dialogue_rules(
+    turns: int, end: float, lines: float
+) -> None:
+    # nobody ends before both have spoken; each later line ends it with chance `end`
+    assert expected_lines(turns, end) == pytest.approx(lines)
+
+
+def test_the_fixture_model_name_is_the_fixture_servers() -> None:
+    assert FIXTURE_MODEL == DEFAULT_MODEL
 
 
 def test_dry_run_prints_the_estimate_and_creates_no_run(
@@ -137,7 +163,8 @@ def test_logprobs_mode_estimate_counts_one_call_per_option_request(
     labels = ["yes", "maybe", "no", *map(str, range(1, 8))]
     fake_server.configure(top_logprobs={label: -1.0 - i / 10 for i, label in enumerate(labels)})
     options = RunOptions(agents=12, steps=2, out=tmp_path / "runs")
-    llm = _fixture_llm(fake_server)
+    # named as a served model: the fixture scripted to score options stands for one
+    llm = {**_fixture_llm(fake_server), "model": "a-served-model"}
     estimate = estimate_scenario(scenario, options, llm)
     outcome = start_run(scenario, options, llm, show_progress=False)
     run = RunDatabase(outcome.database, must_exist=True).run()

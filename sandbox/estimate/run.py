@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from personahub.llm import LLMClient, LLMSettings
 from sandbox.estimate.dry import DryBackend
+from sandbox.estimate.fill import FIXTURE_MODEL
 from sandbox.estimate.tokens import TokenCounter
 from sandbox.modes import RunSetup, mode_of
 from sandbox.population import PersonaRecord
@@ -37,6 +38,8 @@ class Estimate(BaseModel):
         completion_tokens: Completion tokens over all calls.
         cost: Money at the configured prices; None when no price is configured.
         tokenizer: How tokens were counted.
+        assumptions: What the typical answers assume of this run, one sentence each (e.g. how
+            long NPC conversations last), printed beside the figures.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -46,6 +49,7 @@ class Estimate(BaseModel):
     completion_tokens: int
     cost: float | None = None
     tokenizer: str = ""
+    assumptions: list[str] = []
 
     @property
     def total_tokens(self) -> int:
@@ -60,6 +64,7 @@ class Estimate(BaseModel):
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cost=cost,
             tokenizer=self.tokenizer if self.tokenizer == other.tokenizer else "mixed",
+            assumptions=list(dict.fromkeys([*self.assumptions, *other.assumptions])),
         )
 
 
@@ -76,7 +81,10 @@ def estimate_cast(
     No model is called."""
     mode = mode_of(scenario)
     dry = settings.model_copy(update={"cache": False, "max_calls": None, "max_total_tokens": None})
-    backend = DryBackend(settings.model_name, counter, mode.estimate(backend_name))
+    # The fixture server's answers are known exactly; any other model's are typical ones.
+    fixture = backend_name != "local" and settings.model_name == FIXTURE_MODEL
+    fill = None if fixture else mode.estimate(backend_name)
+    backend = DryBackend(settings.model_name, counter, fill)
     client = LLMClient(dry, backend=backend)
     loop = asyncio.new_event_loop()
     try:
@@ -96,4 +104,9 @@ def estimate_cast(
         completion_tokens=completion,
         cost=prompt * price_in + completion * price_out if settings.priced else None,
         tokenizer=counter.label,
+        assumptions=(
+            ["answers are the fixture server's schema instances"]
+            if fill is None
+            else fill.stated(scenario)
+        ),
     )
