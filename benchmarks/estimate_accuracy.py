@@ -15,8 +15,13 @@ run of the same size (``start_run``, response cache off):
 
 Each pair prints a detail line and a result line whose figure is |actual/estimate - 1| of
 total tokens, target <= 0.25 ("within 25%"). Small sizes by default (20 agents, 2 steps).
+The embedded model answers a call in seconds to tens of seconds on a busy 2-core machine, so
+a full embedded pass (about 200 calls at the defaults) can take over an hour there: use a
+smaller ``--agents``/``--steps`` and ``--scenarios`` (stems) to measure it in parts; every
+line says the size it measured.
 
     python benchmarks/estimate_accuracy.py [--agents 20] [--steps 2] [--backends fixture embedded]
+        [--scenarios product_launch harbour_town]
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ def compare(scenario: Path, label: str, llm: dict[str, object], options: RunOpti
         f"prompt {usage['prompt_tokens']:,} / {estimate.prompt_tokens:,} est, "
         f"completion {usage['completion_tokens']:,} / {estimate.completion_tokens:,} est, "
         f"total {usage['total_tokens']:,} / {estimate.total_tokens:,} est (actual/estimate "
-        f"{ratio:.2f})",
+        f"{ratio:.2f}; {options.agents} agents, {options.steps} steps)",
         flush=True,
     )
     error = abs(ratio - 1)
@@ -66,7 +71,11 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--backends", nargs="+", default=["fixture", "embedded"])
+    parser.add_argument(
+        "--scenarios", nargs="+", help="scenario file stems (default: every shipped scenario)"
+    )
     args = parser.parse_args()
+    scenarios = [s for s in SCENARIOS if not args.scenarios or s.stem in args.scenarios]
     out = Path(tempfile.mkdtemp(prefix="estimate-accuracy-"))
     options = RunOptions(agents=args.agents, steps=args.steps, out=out)
     passed = True
@@ -80,12 +89,12 @@ def main() -> None:
                 "cache": False,
                 "chars_per_token": FIXTURE_CHARS_PER_TOKEN,
             }
-            for scenario in SCENARIOS:
+            for scenario in scenarios:
                 passed &= compare(scenario, "fixture", llm, options)
         finally:
             stop_server_process(proc)
     if "embedded" in args.backends:
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             passed &= compare(scenario, "embedded", {"backend": "local", "cache": False}, options)
     sys.exit(0 if passed else 1)
 
