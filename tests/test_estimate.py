@@ -182,3 +182,42 @@ def test_answers_from_the_cache_are_named_beside_the_estimate() -> None:
     text = console.export_text()
     assert "model calls 0 / 55" in text
     assert "56 answers came from the response cache (the estimate assumes none)" in text
+
+
+@pytest.mark.parametrize("name", ["product_launch", "congestion_charge"])
+def test_a_big_population_is_estimated_on_a_sample_close_to_the_full_estimate(name: str) -> None:
+    # The run-start estimate steps a sample of a big population and scales it up: on a
+    # shipped scenario, half of the packaged population lands close to stepping them all.
+    from personahub.llm import load_settings
+    from sandbox.estimate.run import estimate_cast
+    from sandbox.estimate.tokens import RatioCounter
+    from sandbox.runner import load_inputs
+
+    scenario, personas, graph = load_inputs(SCENARIOS / f"{name}.yaml", RunOptions(agents=150))
+    settings = load_settings(None, backend="openai")
+
+    def estimate(sample_agents: int) -> Estimate:
+        counter = RatioCounter(4.0)
+        return estimate_cast(scenario, personas, graph, settings, counter, "openai", sample_agents)
+
+    full, sampled = estimate(len(personas)), estimate(75)
+    assert full.assumptions == []
+    assert sampled.assumptions[0].startswith("a sample of 75 of the 150 agents")
+    assert abs(sampled.calls / full.calls - 1) <= 0.15
+    assert abs(sampled.total_tokens / full.total_tokens - 1) <= 0.15
+
+
+def test_the_sample_graph_keeps_each_agents_contacts() -> None:
+    import networkx as nx
+
+    from sandbox.estimate.sample import sample_cast
+    from sandbox.population import PersonaRecord
+
+    graph = nx.barabasi_albert_graph(400, 3, seed=1)
+    personas = [PersonaRecord(str(i), f"persona {i}") for i in range(400)]
+    chosen, sample = sample_cast(personas, graph, 100, seed=2)
+    assert len(chosen) == 100 and sorted(sample.nodes) == list(range(100))
+    wanted = [graph.degree(int(p.persona_id)) for p in chosen]
+    kept = [sample.degree(i) for i in range(100)]
+    assert all(k <= w for k, w in zip(kept, wanted, strict=True))
+    assert sum(kept) >= 0.9 * sum(wanted)  # a hub may run out of partners, little else

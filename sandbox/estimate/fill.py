@@ -48,11 +48,14 @@ class AnswerFill:
         default: Any other field.
         assumptions: The scenario's consequences of these answers worth stating beside the
             estimate (e.g. how long NPC conversations last), from the effective scenario.
+        per_agent: The mode's calls grow with its agents (each asks when active), so a big
+            population is estimated from a sample of agents (:mod:`sandbox.estimate.sample`).
     """
 
     fields: Mapping[str, FieldFill] = field(default_factory=dict)
     default: FieldFill = FieldFill()
     assumptions: Callable[[Any, AnswerFill], list[str]] | None = None
+    per_agent: bool = False
 
     def stated(self, scenario: Any) -> list[str]:
         """What these answers assume of a run of ``scenario``, one sentence each."""

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from personahub.llm import LLMClient, LLMSettings
 from sandbox.estimate.dry import DryBackend
 from sandbox.estimate.fill import FIXTURE_MODEL
+from sandbox.estimate.sample import SAMPLE_AGENTS, sample_cast
 from sandbox.estimate.tokens import TokenCounter
 from sandbox.modes import RunSetup, mode_of
 from sandbox.population import PersonaRecord
@@ -75,11 +76,23 @@ def estimate_cast(
     settings: LLMSettings,
     counter: TokenCounter,
     backend_name: str,
+    sample_agents: int = SAMPLE_AGENTS,
 ) -> Estimate:
     """The estimate of a run of ``scenario`` (run options applied) over ``personas`` on
     ``graph``, for a gateway configured by ``settings`` whose backend is ``backend_name``.
-    No model is called."""
+    No model is called. A population over ``sample_agents`` in a mode whose calls grow with
+    its agents is estimated on a sample of that many, scaled (:mod:`sandbox.estimate.sample`).
+    """
     mode = mode_of(scenario)
+    notes: list[str] = []
+    scale = 1.0
+    if mode.estimate(backend_name).per_agent and len(personas) > sample_agents:
+        scale = len(personas) / sample_agents
+        notes.append(
+            f"a sample of {sample_agents:,} of the {len(personas):,} agents (each with as many "
+            f"contacts) was stepped and its figures scaled by {scale:.2f}"
+        )
+        personas, graph = sample_cast(personas, graph, sample_agents, scenario.seed)
     dry = settings.model_copy(update={"cache": False, "max_calls": None, "max_total_tokens": None})
     # The fixture server's answers are known exactly; any other model's are typical ones.
     fixture = backend_name != "local" and settings.model_name == FIXTURE_MODEL
@@ -95,18 +108,19 @@ def estimate_cast(
         loop.run_until_complete(client.aclose())
     finally:
         loop.close()
+    if fill is None:
+        notes.append("answers are the fixture server's schema instances")
+    else:
+        notes += fill.stated(scenario)
     usage = client.usage()
     price_in, price_out = settings.token_prices()
-    prompt, completion = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+    prompt = round(usage["prompt_tokens"] * scale)
+    completion = round(usage["completion_tokens"] * scale)
     return Estimate(
-        calls=int(usage["calls"]),
+        calls=round(usage["calls"] * scale),
         prompt_tokens=prompt,
         completion_tokens=completion,
         cost=prompt * price_in + completion * price_out if settings.priced else None,
         tokenizer=counter.label,
-        assumptions=(
-            ["answers are the fixture server's schema instances"]
-            if fill is None
-            else fill.stated(scenario)
-        ),
+        assumptions=notes,
     )
