@@ -62,6 +62,7 @@ def test_estimate_lands_within_tolerance_of_a_run_on_the_fixture_server(
     text = console.export_text()
     assert f"model calls {run.usage['calls']:,} / {estimate.calls:,} (1.00x)" in text
     assert "total tokens" in text
+    assert "the estimate assumed answers are the fixture server's schema instances" in text
 
 
 def test_estimate_calls_no_model_through_any_backend(
@@ -79,6 +80,14 @@ def test_estimate_calls_no_model_through_any_backend(
         "an NPC ends a conversation with chance 20% per line once both have spoken: "
         "3.4 lines on average (at most 4)"
     ]
+
+
+def test_the_estimate_states_how_long_npc_conversations_last() -> None:
+    scenario = str(SCENARIOS / "harbour_town.yaml")
+    args = ["estimate", scenario, "--agents", "8", "--steps", "2", "--backend", "openai"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Assumes an NPC ends a conversation with chance 20% per line" in result.output
 
 
 @pytest.mark.parametrize(
