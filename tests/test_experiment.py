@@ -107,6 +107,8 @@ def test_resume_of_a_killed_experiment_equals_an_uninterrupted_one(
     calls = {"n": 0}
 
     async def killed(self: ForecastModel) -> None:
+        if self.database is None:  # a run's estimate (a dry run, recording nothing) goes on
+            return await real(self)
         calls["n"] += 1
         if self.current_step == 2 and calls["n"] > 9:  # some runs are past step 1, some not
             raise KeyboardInterrupt
