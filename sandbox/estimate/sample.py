@@ -7,7 +7,10 @@ agent asks once per step it is active), :func:`sample_cast` takes a seeded sampl
 :data:`SAMPLE_AGENTS` agents on a graph that keeps each sampled agent's number of
 contacts, the sample's run is estimated as usual, and its figures are scaled by
 population / sample. Word of mouth depends on how many contacts an agent hears from, which
-the sample graph keeps; who in particular is a contact is redrawn inside the sample.
+the sample graph keeps; who in particular is a contact is redrawn inside the sample. An
+event that reaches a fixed number of agents (``channel: seeded`` with ``k``) reaches as many
+in the sample, so the calls it starts are overstated by the scale factor: the estimate errs
+high there, never low.
 """
 
 from __future__ import annotations
