@@ -10,7 +10,7 @@ population / sample. Word of mouth depends on how many contacts an agent hears f
 the sample graph keeps; who in particular is a contact is redrawn inside the sample. An
 event that reaches a fixed number of agents (``channel: seeded`` with ``k``) reaches as many
 in the sample, so the calls it starts are overstated by the scale factor: the estimate errs
-high there, never low.
+high there.
 """
 
 from __future__ import annotations
