@@ -11,10 +11,13 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from personahub.llm.testing import FunctionBackend
+from personahub.llm.testing.fake_app import DEFAULT_MODEL
 from personahub.llm.testing.fake_openai import FakeOpenAIServer
 from sandbox.cli.app import app
+from sandbox.estimate.fill import FIXTURE_MODEL
 from sandbox.estimate.run import Estimate
 from sandbox.estimate.scenario import estimate_scenario
+from sandbox.npc.estimate import expected_lines
 from sandbox.report import print_summary
 from sandbox.rundb import RunDatabase
 from sandbox.runner import RunOptions, start_run
@@ -27,16 +30,20 @@ TOLERANCE = 0.25
 def _fixture_llm(server: FakeOpenAIServer) -> dict[str, Any]:
     return {
         "backend": "openai",
+        "model": FIXTURE_MODEL,
         "base_urls": [server.base_url],
         "cache": False,
         "chars_per_token": FIXTURE_CHARS_PER_TOKEN,
     }
 
 
+@pytest.mark.parametrize("name", ["product_launch", "harbour_town"])
 def test_estimate_lands_within_tolerance_of_a_run_on_the_fixture_server(
-    fake_server: FakeOpenAIServer, tmp_path: Path
+    fake_server: FakeOpenAIServer, tmp_path: Path, name: str
 ) -> None:
-    scenario = SCENARIOS / "product_launch.yaml"
+    # harbour_town is the NPC world: its conversations end by the dialogue's own rules (on
+    # the fixture a repeated line ends each one after two calls), which the estimate plays out.
+    scenario = SCENARIOS / f"{name}.yaml"
     options = RunOptions(agents=20, steps=2, out=tmp_path)
     llm = _fixture_llm(fake_server)
     estimate = estimate_scenario(scenario, options, llm)
@@ -55,6 +62,7 @@ def test_estimate_lands_within_tolerance_of_a_run_on_the_fixture_server(
     text = console.export_text()
     assert f"model calls {run.usage['calls']:,} / {estimate.calls:,} (1.00x)" in text
     assert "total tokens" in text
+    assert "the estimate assumed answers are the fixture server's schema instances" in text
 
 
 def test_estimate_calls_no_model_through_any_backend(
@@ -67,6 +75,33 @@ def test_estimate_calls_no_model_through_any_backend(
     )
     assert counting.calls == []
     assert found.calls > 8  # one profile per NPC, then dialogue turns
+    # the conversation length it assumes is stated (harbour_town: at most 4 lines)
+    assert found.assumptions == [
+        "an NPC ends a conversation with chance 20% per line once both have spoken: "
+        "3.4 lines on average (at most 4)"
+    ]
+
+
+def test_the_estimate_states_how_long_npc_conversations_last() -> None:
+    scenario = str(SCENARIOS / "harbour_town.yaml")
+    args = ["estimate", scenario, "--agents", "8", "--steps", "2", "--backend", "openai"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Assumes an NPC ends a conversation with chance 20% per line" in result.output
+
+
+@pytest.mark.parametrize(
+    ("turns", "end", "lines"), [(4, 0.0, 4.0), (4, 1.0, 2.0), (4, 0.5, 2.75), (2, 0.5, 2.0)]
+)
+def test_expected_conversation_lines_follow_the_dialogue_rules(
+    turns: int, end: float, lines: float
+) -> None:
+    # nobody ends before both have spoken; each later line ends it with chance `end`
+    assert expected_lines(turns, end) == pytest.approx(lines)
+
+
+def test_the_fixture_model_name_is_the_fixture_servers() -> None:
+    assert FIXTURE_MODEL == DEFAULT_MODEL
 
 
 def test_dry_run_prints_the_estimate_and_creates_no_run(
@@ -137,7 +172,8 @@ def test_logprobs_mode_estimate_counts_one_call_per_option_request(
     labels = ["yes", "maybe", "no", *map(str, range(1, 8))]
     fake_server.configure(top_logprobs={label: -1.0 - i / 10 for i, label in enumerate(labels)})
     options = RunOptions(agents=12, steps=2, out=tmp_path / "runs")
-    llm = _fixture_llm(fake_server)
+    # named as a served model: the fixture scripted to score options stands for one
+    llm = {**_fixture_llm(fake_server), "model": "a-served-model"}
     estimate = estimate_scenario(scenario, options, llm)
     outcome = start_run(scenario, options, llm, show_progress=False)
     run = RunDatabase(outcome.database, must_exist=True).run()
@@ -155,3 +191,42 @@ def test_answers_from_the_cache_are_named_beside_the_estimate() -> None:
     text = console.export_text()
     assert "model calls 0 / 55" in text
     assert "56 answers came from the response cache (the estimate assumes none)" in text
+
+
+@pytest.mark.parametrize("name", ["product_launch", "congestion_charge"])
+def test_a_big_population_is_estimated_on_a_sample_close_to_the_full_estimate(name: str) -> None:
+    # The run-start estimate steps a sample of a big population and scales it up: on a
+    # shipped scenario, half of the packaged population lands close to stepping them all.
+    from personahub.llm import load_settings
+    from sandbox.estimate.run import estimate_cast
+    from sandbox.estimate.tokens import RatioCounter
+    from sandbox.runner import load_inputs
+
+    scenario, personas, graph = load_inputs(SCENARIOS / f"{name}.yaml", RunOptions(agents=150))
+    settings = load_settings(None, backend="openai")
+
+    def estimate(sample_agents: int) -> Estimate:
+        counter = RatioCounter(4.0)
+        return estimate_cast(scenario, personas, graph, settings, counter, "openai", sample_agents)
+
+    full, sampled = estimate(len(personas)), estimate(75)
+    assert full.assumptions == []
+    assert sampled.assumptions[0].startswith("a sample of 75 of the 150 agents")
+    assert abs(sampled.calls / full.calls - 1) <= 0.15
+    assert abs(sampled.total_tokens / full.total_tokens - 1) <= 0.15
+
+
+def test_the_sample_graph_keeps_each_agents_contacts() -> None:
+    import networkx as nx
+
+    from sandbox.estimate.sample import sample_cast
+    from sandbox.population import PersonaRecord
+
+    graph = nx.barabasi_albert_graph(400, 3, seed=1)
+    personas = [PersonaRecord(str(i), f"persona {i}") for i in range(400)]
+    chosen, sample = sample_cast(personas, graph, 100, seed=2)
+    assert len(chosen) == 100 and sorted(sample.nodes) == list(range(100))
+    wanted = [graph.degree(int(p.persona_id)) for p in chosen]
+    kept = [sample.degree(i) for i in range(100)]
+    assert all(k <= w for k, w in zip(kept, wanted, strict=True))
+    assert sum(kept) >= 0.9 * sum(wanted)  # a hub may run out of partners, little else

@@ -53,6 +53,8 @@ def print_estimate(scenario: Path, options: RunOptions, llm: opt.LLMFlags) -> No
         highlight=False,
         soft_wrap=True,
     )
+    for assumption in found.assumptions:
+        console.print(f"Assumes {assumption}.", highlight=False, soft_wrap=True)
 
 
 def estimate(

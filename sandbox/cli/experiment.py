@@ -50,19 +50,21 @@ def experiment(
 
 
 def finish_experiment(database: str, folder: Path) -> None:
-    """Write the experiment's report and print its effects and statuses."""
+    """Write each run's report and the experiment's, and print its effects and statuses."""
     from sandbox.experiment.report import (
         build_view,
         groups_of,
         print_experiment_summary,
         write_experiment_report,
+        write_run_reports,
     )
     from sandbox.rundb import RunDatabase
 
+    reports = write_run_reports(database, folder)
     db = RunDatabase(database, must_exist=True)
     try:
         rows = db.experiment_runs()
-        view = build_view(groups_of(db), rows[0].experiment, "experiment")
+        view = build_view(groups_of(db), rows[0].experiment, "experiment", reports)
     except ValueError as exc:
         fail(str(exc))
     finally:

@@ -50,7 +50,7 @@ def cost_figures(usage: dict[str, Any] | None, estimate: dict[str, Any] | None) 
 def print_cost(
     console: Console, usage: dict[str, Any] | None, estimate: dict[str, Any] | None
 ) -> None:
-    """One line: each figure as actual / estimate (ratio)."""
+    """One line: each figure as actual / estimate (ratio); then what the estimate assumed."""
     figures = cost_figures(usage, estimate)
     if figures:
         parts = (f"{f.label} {f.actual} / {f.estimate} ({f.ratio})" for f in figures)
@@ -60,3 +60,5 @@ def print_cost(
             # A rerun answered from the cache costs nothing: say so, not just "0.00x".
             line += f"; {hits:,} answers came from the response cache (the estimate assumes none)"
         console.print(line, highlight=False, soft_wrap=True)
+        for assumption in (estimate or {}).get("assumptions", []):
+            console.print(f"the estimate assumed {assumption}", highlight=False, soft_wrap=True)

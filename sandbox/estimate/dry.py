@@ -7,6 +7,12 @@ their range, and whose flags and empty strings occur as often as the fill says. 
 from the request's own seed, so an estimate is reproducible. The usage it reports is the
 token counter's count of the prompt and of the answer, which the gateway's meter adds up as
 it would for a real backend.
+
+The fixture OpenAI server (model :data:`~sandbox.estimate.fill.FIXTURE_MODEL`) is the one
+model whose answers are known exactly: its deterministic schema instance (every string
+``sample text``, every flag true) or an ``echo:`` of the last user turn. Given no fill, the
+backend answers the same, so the run's own end conditions (an NPC line repeating an earlier
+one ends the conversation) play out in the estimate as on the fixture.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import random
 from typing import Any
 
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
+from personahub.llm.testing.schema_instances import generate_instance
 from personahub.llm.types import OptionDistribution, Usage
 from sandbox.estimate.fill import UNBOUNDED_CHARS, AnswerFill, FieldFill
 from sandbox.estimate.tokens import TokenCounter
@@ -137,6 +144,14 @@ def _value(schema: Any, root: Any, spec: FieldFill, fill: AnswerFill, rng: rando
     return None
 
 
+def _fixture_answer(call: BackendCall) -> str:
+    """The fixture server's answer to ``call`` (``fake_app``'s unscripted reply)."""
+    if call.schema is not None:
+        return json.dumps(generate_instance(call.schema))
+    last_user = next((m for m in reversed(call.messages) if m.get("role") == "user"), {})
+    return "echo: " + str(last_user.get("content", ""))[:60]
+
+
 def _resolve(ref: str, root: Any) -> Any:
     node = root
     for part in ref.removeprefix("#/").split("/"):
@@ -150,19 +165,22 @@ class DryBackend:
     Args:
         model: The model name it reports (the run's).
         counter: Counts the prompt and answer tokens it reports.
-        fill: The mode's typical answers on this model.
+        fill: The mode's typical answers on this model; None for the fixture server's
+            exact answers.
     """
 
     name = "estimate"
 
-    def __init__(self, model: str, counter: TokenCounter, fill: AnswerFill):
+    def __init__(self, model: str, counter: TokenCounter, fill: AnswerFill | None):
         self.model = model
         self.counter = counter
         self.fill = fill
         # Option requests (the logprobs answer mode) cost one prompt and one token, as on the
         # local model and servers that give token probabilities; without this the gateway
-        # would estimate its k-sample fallback instead.
-        self.capabilities = Capabilities(option_logprobs=self.score)
+        # estimates its k-sample fallback instead, which is what the fixture server gets (its
+        # top token is its reply's first word, which names no option unless scripted).
+        scorer = None if fill is None else self.score
+        self.capabilities = Capabilities(option_logprobs=scorer)
 
     async def score(self, call: BackendCall) -> BackendReply:
         """An option request: equal chances, the prompt's tokens and one generated token."""
@@ -175,7 +193,9 @@ class DryBackend:
 
     async def complete(self, call: BackendCall) -> BackendReply:
         rng = random.Random(call.seed)
-        if call.schema is None:
+        if self.fill is None:
+            text = _fixture_answer(call)
+        elif call.schema is None:
             text = filler(round(self.fill.default.fill * UNBOUNDED_CHARS), rng)
         else:
             text = json.dumps(typical_answer(call.schema, self.fill, rng))

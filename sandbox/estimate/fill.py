@@ -10,11 +10,16 @@ registry imports it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 UNBOUNDED_CHARS = 200
 """The length taken as a string's bound when its schema gives none."""
+FIXTURE_MODEL = "fake-model"
+"""The fixture OpenAI server's model name (``personahub/llm/testing/fake_app.py``). Its answers
+are not drawn from a table: they are the fixture's own deterministic schema instances, which
+the estimate reproduces exactly (see :class:`~sandbox.estimate.dry.DryBackend`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +41,25 @@ class FieldFill:
 
 @dataclass(frozen=True, slots=True)
 class AnswerFill:
-    """Typical answers of one mode on one model: per field name, else ``default``."""
+    """Typical answers of one mode on one model: per field name, else ``default``.
+
+    Attributes:
+        fields: Per answer field name.
+        default: Any other field.
+        assumptions: The scenario's consequences of these answers worth stating beside the
+            estimate (e.g. how long NPC conversations last), from the effective scenario.
+        per_agent: The mode's calls grow with its agents (each asks when active), so a big
+            population is estimated from a sample of agents (:mod:`sandbox.estimate.sample`).
+    """
 
     fields: Mapping[str, FieldFill] = field(default_factory=dict)
     default: FieldFill = FieldFill()
+    assumptions: Callable[[Any, AnswerFill], list[str]] | None = None
+    per_agent: bool = False
+
+    def stated(self, scenario: Any) -> list[str]:
+        """What these answers assume of a run of ``scenario``, one sentence each."""
+        return self.assumptions(scenario, self) if self.assumptions else []
 
     def of(self, name: str) -> FieldFill:
         return self.fields.get(name, self.default)

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict
 
 from personahub.llm import LLMClient, LLMSettings
 from sandbox.estimate.dry import DryBackend
+from sandbox.estimate.fill import FIXTURE_MODEL
+from sandbox.estimate.sample import SAMPLE_AGENTS, sample_cast
 from sandbox.estimate.tokens import TokenCounter
 from sandbox.modes import RunSetup, mode_of
 from sandbox.population import PersonaRecord
@@ -37,6 +39,8 @@ class Estimate(BaseModel):
         completion_tokens: Completion tokens over all calls.
         cost: Money at the configured prices; None when no price is configured.
         tokenizer: How tokens were counted.
+        assumptions: What the typical answers assume of this run, one sentence each (e.g. how
+            long NPC conversations last), printed beside the figures.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -46,6 +50,7 @@ class Estimate(BaseModel):
     completion_tokens: int
     cost: float | None = None
     tokenizer: str = ""
+    assumptions: list[str] = []
 
     @property
     def total_tokens(self) -> int:
@@ -60,6 +65,7 @@ class Estimate(BaseModel):
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cost=cost,
             tokenizer=self.tokenizer if self.tokenizer == other.tokenizer else "mixed",
+            assumptions=list(dict.fromkeys([*self.assumptions, *other.assumptions])),
         )
 
 
@@ -70,13 +76,28 @@ def estimate_cast(
     settings: LLMSettings,
     counter: TokenCounter,
     backend_name: str,
+    sample_agents: int = SAMPLE_AGENTS,
 ) -> Estimate:
     """The estimate of a run of ``scenario`` (run options applied) over ``personas`` on
     ``graph``, for a gateway configured by ``settings`` whose backend is ``backend_name``.
-    No model is called."""
+    No model is called. A population over ``sample_agents`` in a mode whose calls grow with
+    its agents is estimated on a sample of that many, scaled (:mod:`sandbox.estimate.sample`).
+    """
     mode = mode_of(scenario)
+    notes: list[str] = []
+    scale = 1.0
+    if mode.estimate(backend_name).per_agent and len(personas) > sample_agents:
+        scale = len(personas) / sample_agents
+        notes.append(
+            f"a sample of {sample_agents:,} of the {len(personas):,} agents (each with as many "
+            f"contacts) was stepped and its figures scaled by {scale:.2f}"
+        )
+        personas, graph = sample_cast(personas, graph, sample_agents, scenario.seed)
     dry = settings.model_copy(update={"cache": False, "max_calls": None, "max_total_tokens": None})
-    backend = DryBackend(settings.model_name, counter, mode.estimate(backend_name))
+    # The fixture server's answers are known exactly; any other model's are typical ones.
+    fixture = backend_name != "local" and settings.model_name == FIXTURE_MODEL
+    fill = None if fixture else mode.estimate(backend_name)
+    backend = DryBackend(settings.model_name, counter, fill)
     client = LLMClient(dry, backend=backend)
     loop = asyncio.new_event_loop()
     try:
@@ -87,13 +108,19 @@ def estimate_cast(
         loop.run_until_complete(client.aclose())
     finally:
         loop.close()
+    if fill is None:
+        notes.append("answers are the fixture server's schema instances")
+    else:
+        notes += fill.stated(scenario)
     usage = client.usage()
     price_in, price_out = settings.token_prices()
-    prompt, completion = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+    prompt = round(usage["prompt_tokens"] * scale)
+    completion = round(usage["completion_tokens"] * scale)
     return Estimate(
-        calls=int(usage["calls"]),
+        calls=round(usage["calls"] * scale),
         prompt_tokens=prompt,
         completion_tokens=completion,
         cost=prompt * price_in + completion * price_out if settings.priced else None,
         tokenizer=counter.label,
+        assumptions=notes,
     )

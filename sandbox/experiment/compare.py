@@ -18,7 +18,9 @@ def open_run(ref: str) -> tuple[RunDatabase, str]:
         RunError: Nothing found there.
     """
     path = Path(ref)
-    if not path.exists() and (path.parent / RUN_DB).is_file():
+    # An experiment run's folder holds only its report.html: its rows are in the parent's run.db.
+    own = path.is_file() or (path / RUN_DB).is_file()
+    if not own and (path.parent / RUN_DB).is_file():
         db = RunDatabase(path.parent / RUN_DB, must_exist=True)
         if db.run(path.name) is None:
             raise RunError(f"no run {path.name!r} in {path.parent / RUN_DB}")

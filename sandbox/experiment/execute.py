@@ -5,7 +5,8 @@ models step concurrently on one event loop (:meth:`ForecastModel.astep`): each r
 step's batch as soon as its previous step is recorded, and the batches of all runs share one
 concurrency limit, one cache and one budget (:class:`RunClient`). Each run is created, recorded
 and resumed by the runner's own code (:func:`create_run`, :func:`rebuild_run`,
-:func:`recording_status`), in one run database under ``runs/<experiment-id>/``.
+:func:`recording_status`), in one run database under ``runs/<experiment-id>/``, each with
+the cost estimate a lone run of it stores (:func:`run_estimate`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from sandbox.runner import (
     preflight_loop,
     rebuild_run,
     recording_status,
+    run_estimate,
 )
 
 
@@ -102,7 +104,9 @@ def start_experiment(
                 database,
                 loop,
             )
-            runs.append(_Run(item.condition.arm, create_run(setup, path)))
+            # Each run's own estimate, as a lone run stores it: arms differ in what they ask.
+            estimate = run_estimate(item.scenario, cast_.personas, graph, client)
+            runs.append(_Run(item.condition.arm, create_run(setup, path, estimate)))
         database.add_experiment_runs(records(experiment, experiment_id, planned))
         _run_all(runs, database, loop, show_progress)
     finally:

@@ -2,13 +2,15 @@
 over time, per-segment effects, and side-by-side transcripts of the same persona in each arm.
 
 One self-contained HTML page (charts are inline PNGs; nothing is loaded from anywhere) and a
-terminal summary. ``sandbox compare`` uses the same page for any runs that asked the same
+terminal summary; an experiment's page links each run's own ``report.html``
+(:func:`write_run_reports`). ``sandbox compare`` uses the same page for any runs that asked the same
 questions, the first run as the reference.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from sandbox.experiment.effects import Effect, RunAnswers, compare, holm
 from sandbox.forecast.analysis import Series
 from sandbox.forecast.plots import forest, time_series
 from sandbox.forecast.stats import Estimate
-from sandbox.report import environment
+from sandbox.report import environment, write_report
 from sandbox.rundb import RunDatabase
 
 REPORT_NAME = "experiment.html"
@@ -97,8 +99,11 @@ def groups_of(db: RunDatabase) -> list[Group]:
     return out
 
 
-def build_view(groups: list[Group], title: str, kind: str) -> ExperimentView:
-    """Effects, charts and transcripts of ``groups``.
+def build_view(
+    groups: list[Group], title: str, kind: str, reports: Mapping[str, str] | None = None
+) -> ExperimentView:
+    """Effects, charts and transcripts of ``groups``; ``reports`` gives each run's own
+    report page (run id -> link relative to the page), where written.
 
     Raises:
         ValueError: Runs that asked different questions or share no personas.
@@ -116,11 +121,16 @@ def build_view(groups: list[Group], title: str, kind: str) -> ExperimentView:
         for seed_index, (db, run_id) in enumerate(group.runs):
             run = db.run(run_id)
             assert run is not None
-            usage = run.usage or {}
+            usage, estimate = run.usage or {}, run.estimate
+            estimated = (
+                estimate["prompt_tokens"] + estimate["completion_tokens"] if estimate else None
+            )
             runs.append({"label": group.label, "seed": seed_index, "run_id": run_id,
                          "status": run.status, "steps": f"{run.last_step + 1}/{run.steps_total}",
                          "model": f"{run.backend}:{run.model}", "calls": usage.get("calls", 0),
-                         "tokens": usage.get("total_tokens", 0)})  # fmt: skip
+                         "tokens": usage.get("total_tokens", 0),
+                         "estimated_tokens": estimated,
+                         "report": (reports or {}).get(run_id)})  # fmt: skip
     shown = [e for e in overall if not (e.percent and _is_last_option(e, overall))]
     plot = (
         forest(
@@ -228,6 +238,20 @@ def _transcripts(groups: list[Group]) -> list[SideBySide]:
         )
         for pid in sorted(everywhere)[:TRANSCRIPT_PERSONAS]
     ]
+
+
+def write_run_reports(database: str | Path, folder: Path) -> dict[str, str]:
+    """Each run's own ``report.html`` (as a lone run's, with its cost beside its estimate),
+    in ``folder/<run-id>/``; returns run id -> the page's path relative to ``folder``."""
+    db = RunDatabase(database, must_exist=True)
+    try:
+        run_ids = [row.run_id for row in db.experiment_runs()]
+    finally:
+        db.close()
+    return {
+        run_id: write_report(database, run_id, folder / run_id).relative_to(folder).as_posix()
+        for run_id in run_ids
+    }
 
 
 def write_experiment_report(view: ExperimentView, folder: Path) -> Path:
