@@ -7,10 +7,13 @@ run of the same size (``start_run``, response cache off):
 * ``fixture``: the fixture OpenAI server (``personahub/llm/testing/fake_openai.py``), which
   counts whitespace-separated words as tokens; the estimate uses the characters-per-token
   ratio :data:`FIXTURE_CHARS_PER_TOKEN` that matches that count (as a user sets
-  ``chars_per_token`` for their served model's tokenizer), and the run names the fixture's
-  model (``fake-model``), whose answers the estimate knows exactly: this measures the
-  estimate's machinery (who asks when, prompts, how conversations end), not the typical
-  answer tables, which only a real model can measure.
+  ``chars_per_token`` for their served model's tokenizer). Two lines per scenario:
+  ``fixture`` is the estimate a user gets (typical answers), which the fixture's degenerate
+  answers (every string ``sample text``; no option named by its top token) need not match;
+  ``fixture, answers known`` gives the estimate the fixture's own answers
+  (``tests/support/estimates.py``): that measures the estimate's machinery (who asks when,
+  prompts, how conversations end), not the typical answer tables, which only a real model
+  can measure.
 * ``embedded``: the embedded SmolLM2 model, whose own tokenizer the estimate uses.
 
 Each pair prints a detail line and a result line whose figure is |actual/estimate - 1| of
@@ -32,11 +35,13 @@ import tempfile
 from pathlib import Path
 
 from benchmarks._common import result_line
+from personahub.llm.testing.fake_app import DEFAULT_MODEL
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
-from sandbox.estimate.fill import FIXTURE_MODEL
+from sandbox.estimate.dry import KnownAnswers
 from sandbox.estimate.scenario import estimate_scenario
 from sandbox.rundb import RunDatabase
 from sandbox.runner import RunOptions, start_run
+from tests.support.estimates import FIXTURE_ANSWERS
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml"))
 FIXTURE_CHARS_PER_TOKEN = 6.0
@@ -44,9 +49,15 @@ FIXTURE_CHARS_PER_TOKEN = 6.0
 TOLERANCE = 0.25
 
 
-def compare(scenario: Path, label: str, llm: dict[str, object], options: RunOptions) -> bool:
+def compare(
+    scenario: Path,
+    label: str,
+    llm: dict[str, object],
+    options: RunOptions,
+    known: KnownAnswers | None = None,
+) -> bool:
     """Estimate, run, print both lines; True when within the tolerance."""
-    estimate = estimate_scenario(scenario, options, llm)
+    estimate = estimate_scenario(scenario, options, llm, known=known)
     outcome = start_run(scenario, options, llm, show_progress=False)
     run = RunDatabase(outcome.database, must_exist=True).run(outcome.run_id)
     assert run is not None
@@ -84,13 +95,15 @@ def main() -> None:
         try:
             llm = {
                 "backend": "openai",
-                "model": FIXTURE_MODEL,
+                "model": DEFAULT_MODEL,
                 "base_urls": [base_url],
                 "cache": False,
                 "chars_per_token": FIXTURE_CHARS_PER_TOKEN,
             }
             for scenario in scenarios:
                 passed &= compare(scenario, "fixture", llm, options)
+                known = "fixture, answers known"
+                passed &= compare(scenario, known, llm, options, FIXTURE_ANSWERS)
         finally:
             stop_server_process(proc)
     if "embedded" in args.backends:

@@ -14,13 +14,13 @@ from personahub.llm.testing import FunctionBackend
 from personahub.llm.testing.fake_app import DEFAULT_MODEL
 from personahub.llm.testing.fake_openai import FakeOpenAIServer
 from sandbox.cli.app import app
-from sandbox.estimate.fill import FIXTURE_MODEL
 from sandbox.estimate.run import Estimate
 from sandbox.estimate.scenario import estimate_scenario
 from sandbox.npc.estimate import expected_lines
 from sandbox.report import print_summary
 from sandbox.rundb import RunDatabase
 from sandbox.runner import RunOptions, start_run
+from tests.support.estimates import FIXTURE_ANSWERS
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FIXTURE_CHARS_PER_TOKEN = 6.0  # the fixture server counts whitespace words as tokens
@@ -30,20 +30,18 @@ TOLERANCE = 0.25
 def _fixture_llm(server: FakeOpenAIServer) -> dict[str, Any]:
     return {
         "backend": "openai",
-        "model": FIXTURE_MODEL,
+        "model": DEFAULT_MODEL,
         "base_urls": [server.base_url],
         "cache": False,
         "chars_per_token": FIXTURE_CHARS_PER_TOKEN,
     }
 
 
-@pytest.mark.parametrize("name", ["product_launch", "harbour_town"])
-def test_estimate_lands_within_tolerance_of_a_run_on_the_fixture_server(
-    fake_server: FakeOpenAIServer, tmp_path: Path, name: str
+def test_the_stored_estimate_lands_within_tolerance_of_a_run_on_the_fixture_server(
+    fake_server: FakeOpenAIServer, tmp_path: Path
 ) -> None:
-    # harbour_town is the NPC world: its conversations end by the dialogue's own rules (on
-    # the fixture a repeated line ends each one after two calls), which the estimate plays out.
-    scenario = SCENARIOS / f"{name}.yaml"
+    # The estimate a user gets: typical answers, stored at the run's start.
+    scenario = SCENARIOS / "product_launch.yaml"
     options = RunOptions(agents=20, steps=2, out=tmp_path)
     llm = _fixture_llm(fake_server)
     estimate = estimate_scenario(scenario, options, llm)
@@ -62,7 +60,26 @@ def test_estimate_lands_within_tolerance_of_a_run_on_the_fixture_server(
     text = console.export_text()
     assert f"model calls {run.usage['calls']:,} / {estimate.calls:,} (1.00x)" in text
     assert "total tokens" in text
-    assert "the estimate assumed answers are the fixture server's schema instances" in text
+
+
+@pytest.mark.parametrize("name", ["product_launch", "harbour_town"])
+def test_given_the_fixtures_answers_the_estimate_plays_the_run_out(
+    fake_server: FakeOpenAIServer, tmp_path: Path, name: str
+) -> None:
+    # The machinery apart from the typical-answer tables: given the answers the fixture will
+    # give, NPC conversations end by the dialogue's own rules (a repeated line ends each one
+    # after two calls) in the estimate as in the run.
+    scenario = SCENARIOS / f"{name}.yaml"
+    options = RunOptions(agents=20, steps=2, out=tmp_path)
+    llm = _fixture_llm(fake_server)
+    estimate = estimate_scenario(scenario, options, llm, known=FIXTURE_ANSWERS)
+    assert estimate.assumptions == ["answers are the fixture server's schema instances"]
+    outcome = start_run(scenario, options, llm, show_progress=False)
+    run = RunDatabase(outcome.database, must_exist=True).run()
+    assert run is not None
+    assert run.usage["calls"] == estimate.calls
+    ratio = run.usage["total_tokens"] / estimate.total_tokens
+    assert abs(ratio - 1) <= TOLERANCE, ratio
 
 
 def test_estimate_calls_no_model_through_any_backend(
@@ -98,10 +115,6 @@ def test_expected_conversation_lines_follow_the_dialogue_rules(
 ) -> None:
     # nobody ends before both have spoken; each later line ends it with chance `end`
     assert expected_lines(turns, end) == pytest.approx(lines)
-
-
-def test_the_fixture_model_name_is_the_fixture_servers() -> None:
-    assert FIXTURE_MODEL == DEFAULT_MODEL
 
 
 def test_dry_run_prints_the_estimate_and_creates_no_run(
@@ -172,8 +185,7 @@ def test_logprobs_mode_estimate_counts_one_call_per_option_request(
     labels = ["yes", "maybe", "no", *map(str, range(1, 8))]
     fake_server.configure(top_logprobs={label: -1.0 - i / 10 for i, label in enumerate(labels)})
     options = RunOptions(agents=12, steps=2, out=tmp_path / "runs")
-    # named as a served model: the fixture scripted to score options stands for one
-    llm = {**_fixture_llm(fake_server), "model": "a-served-model"}
+    llm = _fixture_llm(fake_server)
     estimate = estimate_scenario(scenario, options, llm)
     outcome = start_run(scenario, options, llm, show_progress=False)
     run = RunDatabase(outcome.database, must_exist=True).run()

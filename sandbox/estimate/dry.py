@@ -8,21 +8,21 @@ from the request's own seed, so an estimate is reproducible. The usage it report
 token counter's count of the prompt and of the answer, which the gateway's meter adds up as
 it would for a real backend.
 
-The fixture OpenAI server (model :data:`~sandbox.estimate.fill.FIXTURE_MODEL`) is the one
-model whose answers are known exactly: its deterministic schema instance (every string
-``sample text``, every flag true) or an ``echo:`` of the last user turn. Given no fill, the
-backend answers the same, so the run's own end conditions (an NPC line repeating an earlier
-one ends the conversation) play out in the estimate as on the fixture.
+Given :class:`KnownAnswers` instead (a model whose answers are known in advance, such as the
+test fixture server's), it answers exactly those, so the run's own end conditions (an NPC
+line repeating an earlier one ends the conversation) play out as they will: that measures
+the estimate's machinery apart from its typical-answer tables.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
-from personahub.llm.testing.schema_instances import generate_instance
 from personahub.llm.types import OptionDistribution, Usage
 from sandbox.estimate.fill import UNBOUNDED_CHARS, AnswerFill, FieldFill
 from sandbox.estimate.tokens import TokenCounter
@@ -144,19 +144,27 @@ def _value(schema: Any, root: Any, spec: FieldFill, fill: AnswerFill, rng: rando
     return None
 
 
-def _fixture_answer(call: BackendCall) -> str:
-    """The fixture server's answer to ``call`` (``fake_app``'s unscripted reply)."""
-    if call.schema is not None:
-        return json.dumps(generate_instance(call.schema))
-    last_user = next((m for m in reversed(call.messages) if m.get("role") == "user"), {})
-    return "echo: " + str(last_user.get("content", ""))[:60]
-
-
 def _resolve(ref: str, root: Any) -> Any:
     node = root
     for part in ref.removeprefix("#/").split("/"):
         node = node.get(part, {}) if isinstance(node, dict) else {}
     return node
+
+
+@dataclass(frozen=True, slots=True)
+class KnownAnswers:
+    """A model whose answers are known in advance (passed by tests and benchmarks).
+
+    Attributes:
+        reply: The model's reply text to a call.
+        described: What these answers are, in words, stated beside the estimate.
+        option_logprobs: The server scores option requests from token probabilities; if not,
+            the gateway's k-sample fallback is what it costs.
+    """
+
+    reply: Callable[[BackendCall], str]
+    described: str
+    option_logprobs: bool = True
 
 
 class DryBackend:
@@ -165,21 +173,23 @@ class DryBackend:
     Args:
         model: The model name it reports (the run's).
         counter: Counts the prompt and answer tokens it reports.
-        fill: The mode's typical answers on this model; None for the fixture server's
-            exact answers.
+        fill: The mode's typical answers on this model.
+        known: Exact answers to give instead of typical ones.
     """
 
     name = "estimate"
 
-    def __init__(self, model: str, counter: TokenCounter, fill: AnswerFill | None):
+    def __init__(
+        self, model: str, counter: TokenCounter, fill: AnswerFill, known: KnownAnswers | None = None
+    ):
         self.model = model
         self.counter = counter
         self.fill = fill
+        self.known = known
         # Option requests (the logprobs answer mode) cost one prompt and one token, as on the
         # local model and servers that give token probabilities; without this the gateway
-        # estimates its k-sample fallback instead, which is what the fixture server gets (its
-        # top token is its reply's first word, which names no option unless scripted).
-        scorer = None if fill is None else self.score
+        # estimates its k-sample fallback instead, which is what a server without them costs.
+        scorer = self.score if known is None or known.option_logprobs else None
         self.capabilities = Capabilities(option_logprobs=scorer)
 
     async def score(self, call: BackendCall) -> BackendReply:
@@ -193,8 +203,8 @@ class DryBackend:
 
     async def complete(self, call: BackendCall) -> BackendReply:
         rng = random.Random(call.seed)
-        if self.fill is None:
-            text = _fixture_answer(call)
+        if self.known is not None:
+            text = self.known.reply(call)
         elif call.schema is None:
             text = filler(round(self.fill.default.fill * UNBOUNDED_CHARS), rng)
         else:

@@ -16,10 +16,6 @@ from typing import Any
 
 UNBOUNDED_CHARS = 200
 """The length taken as a string's bound when its schema gives none."""
-FIXTURE_MODEL = "fake-model"
-"""The fixture OpenAI server's model name (``personahub/llm/testing/fake_app.py``). Its answers
-are not drawn from a table: they are the fixture's own deterministic schema instances, which
-the estimate reproduces exactly (see :class:`~sandbox.estimate.dry.DryBackend`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,7 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
 from personahub.llm import LLMClient, LLMSettings
-from sandbox.estimate.dry import DryBackend
-from sandbox.estimate.fill import FIXTURE_MODEL
+from sandbox.estimate.dry import DryBackend, KnownAnswers
 from sandbox.estimate.sample import SAMPLE_AGENTS, sample_cast
 from sandbox.estimate.tokens import TokenCounter
 from sandbox.modes import RunSetup, mode_of
@@ -77,6 +76,7 @@ def estimate_cast(
     counter: TokenCounter,
     backend_name: str,
     sample_agents: int = SAMPLE_AGENTS,
+    known: KnownAnswers | None = None,
 ) -> Estimate:
     """The estimate of a run of ``scenario`` (run options applied) over ``personas`` on
     ``graph``, for a gateway configured by ``settings`` whose backend is ``backend_name``.
@@ -94,10 +94,8 @@ def estimate_cast(
         )
         personas, graph = sample_cast(personas, graph, sample_agents, scenario.seed)
     dry = settings.model_copy(update={"cache": False, "max_calls": None, "max_total_tokens": None})
-    # The fixture server's answers are known exactly; any other model's are typical ones.
-    fixture = backend_name != "local" and settings.model_name == FIXTURE_MODEL
-    fill = None if fixture else mode.estimate(backend_name)
-    backend = DryBackend(settings.model_name, counter, fill)
+    fill = mode.estimate(backend_name)
+    backend = DryBackend(settings.model_name, counter, fill, known)
     client = LLMClient(dry, backend=backend)
     loop = asyncio.new_event_loop()
     try:
@@ -108,10 +106,7 @@ def estimate_cast(
         loop.run_until_complete(client.aclose())
     finally:
         loop.close()
-    if fill is None:
-        notes.append("answers are the fixture server's schema instances")
-    else:
-        notes += fill.stated(scenario)
+    notes += [f"answers are {known.described}"] if known else fill.stated(scenario)
     usage = client.usage()
     price_in, price_out = settings.token_prices()
     prompt = round(usage["prompt_tokens"] * scale)

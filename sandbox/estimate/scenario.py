@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from personahub.llm import load_settings
+from sandbox.estimate.dry import KnownAnswers
 from sandbox.estimate.run import Estimate, estimate_cast
 from sandbox.estimate.tokens import counter_for
 from sandbox.runner import RunOptions, llm_overrides, load_inputs
@@ -17,10 +18,13 @@ def estimate_scenario(
     options: RunOptions,
     llm_cli: dict[str, Any],
     config_file: Path | None = None,
+    known: KnownAnswers | None = None,
 ) -> Estimate:
     """What ``sandbox run`` with the same arguments is expected to spend.
 
     One concrete run: an experiment sums this over its runs (``Estimate`` supports ``+``).
+    ``known`` gives a model's exact answers instead of typical ones (tests and benchmarks
+    pass the fixture server's, to measure the estimate's machinery on its own).
 
     Raises:
         ScenarioError, PopulationError, ConfigError, RunError: bad input, one line each.
@@ -28,4 +32,6 @@ def estimate_scenario(
     scenario, personas, graph = load_inputs(scenario_path, options)
     settings = load_settings(config_file, **llm_overrides(scenario, llm_cli))
     counter = counter_for(settings, settings.backend)
-    return estimate_cast(scenario, personas, graph, settings, counter, settings.backend)
+    return estimate_cast(
+        scenario, personas, graph, settings, counter, settings.backend, known=known
+    )

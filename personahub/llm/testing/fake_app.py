@@ -319,15 +319,12 @@ class ServerCore:
             if format_type == "json_object" and config["refuse_json_object"]:
                 return self._refusal("json_object")
             content = self._scripted_content(body, texts, config)
+        if content is None and schema is not None and config.get("vary_strings"):
+            instance = generate_instance(schema)
+            salt = json.dumps([texts, body.get("seed")])
+            content = json.dumps(vary_strings(schema, schema, instance, salt))
         if content is None:
-            if schema is not None:
-                instance = generate_instance(schema)
-                if config.get("vary_strings"):
-                    salt = json.dumps([texts, body.get("seed")])
-                    instance = vary_strings(schema, schema, instance, salt)
-                content = json.dumps(instance)
-            else:
-                content = "echo: " + _last_user_text(messages)[:60]
+            content = unscripted_reply(messages, schema)
         return self._completion(body, texts, content, config)
 
     @staticmethod
@@ -433,6 +430,15 @@ class ServerCore:
 
     async def _requests(self, request: web.Request) -> web.Response:
         return _json_response(self.requests())
+
+
+def unscripted_reply(messages: Any, schema: dict[str, Any] | None) -> str:
+    """The server's reply when nothing is scripted: the schema's deterministic instance, or an
+    echo of the last user turn. Tests that need to know the fixture's answers in advance
+    (e.g. to measure the cost estimate's machinery) call this rather than copy it."""
+    if schema is not None:
+        return json.dumps(generate_instance(schema))
+    return "echo: " + _last_user_text(messages)[:60]
 
 
 def _last_user_text(messages: Any) -> str:
