@@ -7,9 +7,9 @@ token no other label starts with (likert points, "yes"/"no"/"unsure", most optio
 first token's log-probability decides, read from the prompt's one evaluation: no further model
 call. Otherwise each label's score is the sum of its tokens' log-probabilities, read from
 llama.cpp's logits after rewinding to the end of the prompt, each distinct start of a label
-evaluated once. The prompt's
-evaluation itself reuses the longest prefix the instance evaluated last (the same persona's
-system prompt, say), as llama.cpp's own completion does.
+evaluated once. The prompt's evaluation itself reuses the longest prefix the instance
+evaluated last, as llama.cpp's own completion does: the option prompts of the forecast answer
+modes put what every agent shares first, so most of a survey's prompt is evaluated once.
 
 Only the last position's logits are read (``llama_get_logits``), so the instance needs no
 ``logits_all`` and keeps serving ordinary generation.
