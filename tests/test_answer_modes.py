@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from sandbox.forecast.answer_modes import DISTRIBUTIONS_KEY
+from sandbox.forecast.agent import Observation
+from sandbox.forecast.answer_modes import DISTRIBUTIONS_KEY, option_request
 from sandbox.forecast.distributions import final_distributions
+from sandbox.forecast.scenario import ChoiceQuestion
 from sandbox.rundb import RunDatabase
 from sandbox.runner import RunOptions, resume_run, start_run
 from tests.support.fake_openai import FakeOpenAIServer
@@ -174,3 +176,19 @@ def test_logprobs_mode_replays_and_resumes_exactly(tmp_path: Path, monkeypatch) 
     distributions = [p[DISTRIBUTIONS_KEY] for _, _, p, *_ in reference["interactions"] if p]
     assert distributions and all(d["fair"]["method"] == "logprobs" for d in distributions)
     assert any(state["distributions"] for _, state in reference["states"].values())
+
+
+def test_option_prompts_of_two_agents_share_everything_before_the_persona() -> None:
+    # The layout that lets the embedded model reuse one evaluated prefix across a survey's
+    # respondents: the system message is the same for everyone, and the user message is what
+    # they were shown, then the persona, then the question.
+    context = {"summary": "", "memory": [], "new": [Observation(0, "event", "news", "A launch.")]}
+    question = ChoiceQuestion(id="intent", type="choice", ask="Buy it?", options=["yes", "no"])
+    personas = ("A night-shift nurse who cycles.", "A retired farmer who distrusts ads.")
+    first, second = (option_request(p, context, question, 7).messages for p in personas)
+    assert first[0] == second[0] and personas[0] not in first[0]["content"]
+    texts = [messages[1]["content"] for messages in (first, second)]
+    shared = texts[0].index(personas[0])
+    assert texts[0][:shared] == texts[1][:shared] and "A launch." in texts[0][:shared]
+    assert texts[0].replace(personas[0], "") == texts[1].replace(personas[1], "")
+    assert texts[0].index("Buy it?") > shared  # the question after the persona

@@ -190,7 +190,8 @@ class PersonaAgent(FixedAgent):
         if scenario.answer_mode != "logprobs":
             return [request]
         options = [
-            option_request(system, context, q, seed) for q in distribution_questions(scenario)
+            option_request(self.persona.text, context, q, seed)
+            for q in distribution_questions(scenario)
         ]
         return [request, *options] if scenario.step_reply else options
 

@@ -146,18 +146,30 @@ def percent_model(question: DistributionQuestion) -> type[_Percents]:
 
 
 def option_request(
-    system: str, context: dict[str, Any], question: DistributionQuestion, seed: int
+    persona: str, context: dict[str, Any], question: DistributionQuestion, seed: int
 ) -> LLMRequest[Any]:
     """The option request of ``question`` for one agent's step.
 
+    The layout puts what agents share first and the persona after it: the system message is
+    the role-play rules alone, and the user message is what the agent was shown, then its
+    persona, then the question. A backend that reuses the prompt prefix it evaluated last (the
+    embedded model) evaluates only the persona and the question of each respondent of a
+    survey, and only the question of an agent's next question.
+
     Args:
-        system: The agent's system prompt.
+        persona: The agent's persona text.
         context: What the step prompt shows the agent (summary, memory, new observations).
         question: The question.
         seed: The step's request seed.
     """
+    system = prompts.render("agent_option_system", package="sandbox")
     user = prompts.render(
-        "agent_option", package="sandbox", ask=question.ask, hint=option_hint(question), **context
+        "agent_option",
+        package="sandbox",
+        persona=persona,
+        ask=question.ask,
+        hint=option_hint(question),
+        **context,
     )
     return LLMRequest(
         messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],

@@ -6,9 +6,10 @@ and capitalised (the probabilities of both spellings added). When every label st
 token no other label starts with (likert points, "yes"/"no"/"unsure", most option lists), the
 first token's log-probability decides, read from the prompt's one evaluation: no further model
 call. Otherwise each label's score is the sum of its tokens' log-probabilities, read from
-llama.cpp's logits one token at a time after rewinding to the end of the prompt. The prompt's
-evaluation itself reuses the longest prefix the instance evaluated last (the same persona's
-system prompt, say), as llama.cpp's own completion does.
+llama.cpp's logits after rewinding to the end of the prompt, each distinct start of a label
+evaluated once. The prompt's evaluation itself reuses the longest prefix the instance
+evaluated last, as llama.cpp's own completion does: the option prompts of the forecast answer
+modes put what every agent shares first, so most of a survey's prompt is evaluated once.
 
 Only the last position's logits are read (``llama_get_logits``), so the instance needs no
 ``logits_all`` and keeps serving ordinary generation.
@@ -16,7 +17,7 @@ Only the last position's logits are read (``llama_get_logits``), so the instance
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -60,15 +61,20 @@ def _next_logprobs(llama: Any) -> np.ndarray:
     return out
 
 
-def _eval_prompt(llama: Any, tokens: list[int]) -> np.ndarray:
-    """Evaluate ``tokens`` (reusing the evaluated prefix they share) and return the next
-    token's log-probabilities."""
-    done = llama.input_ids[: llama.n_tokens]
+def _shared(done: Sequence[int], tokens: Sequence[int]) -> int:
+    """How many leading tokens ``done`` (what the instance evaluated) and ``tokens`` share."""
     common = 0
     for a, b in zip(done, tokens, strict=False):
         if a != b:
             break
         common += 1
+    return common
+
+
+def _eval_prompt(llama: Any, tokens: list[int]) -> np.ndarray:
+    """Evaluate ``tokens`` (reusing the evaluated prefix they share) and return the next
+    token's log-probabilities."""
+    common = _shared(llama.input_ids[: llama.n_tokens], tokens)
     # At least the last token is evaluated again: its logits are what is read.
     llama.n_tokens = min(common, len(tokens) - 1)
     llama.eval(tokens[llama.n_tokens :])
@@ -116,17 +122,34 @@ def label_logprobs(
             label: float(np.logaddexp.reduce([first[t] for t in starts[label]])) for label in labels
         }
         return found, len(tokens), sum(len(t) for t in starts.values())
-    end = len(tokens)
+    after = _prefix_logprobs(llama, len(tokens), [f for forms in encoded.values() for f in forms])
     out: dict[str, float] = {}
     for label, forms in encoded.items():
-        totals = []
-        for label_tokens in forms:
-            total = float(first[label_tokens[0]])
-            llama.n_tokens = end
-            for token, following in itertools.pairwise(label_tokens):
-                llama.eval([token])
-                total += float(_next_logprobs(llama)[following])
-            totals.append(total)
+        totals = [
+            float(first[form[0]])
+            + sum(float(after[tuple(form[:k])][form[k]]) for k in range(1, len(form)))
+            for form in forms
+        ]
         out[label] = float(np.logaddexp.reduce(totals))
     scored = sum(len(e) for forms in encoded.values() for e in forms)
     return out, len(tokens), scored
+
+
+def _prefix_logprobs(
+    llama: Any, end: int, forms: list[list[int]]
+) -> dict[tuple[int, ...], np.ndarray]:
+    """The next token's log-probabilities after the prompt (evaluated up to ``end``) and each
+    proper prefix of ``forms`` (the labels' token lists), keyed by the prefix.
+
+    Each prefix is evaluated once however many labels start with it ("too little" and "too
+    much" share "too"), in sorted order so that a prefix extends the one evaluated before it
+    wherever it can: only the tokens past what the two share are evaluated again.
+    """
+    prefixes = sorted({tuple(form[:k]) for form in forms for k in range(1, len(form))})
+    out: dict[tuple[int, ...], np.ndarray] = {}
+    for prefix in prefixes:
+        common = _shared(llama.input_ids[end : max(end, llama.n_tokens)], prefix[:-1])
+        llama.n_tokens = end + common
+        llama.eval(list(prefix[common:]))
+        out[prefix] = _next_logprobs(llama)
+    return out
