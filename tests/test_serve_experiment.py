@@ -9,7 +9,12 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from sandbox.experiment.execute import start_experiment
-from sandbox.experiment.report import build_view, groups_of, write_experiment_report
+from sandbox.experiment.report import (
+    build_view,
+    groups_of,
+    write_experiment_report,
+    write_run_reports,
+)
 from sandbox.rundb import RunDatabase
 from sandbox.runner import RunOptions
 from sandbox.serve.app import ServeApp, build_app
@@ -39,9 +44,16 @@ def test_experiment_is_one_line_and_its_arms_side_by_side(tmp_path: Path) -> Non
         page = http.get("/").text
         experiment = http.get(f"/experiment/{outcome.experiment_id}")
         unwritten = http.get(f"/experiment/{outcome.experiment_id}/report")
+        reports = write_run_reports(outcome.database, outcome.folder)
         database = RunDatabase(outcome.database, must_exist=True)
-        write_experiment_report(build_view(groups_of(database), "t", "experiment"), outcome.folder)
+        view = build_view(groups_of(database), "t", "experiment", reports)
+        write_experiment_report(view, outcome.folder)
         database.close()
+        # experiment.html links each run's report relative to itself, as served here too
+        run_reports = [
+            http.get(f"/experiment/{outcome.experiment_id}/{link}") for link in reports.values()
+        ]
+        run_pages = [http.get(f"/runs/{run_id}").text for run_id in members.values()]
         linked = http.get(f"/experiment/{outcome.experiment_id}").text
         report = http.get(f"/experiment/{outcome.experiment_id}/report")
         missing = http.get("/experiment/nope")
@@ -64,3 +76,6 @@ def test_experiment_is_one_line_and_its_arms_side_by_side(tmp_path: Path) -> Non
         and "default-src 'none'" in report.headers["Content-Security-Policy"]
     )
     assert missing.status_code == 404
+    assert len(run_reports) == 2 and all(r.status_code == 200 for r in run_reports)
+    # each run's page shows its report link (hidden until a report is found)
+    assert all('id="report-link" hidden' not in page for page in run_pages)

@@ -245,6 +245,8 @@ def build_app(
         Route("/api/runs/{run_id}/survey", app.survey, methods=["POST"]),
         Route("/experiment/{experiment_id}", app.experiment),
         Route("/experiment/{experiment_id}/report", app.experiment_report),
+        # experiment.html links each run's report relative to itself
+        Route("/experiment/{experiment_id}/{run_id}/report.html", app.report),
         *extra_routes,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

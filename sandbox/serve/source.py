@@ -207,14 +207,19 @@ class RunSource:
         return self.reader(target) if target is not None else None
 
     def report_path(self, run_id: str) -> Path | None:
-        """The run's report.html, if it has been written: beside its SQLite file, or in
-        ``runs/<run-id>/`` for a database URL (:func:`sandbox.runner.run_folder`)."""
+        """The run's report.html, if it has been written: beside its SQLite file (in its
+        ``<run-id>/`` there for a run of an experiment), or in ``runs/<run-id>/`` for a
+        database URL (:func:`sandbox.runner.run_folder`)."""
         target = self._where.get(run_id)
         if target is None or ("://" in target and self.runs is None):
             return None  # a database URL, and no runs folder to look in
-        # The runs folder only matters for a URL; a SQLite run's report is beside its file.
-        path = run_folder(target, run_id, self.runs or Path()) / "report.html"
-        return path if path.is_file() else None
+        # The runs folder only matters for a URL; a SQLite run's report is beside its file,
+        # or for a run of an experiment in the experiment folder's <run-id>/.
+        folder = run_folder(target, run_id, self.runs or Path())
+        for path in (folder / "report.html", folder / run_id / "report.html"):
+            if path.is_file():
+                return path
+        return None
 
     def experiment_report_path(self, experiment_id: str) -> Path | None:
         """The experiment's experiment.html beside its SQLite file, if it has been written."""
