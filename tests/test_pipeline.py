@@ -107,11 +107,15 @@ def _pool(rows: str) -> list[str]:
 
 # Thirty personas, pairwise cosine < 0.7 under MiniLM: none is a near-duplicate of another.
 POOL = _pool(_POOL_ROWS)
-RELATIONS = ["Colleague", "Mentor / Mentee", "patient-caregiver", "Neighbour", "friend"]
+# Labels the answer schema's enum takes (issue 18 item 5: no free-text relation).
+RELATIONS = ["colleague", "mentor-mentee", "patient-caregiver", "neighbour", "friend"]
+
+
+_PARENT_LINE = "Here is a person: "
 
 
 def _parent(prompt: str) -> str:
-    return json.loads(prompt.rsplit("Person: ", 1)[1])
+    return json.loads(prompt.split(_PARENT_LINE, 1)[1].split("\n", 1)[0])
 
 
 class ScriptedModel:
@@ -162,7 +166,7 @@ class ScriptedModel:
                 "kind": self.attributes.get("kind", "one person"),
             }
         n = body["response_format"]["json_schema"]["schema"]["properties"]["people"]["maxItems"]
-        parent = _parent(next(p for p in reversed(asked) if "Person: " in p))
+        parent = _parent(next(p for p in reversed(asked) if _PARENT_LINE in p))
         if self.p2p is not None:
             return {"people": self.p2p(parent, n)}
         with self._lock:
