@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import typer
+from pydantic import ValidationError
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -44,6 +45,7 @@ from personahub.build.text_to_persona import (
 from personahub.cli.build import register
 from personahub.embeddings import Embedder, get_embedder
 from personahub.llm import LLMClient, LLMSettings
+from personahub.llm.grammar import bounded_integers_as_enums, grammar_schema
 from personahub.store import PersonaStore, SourceText
 from tests.support.fake_openai import FakeOpenAIServer
 
@@ -107,11 +109,15 @@ def _pool(rows: str) -> list[str]:
 
 # Thirty personas, pairwise cosine < 0.7 under MiniLM: none is a near-duplicate of another.
 POOL = _pool(_POOL_ROWS)
-RELATIONS = ["Colleague", "Mentor / Mentee", "patient-caregiver", "Neighbour", "friend"]
+# Labels the answer schema's enum takes (issue 18 item 5: no free-text relation).
+RELATIONS = ["colleague", "mentor-mentee", "patient-caregiver", "neighbour", "friend"]
+
+
+_PARENT_LINE = "Here is a person: "
 
 
 def _parent(prompt: str) -> str:
-    return json.loads(prompt.rsplit("Person: ", 1)[1])
+    return json.loads(prompt.split(_PARENT_LINE, 1)[1].split("\n", 1)[0])
 
 
 class ScriptedModel:
@@ -162,7 +168,7 @@ class ScriptedModel:
                 "kind": self.attributes.get("kind", "one person"),
             }
         n = body["response_format"]["json_schema"]["schema"]["properties"]["people"]["maxItems"]
-        parent = _parent(next(p for p in reversed(asked) if "Person: " in p))
+        parent = _parent(next(p for p in reversed(asked) if _PARENT_LINE in p))
         if self.p2p is not None:
             return {"people": self.p2p(parent, n)}
         with self._lock:
@@ -352,6 +358,33 @@ def test_relation_labels_are_normalised() -> None:
     assert relation_label("genre") == "other: genre"
 
 
+def test_relation_is_an_enum_of_the_vocabulary_that_a_grammar_can_take() -> None:
+    # Issue 18 item 5: the label is part of the output grammar, not mapped afterwards.
+    schema = related_schema(2).model_json_schema()
+    person = schema["$defs"]["RelatedPerson"]
+    assert person["properties"]["relation"]["enum"] == [*VOCABULARY, "other"]
+    # The persona comes before the relation (a small model copied the parent otherwise).
+    assert list(person["properties"]) == ["persona", "relation", "other"]
+    assert person["required"] == ["persona", "relation"]
+    # llama.cpp's converter takes the schema as the local backend sends it.
+    llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    sent = json.dumps(bounded_integers_as_enums(grammar_schema(schema)))
+    assert llama_grammar.LlamaGrammar.from_json_schema(sent, verbose=False) is not None
+
+
+def test_out_of_vocabulary_relations_do_not_validate_and_other_says_what() -> None:
+    model, persona = related_schema(1), "A night-shift nurse at the harbour clinic"
+    for label in ("spouse", "genre", "Colleague", "other: friend"):
+        with pytest.raises(ValidationError):
+            model.model_validate({"people": [{"persona": persona, "relation": label}]})
+    cases = {"": "other", "Wife": "partner", "favorite": "other: favorite"}
+    for other, stored in cases.items():
+        answer = {"persona": persona, "relation": "other", "other": other}
+        assert model.model_validate({"people": [answer]}).people[0].label() == stored
+    answer = {"persona": persona, "relation": "neighbour", "other": "favorite"}
+    assert model.model_validate({"people": [answer]}).people[0].label() == "neighbour"
+
+
 # -- the build: hops, dedup, resume, failures ------------------------------------------
 
 
@@ -378,6 +411,33 @@ async def test_p2p_builds_hops_with_edges_and_relation_labels(
     t2p = [p for p in personas.values() if p.hop == 0]
     assert {p.origin for p in t2p} == {"text_to_persona"}
     assert all(p.angle == "read" and p.source_text_id and p.model for p in t2p)
+
+
+async def test_p2p_stores_no_edge_with_an_out_of_vocabulary_relation(
+    fake_server: FakeOpenAIServer, settings: LLMSettings, embedder: Embedder, tmp_path: Path
+) -> None:
+    # A server that ignores the schema answers "spouse": the answer fails validation, so
+    # no edge or persona carries the label.
+    script = ScriptedModel(
+        p2p=lambda parent, n: [{"relation": "spouse", "persona": POOL[i]} for i in range(n)]
+    )
+    schemas: list[dict[str, Any]] = []
+
+    def responder(body: dict[str, Any]) -> Any:
+        schemas.append(body["response_format"]["json_schema"])
+        return script(body)
+
+    fake_server.configure(responder=responder)
+    store = PersonaStore(tmp_path / "p.db")
+    path = _corpus(tmp_path, ["tides", "bread"])
+    report = await _build(store, settings, path, embedder, angles=("read",), hops=1, per_hop=2)
+    sent = [s["schema"] for s in schemas if s["name"] == "RelatedPeople"]
+    assert sent and all(
+        s["$defs"]["RelatedPerson"]["properties"]["relation"]["enum"] == [*VOCABULARY, "other"]
+        for s in sent
+    )
+    assert report.stages["hop 1"].failed == 2 and report.stages["hop 1"].stored == 0
+    assert store.edges() == [] and store.count() == 2
 
 
 async def test_p2p_does_not_expand_dedup_dropped_personas(

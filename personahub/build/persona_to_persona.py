@@ -1,12 +1,16 @@
 """Persona-to-Persona: ask who is in a close relationship with a persona.
 
-One request per parent persona asks for ``n`` related people, each with a relation label
-and a persona sentence. Labels are kept to :data:`RELATIONS` (the prompt lists it; the
-model's label is mapped onto it by :func:`relation_label`, with common synonyms such as
-"wife" -> ``partner`` or "coworker" -> ``colleague``); anything else is stored as
-``other: <label>``, so a label that is not a relation ("favorite", "genre") is visible as
-such instead of passing for one. Repeated over k hops this reaches people that
-texts rarely mention directly (the Persona Hub paper uses six hops). The pipeline stores a
+One request per parent persona asks for ``n`` related people, each with a persona sentence
+and a relation label. The label is an enum of :data:`RELATIONS` plus ``"other"`` in the
+answer schema, so a grammar-constrained model cannot emit anything else and the gateway's
+validation rejects (and re-asks) an out-of-vocabulary label from a server that does not
+enforce the schema. With ``"other"`` the optional ``other`` field says what the relation
+is; it is mapped by :func:`relation_label` (common synonyms such as "wife" -> ``partner``
+or "coworker" -> ``colleague``) and otherwise stored as ``other: <label>``, so a label
+that is not a relation ("favorite", "genre") is visible as such.
+
+Repeated over k hops this reaches people that texts rarely mention directly (the Persona
+Hub paper uses six hops). The pipeline stores a
 :class:`~personahub.store.PersonaEdge` parent -> child with the label, and only expands
 children that survived the quality filters and dedup, so cycles and repeats cannot make
 the count grow without bound.
@@ -17,7 +21,11 @@ resumable.
 
 Unlike Text-to-Persona there is no worked example: a small model copied the example's
 relation labels onto every parent (18 of 41 edges were the example's ``spouse`` or
-``student``, even for "a team of engineers"). Every string and list in the schema is
+``student``, even for "a team of engineers"). Without one, a prompt that asked first and
+gave the person last, and a schema with the relation before the persona, made
+SmolLM2-135M answer mostly with the parent copied back (47 of 64 hop answers dropped as
+``echo``); the prompt now gives the person first and asks for *other* people, and each
+answer writes its persona before its relation. Every string and list in the schema is
 bounded and each persona must start with "A" or "An", so a small model under a grammar
 stays on track.
 """
@@ -27,7 +35,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 from sqlalchemy import and_, exists
@@ -47,8 +55,9 @@ from personahub.llm.seeds import request_seed
 from personahub.store import Persona, PersonaEdge, PersonaStore, stored_id
 
 RELATION_MAX_CHARS = 40
-# Letters, then letters, spaces, hyphens or slashes: "colleague", "mentor-mentee".
-RELATION_PATTERN = r"^[A-Za-z][A-Za-z /-]{1,39}$"
+# The optional "other" field: empty, or the same letters (llama.cpp's grammar converter
+# takes no "(?:...)?" group, so the empty case is a zero minimum instead).
+OTHER_PATTERN = r"^[A-Za-z /-]{0,40}$"
 DEFAULT_RELATION = "related"
 # The relation vocabulary (documented in the module docstring). Pairs name both sides.
 RELATIONS: tuple[str, ...] = (
@@ -120,6 +129,10 @@ _SYNONYMS: dict[str, str] = {
     **dict.fromkeys(["client", "professional"], "client-professional"),
     **dict.fromkeys(["flatmate", "housemate"], "roommate"),
 }
+OTHER_RELATION = "other"
+# The label a grammar may emit: the vocabulary or "other" (then the ``other`` field says
+# what). An enum, so a constrained decoder cannot invent "person" or "genre".
+RelationChoice = Literal[(*RELATIONS, OTHER_RELATION)]  # type: ignore[valid-type]
 GENERATED_ORIGINS = ("text_to_persona", "persona_to_persona")
 _TOKENS_PER_PERSON = 110
 _SEPARATORS = re.compile(r"\s*(?:/|\bto\b|\band\b|–|—)\s*")
@@ -128,16 +141,29 @@ _SEPARATORS = re.compile(r"\s*(?:/|\bto\b|\band\b|–|—)\s*")
 class RelatedPerson(BaseModel):
     """One related person: the relation to the parent and their persona."""
 
-    relation: str = Field(
-        max_length=RELATION_MAX_CHARS,
-        pattern=RELATION_PATTERN,
-        description="Relation to the given person, one of the listed relations.",
-    )
     persona: str = Field(
         max_length=PERSONA_MAX_CHARS,
         pattern=PERSONA_PATTERN,
         description='The related person, starting with "A" or "An".',
     )
+    relation: RelationChoice = Field(
+        description='Relation to the given person: one of the listed relations, or "other".',
+    )
+    # Optional, so a grammar puts it last and a model may leave it out.
+    other: str = Field(
+        default="",
+        max_length=RELATION_MAX_CHARS,
+        pattern=OTHER_PATTERN,
+        description='Only when relation is "other": that relation in a few words.',
+    )
+
+    def label(self) -> str:
+        """The stored edge label: the vocabulary term, or ``"other: <what>"`` (mapped
+        through :func:`relation_label`, so an "other" that is a synonym still lands in
+        the vocabulary)."""
+        if self.relation != OTHER_RELATION:
+            return self.relation
+        return relation_label(self.other) if self.other.strip() else OTHER_RELATION
 
 
 @functools.cache
@@ -229,7 +255,7 @@ def candidates_from(
     people: list[Any] = getattr(result.parsed, "people", [])
     out = []
     for person in people:
-        relation = relation_label(person.relation)
+        relation = person.label()
         out.append(
             Candidate(
                 text=person.persona,

@@ -73,6 +73,8 @@ _BOILERPLATE = re.compile(
     r"|\bclose relationship with\b|\bjob or role\b|\bstarting with\b|\ba few words\b"
     # "a single human being", as both persona prompts ask (benchmarks/persona_quality.py).
     r"|\bsingle human being\b"
+    # Persona-to-Persona asks for "someone else with a different job or stage of life".
+    r"|\bjob or stage of life\b"
     r"|\b\d+ to \d+ words\b",
     re.IGNORECASE,
 )
