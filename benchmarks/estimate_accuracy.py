@@ -34,6 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from benchmarks._common import result_line
 from personahub.llm.testing.fake_app import DEFAULT_MODEL
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
