@@ -192,6 +192,9 @@ def test_logprobs_mode_estimate_counts_one_call_per_option_request(
     assert run is not None
     assert run.usage["calls"] == estimate.calls
     assert abs(run.usage["prompt_tokens"] / estimate.prompt_tokens - 1) <= TOLERANCE
+    # a served model's logprobs support is not known in advance: the estimate says so
+    [assumed] = [a for a in estimate.assumptions if "log-probabilities" in a]
+    assert "one without them costs 10 sampled answers per request" in assumed
 
 
 def test_answers_from_the_cache_are_named_beside_the_estimate() -> None:

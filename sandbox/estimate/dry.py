@@ -186,6 +186,7 @@ class DryBackend:
         self.counter = counter
         self.fill = fill
         self.known = known
+        self.scored = 0  # option requests scored as from token log-probabilities
         # Option requests (the logprobs answer mode) cost one prompt and one token, as on the
         # local model and servers that give token probabilities; without this the gateway
         # estimates its k-sample fallback instead, which is what a server without them costs.
@@ -195,6 +196,7 @@ class DryBackend:
     async def score(self, call: BackendCall) -> BackendReply:
         """An option request: equal chances, the prompt's tokens and one generated token."""
         assert call.options is not None
+        self.scored += 1
         distribution = OptionDistribution(dict.fromkeys(call.options, 1 / len(call.options)))
         usage = Usage(self.counter.prompt(call.messages), 1)
         return BackendReply(

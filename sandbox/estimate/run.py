@@ -107,6 +107,13 @@ def estimate_cast(
     finally:
         loop.close()
     notes += [f"answers are {known.described}"] if known else fill.stated(scenario)
+    if backend.scored and backend_name != "local":
+        # A served model's support for logprobs is not known without calling it.
+        notes.append(
+            "the server returns token log-probabilities for option requests (one prompt and "
+            f"one token each); one without them costs {settings.option_samples} sampled "
+            "answers per request"
+        )
     usage = client.usage()
     price_in, price_out = settings.token_prices()
     prompt = round(usage["prompt_tokens"] * scale)
