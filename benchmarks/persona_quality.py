@@ -200,11 +200,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder kept for the store and dumps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=20, help="personas printed for judgement")
-    args = parser.parse_args()
-    paragraphs = real_paragraphs(args.paragraphs)
-    print(
-        f"{len(paragraphs)} paragraphs from installed packages; code {args.code}", file=sys.stderr
+    parser.add_argument(
+        "--paragraphs-from",
+        type=Path,
+        help="a paragraphs.json an earlier run wrote in its --out: the same texts again "
+        "(the installed packages, and so the picked paragraphs, change as packages come)",
     )
+    args = parser.parse_args()
+    if args.paragraphs_from:
+        saved = json.loads(args.paragraphs_from.read_text(encoding="utf-8"))
+        paragraphs = [(name, text) for name, text in saved][: args.paragraphs]
+        where = str(args.paragraphs_from)
+    else:
+        paragraphs, where = real_paragraphs(args.paragraphs), "installed packages"
+    print(f"{len(paragraphs)} paragraphs from {where}; code {args.code}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.out or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
