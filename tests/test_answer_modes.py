@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sandbox.forecast.agent import Observation
-from sandbox.forecast.answer_modes import DISTRIBUTIONS_KEY, option_request
+from sandbox.forecast.answer_modes import DISTRIBUTIONS_KEY, option_hint, option_request
 from sandbox.forecast.distributions import final_distributions
 from sandbox.forecast.scenario import ChoiceQuestion
 from sandbox.rundb import RunDatabase
@@ -192,3 +192,10 @@ def test_option_prompts_of_two_agents_share_everything_before_the_persona() -> N
     assert texts[0][:shared] == texts[1][:shared] and "A launch." in texts[0][:shared]
     assert texts[0].replace(personas[0], "") == texts[1].replace(personas[1], "")
     assert texts[0].index("Buy it?") > shared  # the question after the persona
+
+
+def test_option_hint_keeps_labels_with_commas_apart() -> None:
+    plain = ChoiceQuestion(id="q", ask="Vote?", type="choice", options=["yes", "no"])
+    assert option_hint(plain) == "Answer with exactly one of: yes, no."
+    labelled = plain.model_copy(update={"options": ["yes, for him", "no, against him"]})
+    assert option_hint(labelled) == "Answer with exactly one of: yes, for him; no, against him."

@@ -103,7 +103,9 @@ def option_hint(question: DistributionQuestion) -> str:
     """How the answer must look in an option request: bare labels, no quotes, so a
     server's first-token probabilities fall on the labels themselves."""
     if isinstance(question, ChoiceQuestion):
-        return "Answer with exactly one of: " + ", ".join(question.options) + "."
+        # Labels with commas in them ("yes, for Pinochet") would run together in a comma list.
+        sep = "; " if any("," in option for option in question.options) else ", "
+        return "Answer with exactly one of: " + sep.join(question.options) + "."
     return (
         f"Answer with a whole number from 1 ({question.low}) to {question.scale} ({question.high})."
     )
