@@ -42,7 +42,10 @@ def _list(out: Path, columns: int, *flags: str) -> str:
 def test_list_shows_whole_run_ids(runs: tuple[Path, str], columns: int) -> None:
     out, run_id = runs
     assert len(run_id) > 60
-    assert run_id in _list(out, columns)
+    listed = _list(out, columns)
+    assert run_id in listed
+    # the other columns stay readable too: no word broken over lines
+    assert "completed" in listed and "3/3" in listed and "openai:fake-model" in listed
 
 
 def test_list_plain_is_tab_separated(runs: tuple[Path, str]) -> None:

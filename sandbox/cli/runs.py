@@ -173,13 +173,21 @@ def list_runs(
         for line in (_LIST_COLUMNS, *rows):
             print("\t".join(line))
         return
-    table = Table(title=f"runs in {out}", box=box.SIMPLE_HEAD, pad_edge=False)
     # The id is what `report`/`resume`/`export` take: never cut or wrapped, whatever the
-    # width; the other columns wrap instead.
-    widest = max((len(row[0]) for row in rows), default=3)
-    table.add_column(_LIST_COLUMNS[0], no_wrap=True, min_width=widest)
-    for column in _LIST_COLUMNS[1:]:
-        table.add_column(column, overflow="fold")
+    # width. Where the table does not fit, each run takes two lines instead of a table whose
+    # other columns would wrap a letter or two per line.
+    widths = [max(len(v) for v in column) for column in zip(_LIST_COLUMNS, *rows, strict=True)]
+    if sum(widths) + 3 * (len(widths) - 1) > console.width:
+        console.print(f"runs in {out}", highlight=False, soft_wrap=True)
+        for run, status, steps, agents, model, created in rows:
+            console.print(f"\n{run}  {created}", highlight=False, soft_wrap=True)
+            # an unreadable database has only its status
+            details = (status, f"{steps} steps", f"{agents} agents", model) if steps else (status,)
+            console.print(f"  {' · '.join(details)}", highlight=False)
+        return
+    table = Table(title=f"runs in {out}", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in _LIST_COLUMNS:
+        table.add_column(column, no_wrap=True)
     for row in rows:
         table.add_row(*row)
     console.print(table)
