@@ -1,22 +1,14 @@
-"""The ``personahub`` command: the LLM gateway check, the persona store and the pipeline."""
+"""The ``personahub`` command: the LLM gateway check, the persona store and the pipeline.
+Each command group is its own module in this package and adds itself with ``register``."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import typer
-from pydantic import BaseModel, Field
-from rich.table import Table
 
-from personahub import prompts
 from personahub.cli import build as cli_pipeline
-from personahub.cli import llm_options as opt
+from personahub.cli import llm_check as cli_llm
 from personahub.cli import store as cli_store
 from personahub.cli import synthesize as cli_synthesis
-from personahub.cli.common import console, fail
-from personahub.llm import ConfigError, LLMClient, LLMRequest, load_settings
-from personahub.llm.backends.local import ModelUnavailableError
 
 app = typer.Typer(
     help="Persona Hub pipeline: build, store and use personas. Every model call goes through "
@@ -27,95 +19,10 @@ app = typer.Typer(
     # hard line breaks and squeezed option help into a column a few words wide at 80 columns.
     rich_markup_mode=None,
 )
-llm_app = typer.Typer(help="The LLM gateway.", no_args_is_help=True, rich_markup_mode=None)
-app.add_typer(llm_app, name="llm")
+cli_llm.register(app)
 cli_store.register(app)
 cli_pipeline.register(app)
 cli_synthesis.register(app)
-
-
-class CheckPersona(BaseModel):
-    """The structured answer `llm check` asks for."""
-
-    persona: str = Field(max_length=160, description="One sentence describing the person.")
-    occupation: str = Field(max_length=60)
-    age: int = Field(ge=16, le=90)
-
-
-@llm_app.command("check")
-@opt.llm_flags("backend", "base_url", "model", "model_path", "config")
-def llm_check(llm: opt.LLMFlags = opt.NO_FLAGS) -> None:
-    """Say which backend and model are configured, then send one chat and one structured
-    request and print latency and tokens/s."""
-    try:
-        settings = load_settings(
-            llm.config, **{**llm.overrides(), "cache": False, "max_retries": 1}
-        )
-        client = LLMClient(settings)
-    except (ConfigError, ModelUnavailableError) as exc:
-        fail(str(exc))
-    asyncio.run(_check(client))
-
-
-async def _check(client: LLMClient) -> None:
-    async with client:
-        try:
-            # Before the table: it names the model the server serves, not a default.
-            await client.preflight()
-        except ConfigError as exc:
-            fail(str(exc))
-        table = Table(title="LLM gateway", show_header=False)
-        for key, value in client.describe().items():
-            table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
-        console.print(table)
-        load = client.capabilities.warm_up
-        if load is not None:
-            with console.status("loading the embedded model"):
-                try:
-                    load()
-                except ModelUnavailableError as exc:
-                    fail(str(exc))
-        checks: list[tuple[str, LLMRequest[BaseModel]]] = [
-            (
-                "chat",
-                LLMRequest(
-                    [{"role": "user", "content": prompts.render("llm/check_chat")}],
-                    max_tokens=64,
-                    temperature=0.0,
-                ),
-            ),
-            (
-                "structured",
-                LLMRequest(
-                    [{"role": "user", "content": prompts.render("llm/check_structured")}],
-                    schema=CheckPersona,
-                    max_tokens=160,
-                    temperature=0.0,
-                ),
-            ),
-        ]
-        results = Table(title="check")
-        for column in ("request", "ok", "latency s", "tokens in/out", "tokens/s", "answer"):
-            results.add_column(column)
-        for name, request in checks:
-            started = time.perf_counter()
-            result = await client.complete(request)
-            elapsed = time.perf_counter() - started
-            if result.error is not None:
-                fail(f"{name} request failed: {result.error.message}")
-            answer = result.parsed.model_dump_json() if result.parsed else result.text.strip()
-            results.add_row(
-                name,
-                "yes",
-                f"{elapsed:.2f}",
-                f"{result.usage.prompt_tokens}/{result.usage.completion_tokens}",
-                f"{result.usage.completion_tokens / elapsed:.1f}" if elapsed > 0 else "-",
-                answer[:100],
-            )
-        console.print(results)
-        modes = client.capabilities.structured_modes
-        if modes is not None:
-            console.print(f"structured-output mode per endpoint: {modes()}")
 
 
 def main() -> None:

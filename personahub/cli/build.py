@@ -11,25 +11,25 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
-from personahub.build.pipeline import DEDUP_STAGES, BuildOptions, BuildReport, PersonaBuilder
-from personahub.build.quality import REASONS
-from personahub.build.sources import SourceError, SourceRecord, read_texts
 from personahub.cli import llm_options as opt
 from personahub.cli.common import console, fail, note_ray_budget, open_client
-from personahub.cli.progress import progress as make_progress
-from personahub.distributed.engine import EngineError, check_engine
 from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
-from personahub.llm import ConfigError, LLMClient
-from personahub.llm.backends.local import ModelUnavailableError
-from personahub.llm.gateway import Gateway
-from personahub.llm.meter import endpoint_lines
-from personahub.store import PersonaStore, StoreError
+
+if TYPE_CHECKING:
+    # The pipeline brings MinHash (scipy), the store (SQLAlchemy) and the gateway: loaded
+    # when the command runs, so `--help` stays quick.
+    from rich.progress import Progress
+
+    from personahub.build.pipeline import BuildOptions, BuildReport, PersonaBuilder
+    from personahub.build.sources import SourceRecord
+    from personahub.llm import LLMClient
+    from personahub.llm.gateway import Gateway
+    from personahub.store import PersonaStore
 
 _MAX_WARNINGS = 5
 
@@ -93,6 +93,14 @@ def build_command(
     Resumable: a rerun skips texts already in the store and retries what failed, and the
     response cache makes repeated requests free.
     """
+    from personahub.build.pipeline import BuildOptions, PersonaBuilder
+    from personahub.build.sources import SourceError, read_texts
+    from personahub.cli.progress import progress as make_progress
+    from personahub.distributed.engine import EngineError, check_engine
+    from personahub.llm import ConfigError
+    from personahub.llm.backends.local import ModelUnavailableError
+    from personahub.store import PersonaStore, StoreError
+
     options = BuildOptions(
         angles=_parse_angles(angles),
         granularity=granularity.strip().lower(),
@@ -168,6 +176,7 @@ def _run_ray(
     workers: int,
 ) -> BuildReport:
     """The same build with every model call made by Ray workers (``--engine ray``)."""
+    from personahub.build.pipeline import PersonaBuilder
     from personahub.distributed.engine import ray_session
     from personahub.distributed.ray_client import RayBatchClient
 
@@ -198,6 +207,10 @@ def _cell(value: int) -> str:
 
 def print_summary(report: BuildReport, store_url: str, model: str) -> None:
     """Print the build summary: per-stage counts, input and LLM usage, store totals."""
+    from personahub.build.pipeline import DEDUP_STAGES
+    from personahub.build.quality import REASONS
+    from personahub.llm.meter import endpoint_lines
+
     stages = list(report.stages.items())
     table = Table(title="personahub build", title_justify="left")
     table.add_column("")

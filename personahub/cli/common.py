@@ -1,15 +1,19 @@
-"""Small helpers shared by the command-line interfaces: one-line errors and the console."""
+"""Small helpers shared by the command-line interfaces: one-line errors and the console.
+
+Imported by every command module of both CLIs, so it loads the gateway only when a command
+opens a client: ``--help`` needs none of it."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from personahub.llm import ConfigError, LLMClient, load_settings
+if TYPE_CHECKING:
+    from personahub.llm import LLMClient
 
 console = Console()
 err_console = Console(stderr=True)
@@ -31,6 +35,8 @@ def open_client(config: Path | None, overrides: dict[str, Any], warm_up: bool = 
             :meth:`LLMClient.preflight`).
         ModelUnavailableError: The embedded model cannot be loaded.
     """
+    from personahub.llm import ConfigError, LLMClient, load_settings
+
     client = LLMClient(load_settings(config, **overrides))
     try:
         asyncio.run(client.preflight())

@@ -13,24 +13,23 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from personahub.cli import llm_options as opt
 from personahub.cli.common import console, fail, note_ray_budget, open_client
-from personahub.cli.progress import progress as make_progress
 from personahub.cli.store import AttrOpt, ContainsOpt, RegexOpt, persona_filter
-from personahub.distributed.engine import EngineError, check_engine
 from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
-from personahub.llm import ConfigError, LLMClient
-from personahub.llm.backends.local import ModelUnavailableError
-from personahub.llm.meter import endpoint_lines
-from personahub.synthesis import SynthesisError, SynthesisJob, prepare, read_rows, run_job
-from personahub.synthesis.job import Prepared
-from personahub.synthesis.synthesizer import DROP_REASONS, SynthesisReport
 from personahub.synthesis.tasks import MODES, TASKS
+
+if TYPE_CHECKING:
+    # The job brings the OpenAI types, MinHash (scipy) and the gateway: loaded when a
+    # command runs, so `--help` stays quick (the task list above is light).
+    from personahub.llm import LLMClient
+    from personahub.synthesis.job import Prepared
+    from personahub.synthesis.synthesizer import SynthesisReport
 
 TASK_HELP = ", ".join(TASKS)
 
@@ -100,6 +99,12 @@ def synthesize_command(
     OUT.journal.jsonl) and retries what failed, up to --max-attempts times; dropped and
     given-up items are written with their content to OUT.rejects.jsonl.
     """
+    from personahub.distributed.engine import EngineError, check_engine
+    from personahub.llm import ConfigError
+    from personahub.llm.backends.local import ModelUnavailableError
+    from personahub.synthesis.job import SynthesisJob, prepare
+    from personahub.synthesis.records import SynthesisError
+
     job = SynthesisJob(
         task=task.strip().lower(),
         personas=personas,
@@ -154,6 +159,8 @@ def _progress(
     prepared: Prepared, quiet: bool, label: str
 ) -> Iterator[Callable[[int, int], None] | None]:
     """An items and tokens/s bar over what the journal lacks; None when quiet or done."""
+    from personahub.cli.progress import progress as make_progress
+
     todo = len(prepared.journal.pending(prepared.items))
     if quiet or not todo:
         yield None
@@ -185,6 +192,8 @@ def _run_ray(
 
 
 async def _run(client: LLMClient, prepared: Prepared, quiet: bool) -> SynthesisReport:
+    from personahub.synthesis.job import run_job
+
     async with client:
         with _progress(prepared, quiet, f"synthesize {prepared.spec.name}") as advance:
             return await run_job(client, prepared, advance)
@@ -196,6 +205,9 @@ def _print_summary(
     client: LLMClient,
     usage: dict[str, int] | None = None,
 ) -> None:
+    from personahub.llm.meter import endpoint_lines
+    from personahub.synthesis.synthesizer import DROP_REASONS
+
     table = Table(title=f"personahub synthesize --task {prepared.spec.name}", show_header=False)
     table.add_column("")
     table.add_column("", justify="right")
@@ -259,6 +271,7 @@ def diversity_command(
     """How diverse are the outputs, and the personas that wrote them? distinct-1/2, mean
     pairwise embedding similarity (sampled) and the near-duplicate rate."""
     from personahub.synthesis.diversity import measure_file_rows
+    from personahub.synthesis.records import SynthesisError, read_rows
 
     try:
         rows = read_rows(path)

@@ -11,13 +11,40 @@ Where things are:
 - ``job``: one ``personahub synthesize`` run, from options to file.
 - ``diversity``: distinct-n, embedding similarity and duplicate rates of an output file.
 - ``world``: game worlds for NPCs (shared with the sandbox's NPC-world mode).
+
+The names below load on first use (PEP 562): ``personahub synthesize --help`` reads the task
+list from ``tasks`` without paying for the job's OpenAI types and MinHash.
 """
 
-from personahub.synthesis.job import SynthesisJob, prepare, run_job
-from personahub.synthesis.records import SynthesisError, SynthesisRow, read_rows
-from personahub.synthesis.synthesizer import SynthesisReport
-from personahub.synthesis.tasks import MODES, TASKS, NPCProfile, task
-from personahub.worlds import World, WorldError, load_world
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from personahub.synthesis.job import SynthesisJob, prepare, run_job
+    from personahub.synthesis.records import SynthesisError, SynthesisRow, read_rows
+    from personahub.synthesis.synthesizer import SynthesisReport
+    from personahub.synthesis.tasks import MODES, TASKS, NPCProfile, task
+    from personahub.worlds import World, WorldError, load_world
+
+# Each public name and the module that defines it.
+_HOMES = {
+    "MODES": "personahub.synthesis.tasks",
+    "TASKS": "personahub.synthesis.tasks",
+    "NPCProfile": "personahub.synthesis.tasks",
+    "SynthesisError": "personahub.synthesis.records",
+    "SynthesisJob": "personahub.synthesis.job",
+    "SynthesisReport": "personahub.synthesis.synthesizer",
+    "SynthesisRow": "personahub.synthesis.records",
+    "World": "personahub.worlds",
+    "WorldError": "personahub.worlds",
+    "load_world": "personahub.worlds",
+    "prepare": "personahub.synthesis.job",
+    "read_rows": "personahub.synthesis.records",
+    "run_job": "personahub.synthesis.job",
+    "task": "personahub.synthesis.tasks",
+}
 
 __all__ = [
     "MODES",
@@ -35,3 +62,10 @@ __all__ = [
     "run_job",
     "task",
 ]
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

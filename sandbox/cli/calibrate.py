@@ -9,7 +9,7 @@ import typer
 
 from personahub.cli import llm_options as opt
 from personahub.cli.common import console, fail
-from sandbox.cli.common import INPUT_ERRORS, Out, Quiet, fail_input
+from sandbox.cli.common import Out, Quiet, fail_input, input_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -67,7 +67,7 @@ def calibrate(
             )
             folder = outcome.run_dir
             write_report(outcome.database, outcome.run_id, folder)
-    except (*INPUT_ERRORS, DataError) as exc:
+    except (*input_errors(), DataError) as exc:
         fail_input(exc)
     except KeyboardInterrupt:
         fail(

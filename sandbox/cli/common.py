@@ -1,5 +1,9 @@
 """What every ``sandbox`` command shares: the input errors it reports as one line, the folder
-options and the closing report."""
+options and the closing report.
+
+Nothing here (nor in the command modules) imports the run machinery at module level: the
+database layer, the graph and the model stack load when a command runs, so ``--help`` stays
+quick (``tests/test_cli_cold_start.py``)."""
 
 from __future__ import annotations
 
@@ -9,23 +13,33 @@ from typing import Annotated
 import typer
 
 from personahub.cli.common import console, err_console, fail
-from personahub.db.engine import DatabaseError
-from personahub.llm import ConfigError
-from personahub.llm.backends.local import ModelUnavailableError
-from sandbox.population import PopulationError
-from sandbox.run_llm import ModelSwitchError
-from sandbox.runner import RunError
-from sandbox.scenario_loader import ScenarioError
 
-INPUT_ERRORS = (
-    ScenarioError,
-    PopulationError,
-    ConfigError,
-    DatabaseError,
-    ModelUnavailableError,
-    RunError,
-    ModelSwitchError,
-)
+
+def input_errors() -> tuple[type[Exception], ...]:
+    """The errors of a bad input (scenario, population, settings, database, model, run),
+    which a command reports as one line.
+
+    A function, not a constant, because the modules defining them are the heavy ones; an
+    ``except input_errors():`` clause calls it only when an exception reaches it.
+    """
+    from personahub.db.engine import DatabaseError
+    from personahub.llm import ConfigError
+    from personahub.llm.backends.local import ModelUnavailableError
+    from sandbox.population import PopulationError
+    from sandbox.run_llm import ModelSwitchError
+    from sandbox.runner import RunError
+    from sandbox.scenario import ScenarioError
+
+    return (
+        ScenarioError,
+        PopulationError,
+        ConfigError,
+        DatabaseError,
+        ModelUnavailableError,
+        RunError,
+        ModelSwitchError,
+    )
+
 
 # One name for the folder of run folders in every command (`--out` is its older spelling,
 # still accepted); `--out` alone names an output file only where a command writes one.
@@ -40,6 +54,8 @@ RunRef = Annotated[
 
 def fail_input(exc: Exception) -> None:
     """Print every problem of a bad input as its own error line and exit 1."""
+    from sandbox.scenario import ScenarioError
+
     problems = exc.problems if isinstance(exc, ScenarioError) else [str(exc)]
     for problem in problems[:-1]:
         err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)

@@ -4,15 +4,17 @@ printout as ``sandbox run --dry-run``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from personahub.cli import llm_options as opt
 from personahub.cli.common import console
-from sandbox.cli.common import INPUT_ERRORS, fail_input
-from sandbox.runner import RunOptions
+from sandbox.cli.common import fail_input, input_errors
+
+if TYPE_CHECKING:  # the run machinery loads when a command runs, not for `--help`
+    from sandbox.runner import RunOptions
 
 ESTIMATE_FLAGS = ("backend", "base_url", "model", "model_path", "config", "price_in", "price_out")
 
@@ -35,7 +37,7 @@ def print_estimate(scenario: Path, options: RunOptions, llm: opt.LLMFlags) -> No
 
     try:
         found = estimate_scenario(scenario, options, llm.overrides(), llm.config)
-    except INPUT_ERRORS as exc:
+    except input_errors() as exc:
         fail_input(exc)
     table = Table(title="estimate", show_header=False, title_justify="left")
     table.add_column("")
@@ -66,4 +68,6 @@ def estimate(
 ) -> None:
     """Predict a run's model calls, prompt and completion tokens and (with prices) money,
     from the scenario, the population, the graph and the prompts, calling no model."""
+    from sandbox.runner import RunOptions
+
     print_estimate(scenario, RunOptions(agents=agents, steps=steps, seed=seed), llm)

@@ -10,8 +10,7 @@ import typer
 
 from personahub.cli import llm_options as opt
 from personahub.cli.common import console, fail
-from sandbox.cli.common import INPUT_ERRORS, Out, Quiet, fail_input
-from sandbox.runner import RunOptions
+from sandbox.cli.common import Out, Quiet, fail_input, input_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -36,13 +35,14 @@ def experiment(
     """Run every arm x seed x sweep point side by side, then write
     runs/<experiment-id>/experiment.html and print the effects."""
     from sandbox.experiment.execute import start_experiment
+    from sandbox.runner import RunOptions
 
     options = RunOptions(agents=agents, steps=steps, out=out)
     try:
         outcome = start_experiment(
             scenario, options, llm.overrides(), llm.config, seeds, show_progress=not quiet
         )
-    except INPUT_ERRORS as exc:
+    except input_errors() as exc:
         fail_input(exc)
     except KeyboardInterrupt:
         fail("interrupted; continue with `sandbox resume <experiment folder>`", 130)
@@ -100,7 +100,7 @@ def compare(
         fail("compare needs two or more runs")
     try:
         view, path = compare_runs(runs, out_dir)
-    except (*INPUT_ERRORS, ValueError) as exc:
+    except (*input_errors(), ValueError) as exc:
         fail_input(exc)
     from sandbox.experiment.report import print_experiment_summary
 

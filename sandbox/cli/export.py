@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 
 from personahub.cli.common import console
-from sandbox.cli.common import INPUT_ERRORS, fail_input
-from sandbox.runner import locate_run
+from sandbox.cli.common import fail_input, input_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -72,6 +71,7 @@ def export(
     """Turn a run's agent replies and NPC conversations into fine-tuning data."""
     # Here, not at the top: MinHash and Parquet libraries take seconds to import.
     from sandbox.export import ExportError, export_run, report_table
+    from sandbox.runner import locate_run
 
     try:
         path = locate_run(run_ref, runs)
@@ -85,6 +85,6 @@ def export(
             split=split,
             seed=seed,
         )
-    except (*INPUT_ERRORS, ExportError) as exc:
+    except (*input_errors(), ExportError) as exc:
         fail_input(exc)
     console.print(report_table(result))

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from personahub.cli import llm_options as opt
 from personahub.cli.common import console, err_console, fail
-from sandbox.cli.common import INPUT_ERRORS, Out, RunRef, fail_input
+from sandbox.cli.common import Out, RunRef, fail_input, input_errors
 
 T = TypeVar("T")
 STOP_WORDS = frozenset({"", "exit", "quit", "bye"})
@@ -35,7 +35,7 @@ def _with_interviewer(
 
     try:
         database = RunDatabase(locate_run(run_ref, out), must_exist=True)
-    except INPUT_ERRORS as exc:
+    except input_errors() as exc:
         fail_input(exc)
     try:
         run = database.run()
@@ -43,7 +43,7 @@ def _with_interviewer(
             fail(f"{run_ref} holds no run")
         found = run  # narrowed to RunRow for the closure below
         client = interview_client(found, llm.overrides(), llm.config)
-    except INPUT_ERRORS as exc:
+    except input_errors() as exc:
         database.close()
         fail_input(exc)
 

@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from personahub.cli.common import console
-from sandbox.cli.common import INPUT_ERRORS, Out, RunRef, fail_input
-from sandbox.rundb import RunDatabase
-from sandbox.runner import RUN_DB, locate_run
+from sandbox.cli.common import Out, RunRef, fail_input, input_errors
 
-if TYPE_CHECKING:  # the scoring imports the forecast's analysis: loaded when a command runs
+if TYPE_CHECKING:  # the run database and the scoring load when a command runs, not for --help
     from sandbox.forecast.resolution import Resolved
 
 
@@ -46,6 +44,8 @@ def resolve(
     """Record a question's real outcome in the run database and score the run's forecast."""
     from sandbox.forecast.resolution import ResolutionError, scores_table
     from sandbox.forecast.resolution import resolve as record
+    from sandbox.rundb import RunDatabase
+    from sandbox.runner import locate_run
 
     try:
         db = RunDatabase(locate_run(run_ref, out), must_exist=True)
@@ -55,7 +55,7 @@ def resolve(
             )
         finally:
             db.close()
-    except (*INPUT_ERRORS, ResolutionError) as exc:
+    except (*input_errors(), ResolutionError) as exc:
         fail_input(exc)
     console.print(scores_table([item], f"resolved: {item.run_id} {item.question.id}"))
 
@@ -68,12 +68,14 @@ def track(
 ) -> None:
     """List every resolved run under --runs with its forecast's scores against the outcome."""
     from sandbox.forecast.resolution import COLUMNS, cells, resolved, scores_table
+    from sandbox.rundb import RunDatabase
+    from sandbox.runner import RUN_DB
 
     items: list[Resolved] = []
     for path in sorted(out.glob(f"*/{RUN_DB}")) if out.is_dir() else []:
         try:
             db = RunDatabase(path, must_exist=True)
-        except INPUT_ERRORS as exc:
+        except input_errors() as exc:
             console.print(f"[yellow]skipped {path}: {exc}[/]", highlight=False)
             continue
         try:

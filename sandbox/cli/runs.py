@@ -11,22 +11,11 @@ from rich.table import Table
 
 from personahub.cli import llm_options as opt
 from personahub.cli.common import console, fail
-from personahub.db.engine import DatabaseError
-from sandbox.cli.common import INPUT_ERRORS, Out, Quiet, fail_input, finish
+from sandbox.cli.common import Out, Quiet, fail_input, finish, input_errors
 from sandbox.cli.estimate import print_estimate
-from sandbox.coverage import coverage_warnings, expected_reach
-from sandbox.modes import mode_of
-from sandbox.population import load_cast
-from sandbox.rundb import RunDatabase
-from sandbox.runner import (
-    RUN_DB,
-    RunOptions,
-    locate_run,
-    resume_run,
-    run_folder,
-    start_run,
-)
-from sandbox.scenario_loader import ScenarioError, load_scenario
+
+# The run machinery (database, graph, model stack) is imported inside each command: `--help`
+# must not load it (see sandbox.cli.common).
 
 
 def register(app: typer.Typer) -> None:
@@ -70,6 +59,8 @@ def run(
     quiet: Quiet = False,
 ) -> None:
     """Run a scenario to the end, then write runs/<run-id>/report.html and print a summary."""
+    from sandbox.runner import RunOptions, start_run
+
     options = RunOptions(
         agents=agents, steps=steps, seed=seed, out=out, database=database, population=population
     )
@@ -78,7 +69,7 @@ def run(
         return
     try:
         outcome = start_run(scenario, options, llm.overrides(), llm.config, show_progress=not quiet)
-    except INPUT_ERRORS as exc:
+    except input_errors() as exc:
         fail_input(exc)
     except KeyboardInterrupt:
         fail("interrupted; continue with `sandbox resume <run folder>` (see `sandbox list`)", 130)
@@ -103,6 +94,9 @@ def resume(
 ) -> None:
     """Continue a killed or interrupted run from its last committed step, on the LLM
     configuration it recorded; for an experiment's folder, every unfinished run of it."""
+    from sandbox.rundb import RunDatabase
+    from sandbox.runner import locate_run, resume_run
+
     try:
         path = locate_run(run_ref, out)
         if RunDatabase(path, must_exist=True).experiment_runs():
@@ -116,7 +110,7 @@ def resume(
             out=out,
             switch_model=switch_model,
         )
-    except INPUT_ERRORS as exc:
+    except input_errors() as exc:
         fail_input(exc)
     except KeyboardInterrupt:
         fail(f"interrupted again; continue with `sandbox resume {run_ref}`", 130)
@@ -129,7 +123,7 @@ def _resume_experiment(path: str, llm: opt.LLMFlags, quiet: bool) -> None:
 
     try:
         outcome = resume_experiment(path, llm.overrides(), llm.config, show_progress=not quiet)
-    except INPUT_ERRORS as exc:
+    except input_errors() as exc:
         fail_input(exc)
     except KeyboardInterrupt:
         fail(f"interrupted again; continue with `sandbox resume {Path(path).parent}`", 130)
@@ -143,10 +137,13 @@ def report(
     out: Out = Path("runs"),
 ) -> None:
     """(Re)write a run's report.html from its database and print the summary."""
+    from sandbox.rundb import RunDatabase
+    from sandbox.runner import locate_run, run_folder
+
     try:
         path = locate_run(run_ref, out)
         run_row = RunDatabase(path, must_exist=True).run()
-    except INPUT_ERRORS as exc:
+    except input_errors() as exc:
         fail_input(exc)
     if run_row is None:
         fail(f"{path} holds no run")
@@ -164,6 +161,8 @@ def list_runs(
     ] = False,
 ) -> None:
     """List the runs under --runs with their status and progress."""
+    from sandbox.runner import RUN_DB
+
     found = sorted(out.glob(f"*/{RUN_DB}")) if out.is_dir() else []
     if not found:
         console.print(f"no runs in {out}")
@@ -195,6 +194,9 @@ def list_runs(
 
 def _list_row(path: Path) -> tuple[str, ...] | None:
     """One ``sandbox list`` row for the run database at ``path`` (None: it holds no run)."""
+    from personahub.db.engine import DatabaseError
+    from sandbox.rundb import RunDatabase
+
     try:
         database = RunDatabase(path, must_exist=True)
         row = database.run()
@@ -226,6 +228,11 @@ def validate(
     ] = False,
 ) -> None:
     """Check a scenario file and describe it, without running anything."""
+    from sandbox.coverage import coverage_warnings, expected_reach
+    from sandbox.modes import mode_of
+    from sandbox.population import load_cast
+    from sandbox.scenario_loader import ScenarioError, load_scenario
+
     try:
         loaded = load_scenario(scenario)
     except ScenarioError as exc:
@@ -243,7 +250,7 @@ def validate(
     if population:
         try:
             cast = load_cast(loaded.population, loaded.seed, scenario.parent.resolve())
-        except INPUT_ERRORS as exc:
+        except input_errors() as exc:
             fail_input(exc)
         table.add_row("agents", str(len(cast.personas)))
         for reach in expected_reach(loaded, cast.personas):

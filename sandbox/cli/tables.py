@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from personahub.cli.common import console
-from sandbox.cli.common import INPUT_ERRORS, Out, RunRef, fail_input
+from sandbox.cli.common import Out, RunRef, fail_input, input_errors
 
 
 class TableFormat(StrEnum):
@@ -42,7 +42,7 @@ def tables(
 
     try:
         run = load_run(run_ref, runs=out)
-    except INPUT_ERRORS as exc:
+    except input_errors() as exc:
         fail_input(exc)
     target = folder or run_folder(run.database.target, run.run_id, out) / "tables"
     written = run.save(target, fmt.value)
