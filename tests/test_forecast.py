@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session
 
-from sandbox.forecast.analysis import Forecast, build_forecast
+from sandbox.forecast.analysis import build_forecast
 from sandbox.forecast.anchors import generic_anchors
 from sandbox.forecast.report import transcripts
+from sandbox.forecast.results import Forecast
 from sandbox.forecast.scenario import LikertQuestion
 from sandbox.forecast.ssr import ssr_pmf
 from sandbox.forecast.stats import bootstrap_means, resample_weights

@@ -23,8 +23,8 @@ from sandbox.archetypes.population import AgentTable
 from sandbox.archetypes.scenario import ArchetypeScenario
 from sandbox.archetypes.state import PopulationState
 from sandbox.archetypes.storage import AGENTS_FILE
-from sandbox.forecast.analysis import Series
 from sandbox.forecast.answer_modes import option_labels
+from sandbox.forecast.results import Series
 from sandbox.forecast.stats import Estimate
 from sandbox.rundb import RunDatabase, RunRow
 from sandbox.scenario_loader import parse_scenario

@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sandbox.experiment.effects import Effect, RunAnswers, compare, holm
-from sandbox.forecast.analysis import Series
 from sandbox.forecast.plots import forest, time_series
+from sandbox.forecast.results import Series
 from sandbox.forecast.stats import Estimate
 from sandbox.report import environment, write_report
 from sandbox.rundb import RunDatabase

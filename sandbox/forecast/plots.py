@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from sandbox.forecast.analysis import Series
+from sandbox.forecast.results import Series
 from sandbox.forecast.stats import Estimate
 
 DPI = 110

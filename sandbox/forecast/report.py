@@ -22,8 +22,9 @@ from personahub.llm.meter import endpoint_lines
 from sandbox.coverage import EventReach, recorded_reach
 from sandbox.estimate.compare import cost_figures, print_cost
 from sandbox.forecast import plots
-from sandbox.forecast.analysis import Forecast, build_forecast, segment_value
+from sandbox.forecast.analysis import build_forecast, segment_value
 from sandbox.forecast.resolution import resolved, scores_table
+from sandbox.forecast.results import Forecast
 from sandbox.forecast.stats import SMALL_N
 from sandbox.raking import WeightSummary
 from sandbox.run_llm import embedded_model_caveat

@@ -25,7 +25,8 @@ import numpy as np
 import yaml
 from rich.table import Table
 
-from sandbox.forecast.analysis import Forecast, build_forecast
+from sandbox.forecast.analysis import build_forecast
+from sandbox.forecast.results import Forecast
 from sandbox.forecast.scenario import (
     ChoiceQuestion,
     ForecastScenario,
