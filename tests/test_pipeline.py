@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlmodel import select
 from typer.testing import CliRunner
 
+from personahub.build.options import BuildOptions
 from personahub.build.person_check import non_person_reason
 from personahub.build.persona_to_persona import (
     RELATIONS as VOCABULARY,
@@ -30,8 +31,9 @@ from personahub.build.persona_to_persona import (
     related_schema,
     relation_label,
 )
-from personahub.build.pipeline import BuildOptions, BuildReport, PersonaBuilder
+from personahub.build.pipeline import PersonaBuilder
 from personahub.build.quality import REASONS, QualityFilter, looks_like_person
+from personahub.build.report import BuildReport
 from personahub.build.sources import read_texts
 from personahub.build.text_to_persona import (
     ANGLES,

@@ -32,30 +32,27 @@ A related persona that dedup drops as a near-duplicate of a stored persona (othe
 parent) still gets its edge, pointing at that stored persona: "a colleague of A" who is
 already known as B becomes the edge A -> B. This closes cycles in the relationship graph
 instead of growing it.
+
+The build's settings are :class:`~personahub.build.options.BuildOptions`; what it counts is
+:class:`~personahub.build.report.BuildReport`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from rich.progress import Progress, TaskID
 from sqlmodel import col, select
 
+from personahub.build.options import BuildOptions
 from personahub.build.persona_to_persona import count_unexpanded, persona_to_persona, unexpanded
 from personahub.build.quality import QualityFilter, clean_persona
+from personahub.build.report import BuildReport, StageReport
 from personahub.build.sources import SourceRecord
-from personahub.build.text_to_persona import (
-    ANGLES,
-    DEFAULT_ANGLES,
-    GRANULARITIES,
-    Candidate,
-    text_to_persona,
-)
+from personahub.build.text_to_persona import Candidate, text_to_persona
 from personahub.dedup import DedupPipeline
 from personahub.dedup.embedding import unit_rows
 from personahub.llm import ErrorKind, LLMError, LLMResult
@@ -69,135 +66,6 @@ DEDUP_STAGES = ("minhash", "embedding")
 _BLOCKING = frozenset(
     {ErrorKind.AUTH, ErrorKind.CONNECTION, ErrorKind.MODEL_UNAVAILABLE, ErrorKind.TIMEOUT}
 )
-
-
-@dataclass
-class BuildOptions:
-    """Settings of one build.
-
-    Attributes:
-        angles: Text-to-Persona angles (read, write, like, dislike).
-        granularity: ``coarse`` or ``fine``.
-        hops: Persona-to-Persona hops (0: Text-to-Persona only).
-        per_hop: Related personas asked per parent and hop.
-        limit: Read at most this many input texts (None: all).
-        chunk_size: Texts or parent personas per LLM batch and store transaction.
-        concurrency: Requests in flight (None: the gateway's setting).
-        min_words: Quality filter: fewest words.
-        max_words: Quality filter: most words.
-        minhash_threshold: Jaccard threshold of MinHash dedup.
-        embedding_threshold: Cosine threshold of embedding dedup.
-        min_relevance: Drop Text-to-Persona personas whose cosine to their source text is
-            below this (None: keep them all, the relevance is still stored and reported).
-        seed: Mixed into every request's sampling seed.
-    """
-
-    angles: tuple[str, ...] = DEFAULT_ANGLES
-    granularity: str = "coarse"
-    hops: int = 2
-    per_hop: int = 2
-    limit: int | None = None
-    chunk_size: int = 64
-    concurrency: int | None = None
-    min_words: int = 3
-    max_words: int = 60
-    minhash_threshold: float = 0.9
-    embedding_threshold: float = 0.9
-    min_relevance: float | None = None
-    seed: int = 0
-
-    def validate(self) -> None:
-        """Raise ValueError with one readable line if a setting is out of range."""
-        bad = [a for a in self.angles if a not in ANGLES]
-        if bad or not self.angles:
-            what = f"unknown angle {bad[0]!r}" if bad else "no angle given"
-            raise ValueError(f"{what}; choose from {', '.join(ANGLES)}")
-        if self.granularity not in GRANULARITIES:
-            raise ValueError(
-                f"unknown granularity {self.granularity!r}; choose from {', '.join(GRANULARITIES)}"
-            )
-        for name, value, low in (
-            ("hops", self.hops, 0),
-            ("per_hop", self.per_hop, 1),
-            ("chunk_size", self.chunk_size, 1),
-            ("min_words", self.min_words, 1),
-        ):
-            if value < low:
-                raise ValueError(f"{name} must be at least {low}, got {value}")
-        if self.limit is not None and self.limit < 0:
-            raise ValueError(f"limit must not be negative, got {self.limit}")
-        if self.max_words < self.min_words:
-            raise ValueError("max_words must be at least min_words")
-
-
-@dataclass
-class StageReport:
-    """Counts of one stage (Text-to-Persona, or one hop).
-
-    Attributes:
-        inputs: Texts (Text-to-Persona) or parent personas (hops) sent to the model.
-        requests: LLM requests.
-        failed: Requests that finally failed.
-        held_back: Answers set aside because another angle of the same text failed (the
-            text is retried by the next run, from the cache).
-        generated: Personas the model produced.
-        filtered: Dropped by each quality reason.
-        deduped: Dropped by each dedup stage.
-        known: Exact duplicates of stored personas (normally caught by dedup first).
-        stored: Personas added to the store.
-        relevance: Relevance (cosine to the source text) of each persona that passed the
-            quality filters (Text-to-Persona only).
-        edges: Edges added (parent -> child, and parent -> known near-duplicate).
-        linked: Of those, edges to an already stored near-duplicate.
-    """
-
-    inputs: int = 0
-    requests: int = 0
-    failed: int = 0
-    held_back: int = 0
-    generated: int = 0
-    filtered: Counter[str] = field(default_factory=Counter)
-    deduped: Counter[str] = field(default_factory=Counter)
-    known: int = 0
-    stored: int = 0
-    relevance: list[float] = field(default_factory=list)
-    edges: int = 0
-    linked: int = 0
-
-
-@dataclass
-class BuildReport:
-    """Everything the summary shows.
-
-    Attributes:
-        texts_read: Input texts read (after ``limit``).
-        texts_skipped: Already in the store (same content hash) or repeated in the input.
-        texts_malformed: Rows the reader skipped (bad JSON, empty text, ...).
-        texts_failed: Texts with a failed request, left for the next run.
-        stages: Per stage, in order: ``text-to-persona``, ``hop 1``, ...
-        errors: Failed requests by error kind.
-        first_error: One failure message, to show the user what went wrong.
-        stopped: Why the build stopped early, or None.
-        seeded: Stored personas the dedup index was seeded with.
-        llm: The gateway's usage snapshot.
-        store: The store's stats at the end.
-    """
-
-    texts_read: int = 0
-    texts_skipped: int = 0
-    texts_malformed: int = 0
-    texts_failed: int = 0
-    stages: dict[str, StageReport] = field(default_factory=dict)
-    errors: Counter[str] = field(default_factory=Counter)
-    first_error: str | None = None
-    stopped: str | None = None
-    seeded: int = 0
-    llm: dict[str, Any] = field(default_factory=dict)
-    store: dict[str, Any] = field(default_factory=dict)
-
-    def total(self, name: str) -> int:
-        """Sum of an integer StageReport field over all stages."""
-        return sum(getattr(s, name) for s in self.stages.values())
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

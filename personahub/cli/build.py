@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     # when the command runs, so `--help` stays quick.
     from rich.progress import Progress
 
-    from personahub.build.pipeline import BuildOptions, BuildReport, PersonaBuilder
+    from personahub.build.options import BuildOptions
+    from personahub.build.pipeline import PersonaBuilder
+    from personahub.build.report import BuildReport
     from personahub.build.sources import SourceRecord
     from personahub.llm import LLMClient
     from personahub.llm.gateway import Gateway
@@ -93,7 +95,8 @@ def build_command(
     Resumable: a rerun skips texts already in the store and retries what failed, and the
     response cache makes repeated requests free.
     """
-    from personahub.build.pipeline import BuildOptions, PersonaBuilder
+    from personahub.build.options import BuildOptions
+    from personahub.build.pipeline import PersonaBuilder
     from personahub.build.sources import SourceError, read_texts
     from personahub.cli.progress import progress as make_progress
     from personahub.distributed.engine import EngineError, check_engine
