@@ -67,7 +67,7 @@ def calibrate(
             )
             folder = outcome.run_dir
             write_report(outcome.database, outcome.run_id, folder)
-    except (*input_errors(), DataError) as exc:
+    except input_errors(DataError) as exc:
         fail_input(exc)
     except KeyboardInterrupt:
         fail(

@@ -15,9 +15,9 @@ import typer
 from personahub.cli.common import console, err_console, fail
 
 
-def input_errors() -> tuple[type[Exception], ...]:
+def input_errors(*more: type[Exception]) -> tuple[type[Exception], ...]:
     """The errors of a bad input (scenario, population, settings, database, model, run),
-    which a command reports as one line.
+    which a command reports as one line, and a command's own ``more``.
 
     A function, not a constant, because the modules defining them are the heavy ones; an
     ``except input_errors():`` clause calls it only when an exception reaches it.
@@ -38,6 +38,7 @@ def input_errors() -> tuple[type[Exception], ...]:
         ModelUnavailableError,
         RunError,
         ModelSwitchError,
+        *more,
     )
 
 

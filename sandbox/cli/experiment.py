@@ -100,7 +100,7 @@ def compare(
         fail("compare needs two or more runs")
     try:
         view, path = compare_runs(runs, out_dir)
-    except (*input_errors(), ValueError) as exc:
+    except input_errors(ValueError) as exc:
         fail_input(exc)
     from sandbox.experiment.report import print_experiment_summary
 

@@ -85,6 +85,6 @@ def export(
             split=split,
             seed=seed,
         )
-    except (*input_errors(), ExportError) as exc:
+    except input_errors(ExportError) as exc:
         fail_input(exc)
     console.print(report_table(result))

@@ -55,7 +55,7 @@ def resolve(
             )
         finally:
             db.close()
-    except (*input_errors(), ResolutionError) as exc:
+    except input_errors(ResolutionError) as exc:
         fail_input(exc)
     console.print(scores_table([item], f"resolved: {item.run_id} {item.question.id}"))
 
