@@ -67,8 +67,8 @@ def test_given_the_fixtures_answers_the_estimate_plays_the_run_out(
     fake_server: FakeOpenAIServer, tmp_path: Path, name: str
 ) -> None:
     # The machinery apart from the typical-answer tables: given the answers the fixture will
-    # give, NPC conversations end by the dialogue's own rules (the fixture's lines vary and
-    # never set `end`, so each runs to the scenario's turns) in the estimate as in the run.
+    # give, NPC conversations end by the dialogue's own rules (the fixture's lines vary, and
+    # so does whether a speaker ends it) in the estimate as in the run.
     scenario = SCENARIOS / f"{name}.yaml"
     options = RunOptions(agents=20, steps=2, out=tmp_path)
     llm = _fixture_llm(fake_server)

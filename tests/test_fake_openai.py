@@ -120,6 +120,11 @@ async def test_unscripted_schema_replies_vary_with_the_prompt(
     ]
     assert first == again  # deterministic in the prompt and seed
     assert Profile.model_validate_json(first).name != Profile.model_validate_json(other).name
+    flags = set()
+    for n in range(8):
+        reply = await _ask(client, f"profile {n}", response_format=fmt)
+        flags.add(Profile.model_validate_json(reply.choices[0].message.content).active)
+    assert flags == {True, False}  # a flag is decided per prompt too
     server.configure(vary_strings=False)  # the schema's one deterministic instance
     plain = await _ask(client, "make a profile", response_format=fmt, seed=1)
     assert json.loads(plain.choices[0].message.content) == generate_instance(

@@ -443,8 +443,9 @@ def unscripted_reply(
     answer (deterministic in the prompt and ``seed``, so a replayed request gets the same):
 
     * a JSON schema: a valid instance whose free-text strings are words picked by a hash of
-      the prompt and the seed, so different prompts get different answers (``vary=False``,
-      the ``vary_strings`` config off: the schema's one deterministic instance);
+      the prompt and the seed, so different prompts get different answers, and whose flags
+      come from that hash too, true for about half of the prompts (``vary=False``, the
+      ``vary_strings`` config off: the schema's one deterministic instance, every flag true);
     * a prompt that lists answer options (:func:`personahub.llm.options.hinted_labels`): the
       first token of the option :func:`option_spread` ranks first, the one token an option
       request asks for;
@@ -456,7 +457,7 @@ def unscripted_reply(
     if schema is not None:
         instance = generate_instance(schema)
         if vary:
-            instance = vary_strings(schema, schema, instance, _salt(messages, seed))
+            instance = vary_strings(schema, schema, instance, _salt(messages, seed), flags=True)
         return json.dumps(instance)
     spread = option_spread(messages, seed)
     if spread is not None:

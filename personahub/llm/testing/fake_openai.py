@@ -18,8 +18,9 @@ process:
 * ``rules``: regex -> content mapping over the prompt text.
 * ``responder``: an in-process Python callable (in-thread servers only).
 * ``vary_strings`` (default on): free-text fields of generated schema instances get words
-  picked by a hash of the request, so different prompts get different (still valid)
-  answers; off, every request with the same schema gets the same instance.
+  picked by a hash of the request, and their flags a value from it, so different prompts
+  get different (still valid) answers; off, every request with the same schema gets the
+  same instance.
 * ``logprobs`` (default on): a request with ``logprobs: true`` gets OpenAI's ``logprobs`` for
   the reply's first token; off, ``logprobs`` is null, as from servers without them.
 * ``top_logprobs``: ``{token: logprob}`` scripting that first position's top tokens (by
