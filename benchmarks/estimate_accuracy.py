@@ -8,12 +8,12 @@ run of the same size (``start_run``, response cache off):
   counts whitespace-separated words as tokens; the estimate uses the characters-per-token
   ratio :data:`FIXTURE_CHARS_PER_TOKEN` that matches that count (as a user sets
   ``chars_per_token`` for their served model's tokenizer). Two lines per scenario:
-  ``fixture`` is the estimate a user gets (typical answers), which the fixture's degenerate
-  answers (every string ``sample text``; no option named by its top token) need not match;
+  ``fixture`` is the estimate a user gets (typical answers) against the fixture's unscripted
+  answers, which vary with the prompt as a model's would (``unscripted_reply``);
   ``fixture, answers known`` gives the estimate the fixture's own answers
   (``tests/support/estimates.py``): that measures the estimate's machinery (who asks when,
-  prompts, how conversations end), not the typical answer tables, which only a real model
-  can measure.
+  prompts, how conversations end) apart from the typical answer tables, which only a real
+  model can measure.
 * ``embedded``: the embedded SmolLM2 model, whose own tokenizer the estimate uses.
 
 Each pair prints a detail line and a result line whose figure is |actual/estimate - 1| of

@@ -67,13 +67,13 @@ def test_given_the_fixtures_answers_the_estimate_plays_the_run_out(
     fake_server: FakeOpenAIServer, tmp_path: Path, name: str
 ) -> None:
     # The machinery apart from the typical-answer tables: given the answers the fixture will
-    # give, NPC conversations end by the dialogue's own rules (a repeated line ends each one
-    # after two calls) in the estimate as in the run.
+    # give, NPC conversations end by the dialogue's own rules (the fixture's lines vary, and
+    # so does whether a speaker ends it) in the estimate as in the run.
     scenario = SCENARIOS / f"{name}.yaml"
     options = RunOptions(agents=20, steps=2, out=tmp_path)
     llm = _fixture_llm(fake_server)
     estimate = estimate_scenario(scenario, options, llm, known=FIXTURE_ANSWERS)
-    assert estimate.assumptions == ["answers are the fixture server's schema instances"]
+    assert estimate.assumptions == ["answers are the fixture server's unscripted answers"]
     outcome = start_run(scenario, options, llm, show_progress=False)
     run = RunDatabase(outcome.database, must_exist=True).run()
     assert run is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +14,7 @@ import openai
 import pytest
 from pydantic import BaseModel, Field
 
+from personahub.llm.options import choice_hint
 from personahub.llm.testing.fake_openai import (
     FakeOpenAIServer,
     generate_instance,
@@ -106,6 +108,53 @@ async def test_echo_without_schema(client: openai.AsyncOpenAI, server: FakeOpenA
     reply = await _ask(client, "x" * 100)
     assert reply.choices[0].message.content == "echo: " + "x" * 60
     assert server.stats()["by_status"] == {200: 1}
+
+
+async def test_unscripted_schema_replies_vary_with_the_prompt(
+    client: openai.AsyncOpenAI, server: FakeOpenAIServer
+) -> None:
+    fmt = _schema_format(Profile)
+    first, again, other = [
+        (await _ask(client, text, response_format=fmt, seed=1)).choices[0].message.content
+        for text in ("make a profile", "make a profile", "make another profile")
+    ]
+    assert first == again  # deterministic in the prompt and seed
+    assert Profile.model_validate_json(first).name != Profile.model_validate_json(other).name
+    flags = set()
+    for n in range(8):
+        reply = await _ask(client, f"profile {n}", response_format=fmt)
+        flags.add(Profile.model_validate_json(reply.choices[0].message.content).active)
+    assert flags == {True, False}  # a flag is decided per prompt too
+    server.configure(vary_strings=False)  # the schema's one deterministic instance
+    plain = await _ask(client, "make a profile", response_format=fmt, seed=1)
+    assert json.loads(plain.choices[0].message.content) == generate_instance(
+        Profile.model_json_schema()
+    )
+
+
+async def test_an_unscripted_option_request_gets_the_listed_options_first_tokens(
+    client: openai.AsyncOpenAI, server: FakeOpenAIServer
+) -> None:
+    labels = ["strongly agree", "agree", "disagree"]
+    prompt = f"Do you agree?\n{choice_hint(labels)}\nReply with your answer only."
+    kwargs: dict[str, Any] = {"max_tokens": 1, "logprobs": True, "top_logprobs": 20}
+    reply = await _ask(client, prompt, **kwargs)
+    first = reply.choices[0].logprobs.content[0]
+    top = {entry.token: entry.logprob for entry in first.top_logprobs}
+    # One token per distinct first word, a spread summing to 1, the top one as the reply.
+    assert set(top) == {"strongly", "agree", "disagree"}
+    assert sum(math.exp(lp) for lp in top.values()) == pytest.approx(1.0)
+    assert reply.choices[0].message.content == first.token == max(top, key=lambda t: top[t])
+    assert reply.usage.completion_tokens == 1
+    spreads = set()
+    for n in range(6):
+        other = await _ask(client, f"Question {n}?\n{choice_hint(labels)}", **kwargs)
+        spreads.add(tuple(e.logprob for e in other.choices[0].logprobs.content[0].top_logprobs))
+    assert len(spreads) > 1  # the spread follows the prompt
+    # A scripted first position still wins.
+    server.configure(top_logprobs={"agree": 0.0})
+    scripted = await _ask(client, prompt, **kwargs)
+    assert [e.token for e in scripted.choices[0].logprobs.content[0].top_logprobs] == ["agree"]
 
 
 async def test_rate_limit_with_retry_after(

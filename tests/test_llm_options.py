@@ -11,7 +11,13 @@ import pytest
 
 from personahub.llm import LLMClient, LLMRequest, load_settings
 from personahub.llm.backends import BackendCall
-from personahub.llm.options import match_top_tokens, normalise
+from personahub.llm.options import (
+    choice_hint,
+    hinted_labels,
+    match_top_tokens,
+    normalise,
+    scale_hint,
+)
 from personahub.llm.testing import FunctionBackend
 from tests.support.fake_openai import FakeOpenAIServer
 
@@ -40,6 +46,40 @@ def test_top_tokens_map_onto_labels_by_prefix_ignoring_case_and_spaces() -> None
     assert match_top_tokens([("1", 0.0)], ("1", "10", "11")) == {"1": 1.0, "10": 0.0, "11": 0.0}
     assert match_top_tokens([("{", 0.0), (" ", -1.0)], LABELS) is None
     assert normalise({"yes": 0.0}, LABELS) is None
+
+
+def test_the_labels_a_hint_lists_are_read_back() -> None:
+    for labels in (("yes", "no"), ("yes, for him", "no, against him"), ("4 nights", "Never")):
+        prompt = f"Question: which?\n{choice_hint(labels)}\nReply with your answer only."
+        assert hinted_labels(prompt) == labels
+    assert hinted_labels(scale_hint(5, "not (at) all", "very")) == ("1", "2", "3", "4", "5")
+    # The last listed question counts; a prompt listing none has no labels.
+    assert hinted_labels(f"{choice_hint(['a', 'b'])}\n{scale_hint(3, 'lo', 'hi')}") == (
+        "1",
+        "2",
+        "3",
+    )
+    assert hinted_labels(MESSAGES[0]["content"]) is None
+
+
+async def test_an_unscripted_fixture_scores_the_options_a_prompt_lists(tmp_path: Path) -> None:
+    def ask(question: str) -> LLMRequest[Any]:
+        content = f"{question}\n{choice_hint(LABELS)}\nReply with your answer only."
+        return LLMRequest(messages=[{"role": "user", "content": content}], options=LABELS, seed=3)
+
+    with FakeOpenAIServer() as server:
+        async with openai_client(server, tmp_path, cache=False) as client:
+            results = [
+                await client.complete(ask(f"Would you subscribe at ${p}?")) for p in range(6)
+            ]
+            again = await client.complete(ask("Would you subscribe at $0?"))
+        sent = len(server.requests)
+    assert sent == 7  # one token-probability request each, no sampled fallback
+    for result in results:
+        assert result.distribution is not None and result.distribution.method == "logprobs"
+        assert all(p > 0 for p in result.distribution.probs.values())
+    assert again.distribution == results[0].distribution
+    assert len({tuple(r.distribution.probs.values()) for r in results if r.distribution}) > 1
 
 
 async def test_logprobs_from_the_fixture_server(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ server through ``logprobs``/``top_logprobs``). Where there are none, the answer 
 shares are the distribution: :func:`sample_distribution`, said as ``method="samples"``.
 
 This module holds what every backend shares: normalising, mapping a server's top tokens onto
-labels, and the sampling fallback.
+labels, and the sampling fallback; and how a prompt lists the labels (:func:`choice_hint`,
+:func:`scale_hint`) beside the parser that reads them back (:func:`hinted_labels`), which the
+test fixture server uses to answer an option request the way a model told the labels would.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -74,6 +77,46 @@ def match_top_tokens(
         for label in starts:
             weights[label] += math.exp(logprob) / len(starts)
     return normalise(weights, labels)
+
+
+_CHOICE_LEAD = "Answer with exactly one of: "
+_SCALE = re.compile(r"Answer with a whole number from 1 \((.*?)\) to (\d+) \((.*)\)\.")
+
+
+def choice_hint(labels: Sequence[str]) -> str:
+    """How an option request's prompt lists its labels: bare, no quotes, so that a server's
+    first-token probabilities fall on the labels themselves."""
+    # Labels with commas in them ("yes, for Pinochet") would run together in a comma list.
+    sep = "; " if any("," in label for label in labels) else ", "
+    return _CHOICE_LEAD + sep.join(labels) + "."
+
+
+def scale_hint(scale: int, low: str, high: str) -> str:
+    """How an option request's prompt asks for a point of a 1..``scale`` scale (the labels
+    ``"1"``..``str(scale)``), naming what its ends mean."""
+    return f"Answer with a whole number from 1 ({low}) to {scale} ({high})."
+
+
+def hinted_labels(prompt: str) -> tuple[str, ...] | None:
+    """The option labels a prompt lists with :func:`choice_hint` or :func:`scale_hint` (its
+    last such line), or None when it lists none.
+
+    A choice line is read back by splitting on each separator the hint may use and keeping
+    the split that formats back to the same line (semicolons first: a comma-separated list
+    never formats back from a semicolon split of two or more labels). A list is ambiguous
+    only when labels hold semicolons but no commas, as it is to the model reading it.
+    """
+    for line in reversed(prompt.splitlines()):
+        line = line.strip()
+        if line.startswith(_CHOICE_LEAD) and line.endswith("."):
+            body = line[len(_CHOICE_LEAD) : -1]
+            for sep in ("; ", ", "):
+                labels = body.split(sep)
+                if len(labels) > 1 and choice_hint(labels) == line:
+                    return tuple(labels)
+        elif found := _SCALE.fullmatch(line):
+            return tuple(str(point) for point in range(1, int(found[2]) + 1))
+    return None
 
 
 def option_schema(labels: Sequence[str]) -> dict[str, object]:

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from personahub import prompts
 from personahub.llm import LLMRequest, LLMResult
-from personahub.llm.options import normalise
+from personahub.llm.options import choice_hint, normalise, scale_hint
 from sandbox.forecast.scenario import (
     ChoiceQuestion,
     ForecastScenario,
@@ -103,12 +103,8 @@ def option_hint(question: DistributionQuestion) -> str:
     """How the answer must look in an option request: bare labels, no quotes, so a
     server's first-token probabilities fall on the labels themselves."""
     if isinstance(question, ChoiceQuestion):
-        # Labels with commas in them ("yes, for Pinochet") would run together in a comma list.
-        sep = "; " if any("," in option for option in question.options) else ", "
-        return "Answer with exactly one of: " + sep.join(question.options) + "."
-    return (
-        f"Answer with a whole number from 1 ({question.low}) to {question.scale} ({question.high})."
-    )
+        return choice_hint(question.options)
+    return scale_hint(question.scale, question.low, question.high)
 
 
 def verbalized_hint(question: DistributionQuestion) -> str:

@@ -10,12 +10,12 @@ from sandbox.estimate.dry import KnownAnswers
 
 
 def _fixture_reply(call: BackendCall) -> str:
-    return unscripted_reply(call.messages, call.schema)
+    return unscripted_reply(call.messages, call.schema, call.seed)
 
 
 FIXTURE_ANSWERS = KnownAnswers(
     reply=_fixture_reply,
-    described="the fixture server's schema instances",
-    # its top token is its reply's first word, which names no option unless scripted
-    option_logprobs=False,
+    described="the fixture server's unscripted answers",
+    # its top tokens are the first tokens of the options the prompt lists
+    option_logprobs=True,
 )

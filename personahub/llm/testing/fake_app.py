@@ -4,8 +4,10 @@ scriptable config, the aiohttp application and the answers it gives."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
+import math
 import re
 import socket
 import threading
@@ -16,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from personahub.llm.options import hinted_labels
 from personahub.llm.testing.schema_instances import generate_instance, vary_strings
 
 Responder = Callable[[dict[str, Any]], Any]
@@ -33,7 +36,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "rules": [],
     "responder": None,
     "models": [DEFAULT_MODEL],
-    "vary_strings": False,
+    "vary_strings": True,
     "logprobs": True,
     "top_logprobs": None,
 }
@@ -297,11 +300,7 @@ class ServerCore:
         if body.get("stream"):
             return _error_response(400, "fake-openai does not support streaming", param="stream")
         messages = body.get("messages")
-        texts = (
-            [_content_text(m.get("content")) for m in messages if isinstance(m, dict)]
-            if isinstance(messages, list)
-            else []
-        )
+        texts = _texts(messages)
         schema = _request_schema(body.get("response_format"))
 
         content: str | None = None
@@ -319,13 +318,13 @@ class ServerCore:
             if format_type == "json_object" and config["refuse_json_object"]:
                 return self._refusal("json_object")
             content = self._scripted_content(body, texts, config)
-        if content is None and schema is not None and config.get("vary_strings"):
-            instance = generate_instance(schema)
-            salt = json.dumps([texts, body.get("seed")])
-            content = json.dumps(vary_strings(schema, schema, instance, salt))
+        top = config["top_logprobs"]
         if content is None:
-            content = unscripted_reply(messages, schema)
-        return self._completion(body, texts, content, config)
+            seed = body.get("seed")
+            content = unscripted_reply(messages, schema, seed, vary=config["vary_strings"])
+            if top is None and schema is None:
+                top = option_spread(messages, seed)
+        return self._completion(body, texts, content, config, top)
 
     @staticmethod
     def _action_error(status: int, action: dict[str, Any]) -> web.Response:
@@ -374,12 +373,17 @@ class ServerCore:
         return None
 
     def _completion(
-        self, body: dict[str, Any], texts: list[str], content: str, config: dict[str, Any]
+        self,
+        body: dict[str, Any],
+        texts: list[str],
+        content: str,
+        config: dict[str, Any],
+        top: dict[str, float] | None,
     ) -> web.Response:
         prompt_tokens = sum(len(text.split()) for text in texts)
         completion_tokens = max(1, len(content.split()))
         logprobs = (
-            _logprobs(content, config["top_logprobs"], int(body.get("top_logprobs") or 0))
+            _logprobs(content, top, int(body.get("top_logprobs") or 0))
             if body.get("logprobs") and config["logprobs"]
             else None
         )
@@ -432,13 +436,62 @@ class ServerCore:
         return _json_response(self.requests())
 
 
-def unscripted_reply(messages: Any, schema: dict[str, Any] | None) -> str:
-    """The server's reply when nothing is scripted: the schema's deterministic instance, or an
-    echo of the last user turn. Tests that need to know the fixture's answers in advance
-    (e.g. to measure the cost estimate's machinery) call this rather than copy it."""
+def unscripted_reply(
+    messages: Any, schema: dict[str, Any] | None, seed: Any = None, *, vary: bool = True
+) -> str:
+    """The server's reply when nothing is scripted, as an instruction-following model would
+    answer (deterministic in the prompt and ``seed``, so a replayed request gets the same):
+
+    * a JSON schema: a valid instance whose free-text strings are words picked by a hash of
+      the prompt and the seed, so different prompts get different answers, and whose flags
+      come from that hash too, true for about half of the prompts (``vary=False``, the
+      ``vary_strings`` config off: the schema's one deterministic instance, every flag true);
+    * a prompt that lists answer options (:func:`personahub.llm.options.hinted_labels`): the
+      first token of the option :func:`option_spread` ranks first, the one token an option
+      request asks for;
+    * anything else: an echo of the last user turn.
+
+    Tests that need to know the fixture's answers in advance (e.g. to measure the cost
+    estimate's machinery) call this rather than copy it.
+    """
     if schema is not None:
-        return json.dumps(generate_instance(schema))
+        instance = generate_instance(schema)
+        if vary:
+            instance = vary_strings(schema, schema, instance, _salt(messages, seed), flags=True)
+        return json.dumps(instance)
+    spread = option_spread(messages, seed)
+    if spread is not None:
+        return max(spread, key=lambda token: spread[token])
     return "echo: " + _last_user_text(messages)[:60]
+
+
+def option_spread(messages: Any, seed: Any = None) -> dict[str, float] | None:
+    """The first position's top tokens when the last user turn lists answer options: each
+    option's first word, with a log-probability from a hash of the prompt, the seed and the
+    option (options sharing a first word share its weight, as they share a real model's
+    first token). None when the prompt lists no options."""
+    labels = hinted_labels(_last_user_text(messages))
+    if labels is None:
+        return None
+    salt = _salt(messages, seed)
+    weights: dict[str, float] = {}
+    for label in labels:
+        token = (label.split() or [label])[0]
+        digest = hashlib.sha256(f"{salt}|{label}".encode()).hexdigest()
+        weights[token] = weights.get(token, 0.0) + 1 + int(digest[:4], 16) % 9
+    total = sum(weights.values())
+    return {token: math.log(weight / total) for token, weight in weights.items()}
+
+
+def _texts(messages: Any) -> list[str]:
+    """The text of each message of a request body's ``messages``."""
+    if not isinstance(messages, list):
+        return []
+    return [_content_text(m.get("content")) for m in messages if isinstance(m, dict)]
+
+
+def _salt(messages: Any, seed: Any) -> str:
+    return json.dumps([_texts(messages), seed])
 
 
 def _last_user_text(messages: Any) -> str:
@@ -451,7 +504,8 @@ def _last_user_text(messages: Any) -> str:
 
 def _logprobs(content: str, top: dict[str, float] | None, count: int) -> dict[str, Any]:
     """OpenAI's ``logprobs`` of a reply, for its first token only: the first word of
-    ``content`` (certain) unless ``top`` scripts the first position's top tokens."""
+    ``content`` (certain) unless ``top`` gives the first position's top tokens (scripted,
+    or the spread over the options a prompt lists)."""
     words = content.split()
     first = words[0] if words else ""
     ranked = sorted((top or {first: 0.0}).items(), key=lambda item: -item[1])[: max(1, count)]

@@ -17,15 +17,21 @@ process:
   answers 500 to response formats it does not support.
 * ``rules``: regex -> content mapping over the prompt text.
 * ``responder``: an in-process Python callable (in-thread servers only).
-* ``vary_strings``: free-text fields of generated schema instances get words picked by a
-  hash of the request, so different prompts get different (still valid) answers.
+* ``vary_strings`` (default on): free-text fields of generated schema instances get words
+  picked by a hash of the request, and their flags a value from it, so different prompts
+  get different (still valid) answers; off, every request with the same schema gets the
+  same instance.
 * ``logprobs`` (default on): a request with ``logprobs: true`` gets OpenAI's ``logprobs`` for
   the reply's first token; off, ``logprobs`` is null, as from servers without them.
 * ``top_logprobs``: ``{token: logprob}`` scripting that first position's top tokens (by
-  default the reply's first word, with logprob 0).
+  default the reply's first word, with logprob 0; for an unscripted reply to a prompt that
+  lists answer options, those options' first words with a spread hashed from the prompt).
 
-With nothing scripted, a request that carries a JSON schema gets a deterministic,
-valid instance of that schema; anything else gets an ``echo:`` of the last user turn.
+With nothing scripted the server answers as an instruction-following model would
+(:func:`~personahub.llm.testing.fake_app.unscripted_reply`): a request that carries a JSON
+schema gets a valid instance of that schema, varied by the prompt; a prompt that lists answer
+options (an option request) gets the first token of one of them, its top tokens spread over
+all of them; anything else gets an ``echo:`` of the last user turn.
 
 Two ways to run it:
 

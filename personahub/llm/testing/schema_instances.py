@@ -89,24 +89,35 @@ WORDS = [
 ]
 
 
-def vary_strings(schema: Any, root: dict[str, Any], value: Any, salt: str) -> Any:
+def vary_strings(
+    schema: Any, root: dict[str, Any], value: Any, salt: str, *, flags: bool = False
+) -> Any:
     """Replace free-text strings of ``value`` (no enum, const, format or pattern other than a
     plain-line one) by words picked from a hash of ``salt`` and the field's path, keeping
-    length bounds."""
+    length bounds. With ``flags``, its booleans too are drawn from that hash (true for about
+    half of the salts), as a model decides a flag (say, ending a conversation) per prompt
+    rather than always the same way."""
     if isinstance(schema, dict) and "$ref" in schema:
         schema = _resolve_ref(schema["$ref"], root)
     if not isinstance(schema, dict):
         return value
     if isinstance(value, dict):
         props = schema.get("properties") or {}
-        return {k: vary_strings(props.get(k), root, v, f"{salt}/{k}") for k, v in value.items()}
+        return {
+            k: vary_strings(props.get(k), root, v, f"{salt}/{k}", flags=flags)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         items = schema.get("items")
-        return [vary_strings(items, root, v, f"{salt}/{i}") for i, v in enumerate(value)]
+        return [
+            vary_strings(items, root, v, f"{salt}/{i}", flags=flags) for i, v in enumerate(value)
+        ]
     free = not any(key in schema for key in ("enum", "const", "format"))
+    digest = hashlib.blake2b(salt.encode(), digest_size=32).digest()
+    if isinstance(value, bool) and flags and free:
+        return digest[0] % 2 == 0
     pattern = schema.get("pattern", "")
     if isinstance(value, str) and free and (not pattern or pattern.startswith("^[^")):
-        digest = hashlib.blake2b(salt.encode(), digest_size=32).digest()
         text = " ".join(WORDS[b % len(WORDS)] for b in digest)
         low, high = schema.get("minLength") or 0, schema.get("maxLength") or len(text)
         text = text[:high].rstrip()
