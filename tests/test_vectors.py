@@ -285,3 +285,26 @@ def test_int8_onnx_embedder_is_close_but_separate() -> None:
     assert int8.id == fast.id + "-int8"
     cosines = np.sum(fast.encode(TEXTS) * int8.encode(TEXTS), axis=1)
     assert cosines.min() > 0.95
+
+
+def test_dedup_confident_band_option(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from personahub import dedup
+    from personahub.dedup.two_stage import CONFIDENT_THRESHOLD
+
+    asked: list[float | None] = []
+
+    def fake_dedup(source: object, **options: object) -> dedup.DedupReport:
+        asked.append(options["confident_threshold"])  # type: ignore[arg-type]
+        return dedup.DedupReport()
+
+    monkeypatch.setattr(dedup, "dedup_personas", fake_dedup)
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    command = ["dedup", "--store", db_url, "--two-stage", "--dry-run"]
+    for extra in ([], ["--confident-band", "off"], ["--confident-band", "0.99"]):
+        result = runner.invoke(app, [*command, *extra])
+        assert result.exit_code == 0, result.output
+    assert asked == [CONFIDENT_THRESHOLD, None, 0.99]
+    result = runner.invoke(app, [*command, "--confident-band", "1.5"])
+    assert result.exit_code == 2 and "--confident-band must be" in result.output
