@@ -5,13 +5,16 @@ embeds every text in microseconds. Its cosines find, through a usearch HNSW inde
 kept items and an exact comparison inside each block, the earlier kept items that *might*
 be near-duplicates: those at or above a looser threshold (``candidate_threshold``). Only
 items with such a candidate are embedded with the real model, and only candidate pairs are
-re-scored, at the real threshold (0.9). An item without a candidate is kept unembedded.
+re-scored, at the real threshold (0.9). An item without a candidate is kept unembedded,
+and so is dropped one whose best kept candidate is in the *confident band* (static cosine
+>= ``confident_threshold``, calibrated on a corpus apart from the benchmark's: there a full
+pass almost always drops it too; docs/embeddings.md gives the measured precision).
 
 The decision rule is the full pass's (:class:`~personahub.dedup.embedding.EmbeddingDeduper`):
-an item is dropped when an earlier *kept* item has MiniLM cosine >= threshold. So the
-decisions equal a full MiniLM pass whenever every such pair is a candidate; the candidate
-threshold is set so that the static model's cosine of a MiniLM near-duplicate pair stays
-above it (on the benchmark corpus the lowest is 0.72 against the default 0.7; see
+an item is dropped when an earlier *kept* item has MiniLM cosine >= threshold. So without
+the band the decisions equal a full MiniLM pass whenever every such pair is a candidate;
+the candidate threshold is set so that the static model's cosine of a MiniLM near-duplicate
+pair stays above it (on the benchmark corpus the lowest is 0.72 against the default 0.7; see
 docs/embeddings.md).
 """
 
