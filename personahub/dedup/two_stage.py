@@ -213,7 +213,8 @@ class TwoStageDeduper:
                 keep[i] = False
                 self.confident += 1
                 pairs = [(s, self._keys[j]) for j, s in from_index[i]]
-                self._dropped[keys[i]] = max(pairs + [(s, keys[j]) for j, s in earlier])[1]
+                pairs += [(s, keys[j]) for j, s in earlier]
+                self._dropped[keys[i]] = max(pairs, key=lambda pair: pair[0])[1]
                 continue
             self._fetch(
                 {i, *(j for j, _ in earlier)}, {j for j, _ in from_index[i]},
