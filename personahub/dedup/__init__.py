@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from personahub.dedup.embedding import EmbeddingDeduper, VectorSource
 from personahub.dedup.minhash import MinHashDeduper, MinHasher
 from personahub.dedup.removed import Drop, RemovedPersona, describe_drops, write_removed
-from personahub.dedup.two_stage import TwoStageDeduper
+from personahub.dedup.two_stage import CONFIDENT_THRESHOLD, TwoStageDeduper
 
 STAGES = ("minhash", "embedding")
 
@@ -68,6 +68,8 @@ class DedupPipeline:
         two_stage: Run the embedding stage as :class:`TwoStageDeduper` (static-model
             candidates, re-scored with the embedder), which embeds only texts that have a
             candidate.
+        confident_threshold: With ``two_stage``, the static cosine of the confident band
+            (see :class:`TwoStageDeduper`); None re-scores every candidate pair.
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class DedupPipeline:
         embedding_threshold: float = 0.9,
         embedder: Any | None = None,
         two_stage: bool = False,
+        confident_threshold: float | None = CONFIDENT_THRESHOLD,
     ) -> None:
         unknown = [s for s in stages if s not in STAGES]
         if unknown or not stages:
@@ -86,9 +89,12 @@ class DedupPipeline:
         for stage in self.stages:
             if stage == "minhash":
                 self._filters[stage] = MinHashDeduper(threshold=minhash_threshold)
+            elif two_stage:
+                self._filters[stage] = TwoStageDeduper(
+                    embedding_threshold, embedder=embedder, confident_threshold=confident_threshold
+                )
             else:
-                semantic = TwoStageDeduper if two_stage else EmbeddingDeduper
-                self._filters[stage] = semantic(embedding_threshold, embedder=embedder)
+                self._filters[stage] = EmbeddingDeduper(embedding_threshold, embedder=embedder)
         self.dropped: dict[str, int] = dict.fromkeys(self.stages, 0)
         self.total = 0
 
@@ -151,6 +157,7 @@ def dedup_personas(
     progress: Callable[[int], None] | None = None,
     two_stage: bool = False,
     list_removed: bool = False,
+    confident_threshold: float | None = CONFIDENT_THRESHOLD,
 ) -> DedupReport:
     """Remove near-duplicates from a list of personas or from a store.
 
@@ -166,6 +173,7 @@ def dedup_personas(
         progress: Called with the number of items processed since the last call.
         two_stage: See :class:`DedupPipeline`.
         list_removed: For a store, also describe each dropped persona (``removed``).
+        confident_threshold: See :class:`DedupPipeline`.
 
     Returns:
         Counts per stage; for a list, the kept indices; for a store, the deleted count
@@ -179,7 +187,9 @@ def dedup_personas(
         from personahub.store.vectors import StoredVectors
 
         vectors = StoredVectors(source, embedder).vectors_for  # type: ignore[assignment]
-    pipeline = DedupPipeline(stages, minhash_threshold, embedding_threshold, embedder, two_stage)
+    pipeline = DedupPipeline(
+        stages, minhash_threshold, embedding_threshold, embedder, two_stage, confident_threshold
+    )
     report = DedupReport(dry_run=dry_run)
     if is_list:
         items: Sequence[Any] = source

@@ -5,13 +5,16 @@ embeds every text in microseconds. Its cosines find, through a usearch HNSW inde
 kept items and an exact comparison inside each block, the earlier kept items that *might*
 be near-duplicates: those at or above a looser threshold (``candidate_threshold``). Only
 items with such a candidate are embedded with the real model, and only candidate pairs are
-re-scored, at the real threshold (0.9). An item without a candidate is kept unembedded.
+re-scored, at the real threshold (0.9). An item without a candidate is kept unembedded,
+and so is dropped one whose best kept candidate is in the *confident band* (static cosine
+>= ``confident_threshold``, calibrated on a corpus apart from the benchmark's: there a full
+pass almost always drops it too; docs/embeddings.md gives the measured precision).
 
 The decision rule is the full pass's (:class:`~personahub.dedup.embedding.EmbeddingDeduper`):
-an item is dropped when an earlier *kept* item has MiniLM cosine >= threshold. So the
-decisions equal a full MiniLM pass whenever every such pair is a candidate; the candidate
-threshold is set so that the static model's cosine of a MiniLM near-duplicate pair stays
-above it (on the benchmark corpus the lowest is 0.72 against the default 0.7; see
+an item is dropped when an earlier *kept* item has MiniLM cosine >= threshold. So without
+the band the decisions equal a full MiniLM pass whenever every such pair is a candidate;
+the candidate threshold is set so that the static model's cosine of a MiniLM near-duplicate
+pair stays above it (on the benchmark corpus the lowest is 0.72 against the default 0.7; see
 docs/embeddings.md).
 """
 
@@ -25,6 +28,11 @@ from usearch.index import Index
 
 from personahub.dedup.embedding import VectorSource, earlier_neighbours, match_counts, unit_rows
 
+CONFIDENT_THRESHOLD = 0.985
+"""Default static cosine of the confident band: the smallest (on a 0.005 grid) at which a
+calibration corpus's decisions agreed >= 99.75% with a full MiniLM pass (see
+``benchmarks/dedup_band_calibration.py`` and docs/embeddings.md)."""
+
 
 class TwoStageDeduper:
     """Incremental near-duplicate filter: static candidates, re-scored with MiniLM.
@@ -37,6 +45,12 @@ class TwoStageDeduper:
         block_size: Items decided per block.
         neighbours: Kept items the index returns per query (candidates among them).
         expansion_search: HNSW search depth.
+        confident_threshold: Static cosine at or above which a candidate pair is taken as
+            a near-duplicate without re-scoring (the confident band): a text whose best
+            kept candidate is that close is dropped with no real vector. None re-scores
+            every candidate pair (decisions then equal a full pass whenever recall is
+            complete). The default was calibrated on a corpus apart from the benchmark's
+            (docs/embeddings.md).
     """
 
     def __init__(
@@ -48,11 +62,13 @@ class TwoStageDeduper:
         block_size: int = 2048,
         neighbours: int = 16,
         expansion_search: int = 128,
+        confident_threshold: float | None = CONFIDENT_THRESHOLD,
     ) -> None:
         self.threshold = threshold
         self.candidate_threshold = candidate_threshold
         # float32 cosines of a pair right at the threshold may round either way.
         self._low = candidate_threshold - 1e-6
+        self._high = confident_threshold
         self.block_size = block_size
         self.neighbours = neighbours
         self.expansion_search = expansion_search
@@ -66,6 +82,8 @@ class TwoStageDeduper:
         self._dropped: dict[Hashable, Hashable] = {}
         self.encoded = 0
         """Texts embedded with the real model (the rest needed only static vectors)."""
+        self.confident = 0
+        """Texts dropped in the confident band, without a real vector."""
 
     def __len__(self) -> int:
         """Number of kept (indexed) items."""
@@ -127,8 +145,9 @@ class TwoStageDeduper:
         found = vectors(keys, texts) if vectors else self.embedder.encode(texts)
         return unit_rows(np.asarray(found))
 
-    def _index_candidates(self, static: np.ndarray) -> list[list[int]]:
-        """Per row, the index labels of kept items at or above the candidate threshold."""
+    def _index_candidates(self, static: np.ndarray) -> list[list[tuple[int, float]]]:
+        """Per row, (index label, static cosine) of kept items at or above the candidate
+        threshold."""
         if self.index is None or not len(self.index):
             return [[] for _ in range(len(static))]
         matches = self.index.search(static, min(self.neighbours, len(self.index)))
@@ -136,37 +155,75 @@ class TwoStageDeduper:
         sims = 1.0 - np.asarray(matches.distances, dtype=np.float64).reshape(len(static), -1)
         counts = match_counts(matches).tolist()
         return [
-            [int(j) for j, s in zip(labels[i, :c], sims[i, :c], strict=True) if s >= self._low]
+            [(int(j), float(s)) for j, s in zip(labels[i, :c], sims[i, :c], strict=True)
+             if s >= self._low]
             for i, c in enumerate(counts)
-        ]
+        ]  # fmt: skip
+
+    def _confident(self, pairs: list[tuple[int, float]]) -> bool:
+        return self._high is not None and any(s >= self._high for _, s in pairs)
+
+    def _fetch(
+        self,
+        rows: set[int],
+        labels: set[int],
+        block: tuple[list[Hashable], list[str]],
+        real: dict[int, np.ndarray],
+        vectors: VectorSource | None,
+    ) -> None:
+        """Real vectors for block rows and kept index labels that lack one (one call each)."""
+        keys, texts = block
+        rows = sorted(r for r in rows if r not in real)
+        if rows:
+            found = self._real([keys[i] for i in rows], [texts[i] for i in rows], vectors)
+            real.update(zip(rows, found, strict=True))
+        # Items kept in earlier blocks without a candidate then are embedded only now.
+        labels = sorted(j for j in labels if j not in self._full)
+        if labels:
+            found = self._real(
+                [self._keys[j] for j in labels], [self._texts[j] for j in labels], vectors
+            )
+            self._full.update(zip(labels, found, strict=True))
 
     def _add_block(
         self, keys: list[Hashable], texts: list[str], vectors: VectorSource | None
     ) -> list[bool]:
         static = unit_rows(self.static.encode(texts))
         from_index = self._index_candidates(static)
-        in_block = [[j for j, _ in row] for row in earlier_neighbours(static, self._low)]
-        # Real vectors: every text with a candidate, and its in-block candidates.
-        need = {i for i in range(len(keys)) if from_index[i] or in_block[i]}
-        need |= {j for i in need for j in in_block[i]}
-        order = sorted(need)
-        real: dict[int, np.ndarray] = {}
-        if order:
-            rows = self._real([keys[i] for i in order], [texts[i] for i in order], vectors)
-            real = dict(zip(order, rows, strict=True))
-        # Items kept in earlier blocks without a candidate then are embedded only now.
-        late = sorted({j for row in from_index for j in row if j not in self._full})
-        if late:
-            rows = self._real(
-                [self._keys[j] for j in late], [self._texts[j] for j in late], vectors
-            )
-            self._full.update(zip(late, rows, strict=True))
+        in_block = earlier_neighbours(static, self._low)
+        block, real = (keys, texts), {}
+        # Fetched up front in one batch: the real vectors the band will almost surely need
+        # (texts with a candidate but none in the confident band, and their candidates
+        # that are not themselves about to be dropped as confident). Whatever the in-order
+        # decisions need beyond that is fetched when needed.
+        sure = [self._confident(from_index[i] + in_block[i]) for i in range(len(keys))]
+        band = [i for i in range(len(keys)) if (from_index[i] or in_block[i]) and not sure[i]]
+        self._fetch(
+            {*band, *(j for i in band for j, _ in in_block[i] if not sure[j])},
+            {j for i in band for j, _ in from_index[i]},
+            block, real, vectors,
+        )  # fmt: skip
         keep = [True] * len(keys)
-        for i in order:
-            scores = [(float(real[i] @ self._full[j]), self._keys[j]) for j in from_index[i]]
-            scores += [(float(real[i] @ real[j]), keys[j]) for j in in_block[i] if keep[j]]
-            best = max(scores, default=None, key=lambda pair: pair[0])
-            if best is not None and best[0] >= self.threshold:
+        for i in range(len(keys)):
+            earlier = [(j, s) for j, s in in_block[i] if keep[j]]
+            if not from_index[i] and not earlier:
+                continue
+            if self._confident(from_index[i] + earlier):
+                # Above the confident band: a near-duplicate without a real vector.
+                keep[i] = False
+                self.confident += 1
+                pairs = [(s, self._keys[j]) for j, s in from_index[i]]
+                pairs += [(s, keys[j]) for j, s in earlier]
+                self._dropped[keys[i]] = max(pairs, key=lambda pair: pair[0])[1]
+                continue
+            self._fetch(
+                {i, *(j for j, _ in earlier)}, {j for j, _ in from_index[i]},
+                block, real, vectors,
+            )  # fmt: skip
+            scores = [(float(real[i] @ self._full[j]), self._keys[j]) for j, _ in from_index[i]]
+            scores += [(float(real[i] @ real[j]), keys[j]) for j, _ in earlier]
+            best = max(scores, key=lambda pair: pair[0])
+            if best[0] >= self.threshold:
                 keep[i] = False
                 self._dropped[keys[i]] = best[1]
         self._index_kept(keys, texts, static, real, keep)
