@@ -13,7 +13,7 @@ from datasketch import MinHash, MinHashLSH
 from personahub.dedup import DedupPipeline, EmbeddingDeduper, MinHashDeduper, dedup_personas
 from personahub.dedup.embedding import earlier_neighbours
 from personahub.dedup.minhash import DEFAULT_SCHEME, MinHasher, tokenize
-from personahub.dedup.two_stage import TwoStageDeduper
+from personahub.dedup.two_stage import CONFIDENT_THRESHOLD, TwoStageDeduper
 from personahub.embeddings import Embedder, get_embedder
 from personahub.store import PersonaStore
 
@@ -337,13 +337,14 @@ class _SameVector:
 def test_two_stage_drops_above_the_confident_band_without_a_real_vector() -> None:
     texts = ["a nurse in a rural county", "a sailor who restores old boats"]
     real = _HashedBag(trigrams=False)
-    two = TwoStageDeduper(0.85, real, 0.5, _SameVector())
+    two = TwoStageDeduper(0.85, real, 0.5, _SameVector(), confident_threshold=CONFIDENT_THRESHOLD)
     assert two.add_batch([0, 1], texts) == [True, False]
     assert real.calls == two.encoded == 0 and two.confident == 1
     assert two.dropped == {1: 0}
-    # Without the band the same pair is re-scored with the real model, which keeps both.
+    # Without the band (the default) the same pair is re-scored with the real model,
+    # which keeps both.
     real = _HashedBag(trigrams=False)
-    exact = TwoStageDeduper(0.85, real, 0.5, _SameVector(), confident_threshold=None)
+    exact = TwoStageDeduper(0.85, real, 0.5, _SameVector())
     assert exact.add_batch([0, 1], texts) == [True, True]
     assert real.calls == exact.encoded == 2 and exact.confident == 0
 

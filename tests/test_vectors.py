@@ -302,9 +302,14 @@ def test_dedup_confident_band_option(db_url: str, monkeypatch: pytest.MonkeyPatc
     register(app)
     runner = CliRunner()
     command = ["dedup", "--store", db_url, "--two-stage", "--dry-run"]
-    for extra in ([], ["--confident-band", "off"], ["--confident-band", "0.99"]):
+    for extra in (
+        [],
+        ["--confident-band", "off"],
+        ["--confident-band", "calibrated"],
+        ["--confident-band", "0.99"],
+    ):
         result = runner.invoke(app, [*command, *extra])
         assert result.exit_code == 0, result.output
-    assert asked == [CONFIDENT_THRESHOLD, None, 0.99]
+    assert asked == [None, None, CONFIDENT_THRESHOLD, 0.99]
     result = runner.invoke(app, [*command, "--confident-band", "1.5"])
     assert result.exit_code == 2 and "--confident-band must be" in result.output

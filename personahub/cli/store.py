@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -20,17 +20,12 @@ from rich.table import Table
 
 from personahub.cli.common import console, fail
 from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
-from personahub.rows import SourceError
-from personahub.store import (
-    Persona,
-    PersonaFilter,
-    PersonaStore,
-    StoredVectors,
-    StoreError,
-    export_file,
-    import_file,
-    similar_personas,
-)
+
+if TYPE_CHECKING:
+    from personahub.store import Persona, PersonaFilter, PersonaStore
+
+# The store (SQLAlchemy, SQLModel, numpy) is imported inside the commands, so that
+# `personahub --help` and the other command groups start without it.
 
 StoreOpt = Annotated[
     str, typer.Option("--store", help="Persona store: a SQLite path or an SQLAlchemy URL.")
@@ -65,6 +60,9 @@ AttrOpt = Annotated[
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the errors a user can cause into one red line and exit code 2."""
+    from personahub.rows import SourceError
+    from personahub.store import StoreError
+
     try:
         yield
     except typer.Exit:
@@ -93,6 +91,8 @@ def persona_filter(
     sample: int | None = None,
     seed: int = 0,
 ) -> PersonaFilter:
+    from personahub.store import PersonaFilter
+
     attributes: dict[str, list[str]] = {}
     for item in attr or []:
         key, sep, value = item.partition("=")
@@ -145,6 +145,8 @@ def import_command(
     ] = None,
 ) -> None:
     """Import personas (and edges) from a file into the store."""
+    from personahub.store import PersonaStore, import_file
+
     with _user_errors():
         target = PersonaStore(store)
         with _progress() as progress:
@@ -194,6 +196,8 @@ def export_command(
     attr: AttrOpt = None,
 ) -> None:
     """Export personas (optionally a filtered slice) to JSONL or Parquet."""
+    from personahub.store import PersonaStore, export_file
+
     with _user_errors():
         flt = persona_filter(
             contains, regex, origin, min_hop, max_hop, similar_to, min_similarity, top_k, attr
@@ -214,19 +218,21 @@ def export_command(
 
 
 def _confident_band(value: str | None) -> float | None:
-    """The ``--confident-band`` value: the calibrated default, None for ``off``, or a cosine."""
+    """The ``--confident-band`` value: None (off, the default), the calibrated cosine for
+    ``calibrated``, or a cosine."""
     from personahub.dedup.two_stage import CONFIDENT_THRESHOLD
 
-    if value is None:
-        return CONFIDENT_THRESHOLD
-    if value.strip().lower() == "off":
+    word = (value or "off").strip().lower()
+    if word == "off":
         return None
+    if word == "calibrated":
+        return CONFIDENT_THRESHOLD
     try:
-        band = float(value)
+        band = float(word)
     except ValueError:
         band = float("nan")
     if not 0.0 < band <= 1.0:
-        fail(f"--confident-band must be a cosine in (0, 1] or 'off', not {value!r}")
+        fail(f"--confident-band must be a cosine in (0, 1], 'calibrated' or 'off', not {value!r}")
     return band
 
 
@@ -255,10 +261,11 @@ def dedup_command(
         typer.Option(
             "--confident-band",
             help="With --two-stage: static cosine at or above which a candidate pair counts "
-            "as a near-duplicate without a MiniLM re-score (default 0.985, calibrated so "
-            "decisions agree >= 99.75% with a full pass; see docs/embeddings.md). Lower is "
-            "faster and less exact; 'off' re-scores every candidate pair.",
-            metavar="COSINE|off",
+            "as a near-duplicate without a MiniLM re-score: faster, and no longer exactly a "
+            "full pass's decisions. 'calibrated' is 0.985 (decisions agreed >= 99.75% with a "
+            "full pass on English-heavy personas; see docs/embeddings.md). Default 'off': "
+            "every candidate pair is re-scored.",
+            metavar="COSINE|calibrated|off",
         ),
     ] = None,
     removed: Annotated[
@@ -293,6 +300,8 @@ def dedup_command(
         fail(str(exc))
     if removed is not None and engine == "ray":
         fail("--removed works with --engine local only")
+    from personahub.store import PersonaStore
+
     with _user_errors():
         target = PersonaStore(store)
         total = target.count()
@@ -358,6 +367,8 @@ def embed_command(
     Vectors are reused by dedup, build, sample/export --similar-to and homophily graphs;
     an interrupted run keeps what it stored and continues where it stopped.
     """
+    from personahub.store import PersonaStore, StoredVectors
+
     with _user_errors():
         target = PersonaStore(store)
         vectors = StoredVectors(target)
@@ -373,6 +384,8 @@ def embed_command(
 
 
 def _print_coverage(target: PersonaStore, stats: dict) -> None:
+    from personahub.store import StoredVectors
+
     by_embedder: dict[str, int] = stats["vectors_by_embedder"]
     current = StoredVectors(target).embedder_id
     have = by_embedder.get(current, 0)
@@ -389,6 +402,8 @@ def _print_coverage(target: PersonaStore, stats: dict) -> None:
 def stats_command(store: StoreOpt = "personas.db") -> None:
     """Counts of personas by origin, hop and angle, of edges by relation, and embedding
     coverage."""
+    from personahub.store import PersonaStore
+
     with _user_errors():
         target = PersonaStore(store)
         stats = target.stats()
@@ -435,6 +450,8 @@ def sample_command(
     similar ones with their cosine similarity, most similar first."""
     if similar_to is not None and top_k is None:
         top_k = n
+    from personahub.store import PersonaStore, similar_personas
+
     with _user_errors():
         flt = persona_filter(
             contains,

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from personahub.dedup.embedding import EmbeddingDeduper, VectorSource
 from personahub.dedup.minhash import MinHashDeduper, MinHasher
 from personahub.dedup.removed import Drop, RemovedPersona, describe_drops, write_removed
-from personahub.dedup.two_stage import CONFIDENT_THRESHOLD, TwoStageDeduper
+from personahub.dedup.two_stage import TwoStageDeduper
 
 STAGES = ("minhash", "embedding")
 
@@ -69,7 +69,7 @@ class DedupPipeline:
             candidates, re-scored with the embedder), which embeds only texts that have a
             candidate.
         confident_threshold: With ``two_stage``, the static cosine of the confident band
-            (see :class:`TwoStageDeduper`); None re-scores every candidate pair.
+            (see :class:`TwoStageDeduper`); None (the default) re-scores every candidate pair.
     """
 
     def __init__(
@@ -79,7 +79,7 @@ class DedupPipeline:
         embedding_threshold: float = 0.9,
         embedder: Any | None = None,
         two_stage: bool = False,
-        confident_threshold: float | None = CONFIDENT_THRESHOLD,
+        confident_threshold: float | None = None,
     ) -> None:
         unknown = [s for s in stages if s not in STAGES]
         if unknown or not stages:
@@ -157,7 +157,7 @@ def dedup_personas(
     progress: Callable[[int], None] | None = None,
     two_stage: bool = False,
     list_removed: bool = False,
-    confident_threshold: float | None = CONFIDENT_THRESHOLD,
+    confident_threshold: float | None = None,
 ) -> DedupReport:
     """Remove near-duplicates from a list of personas or from a store.
 

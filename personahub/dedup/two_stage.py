@@ -29,8 +29,8 @@ from usearch.index import Index
 from personahub.dedup.embedding import VectorSource, earlier_neighbours, match_counts, unit_rows
 
 CONFIDENT_THRESHOLD = 0.985
-"""Default static cosine of the confident band: the smallest (on a 0.005 grid) at which a
-calibration corpus's decisions agreed >= 99.75% with a full MiniLM pass (see
+"""The calibrated static cosine of the (opt-in) confident band: the smallest (on a 0.005
+grid) at which a calibration corpus's decisions agreed >= 99.75% with a full MiniLM pass (see
 ``benchmarks/dedup_band_calibration.py`` and docs/embeddings.md)."""
 
 
@@ -48,9 +48,11 @@ class TwoStageDeduper:
         confident_threshold: Static cosine at or above which a candidate pair is taken as
             a near-duplicate without re-scoring (the confident band): a text whose best
             kept candidate is that close is dropped with no real vector. None re-scores
-            every candidate pair (decisions then equal a full pass whenever recall is
-            complete). The default was calibrated on a corpus apart from the benchmark's
-            (docs/embeddings.md).
+            every candidate pair (the default: decisions then equal a full pass whenever
+            recall is complete). :data:`CONFIDENT_THRESHOLD` was calibrated on a corpus
+            apart from the benchmark's (docs/embeddings.md); the band is opt-in because
+            its decisions differ from a full pass on a few texts (0.25% there, more where
+            the static model reads a language poorly).
     """
 
     def __init__(
@@ -62,7 +64,7 @@ class TwoStageDeduper:
         block_size: int = 2048,
         neighbours: int = 16,
         expansion_search: int = 128,
-        confident_threshold: float | None = CONFIDENT_THRESHOLD,
+        confident_threshold: float | None = None,
     ) -> None:
         self.threshold = threshold
         self.candidate_threshold = candidate_threshold
@@ -173,17 +175,17 @@ class TwoStageDeduper:
     ) -> None:
         """Real vectors for block rows and kept index labels that lack one (one call each)."""
         keys, texts = block
-        rows = sorted(r for r in rows if r not in real)
-        if rows:
-            found = self._real([keys[i] for i in rows], [texts[i] for i in rows], vectors)
-            real.update(zip(rows, found, strict=True))
+        todo = sorted(r for r in rows if r not in real)
+        if todo:
+            found = self._real([keys[i] for i in todo], [texts[i] for i in todo], vectors)
+            real.update(zip(todo, found, strict=True))
         # Items kept in earlier blocks without a candidate then are embedded only now.
-        labels = sorted(j for j in labels if j not in self._full)
-        if labels:
+        kept = sorted(j for j in labels if j not in self._full)
+        if kept:
             found = self._real(
-                [self._keys[j] for j in labels], [self._texts[j] for j in labels], vectors
+                [self._keys[j] for j in kept], [self._texts[j] for j in kept], vectors
             )
-            self._full.update(zip(labels, found, strict=True))
+            self._full.update(zip(kept, found, strict=True))
 
     def _add_block(
         self, keys: list[Hashable], texts: list[str], vectors: VectorSource | None
@@ -191,7 +193,8 @@ class TwoStageDeduper:
         static = unit_rows(self.static.encode(texts))
         from_index = self._index_candidates(static)
         in_block = earlier_neighbours(static, self._low)
-        block, real = (keys, texts), {}
+        block = (keys, texts)
+        real: dict[int, np.ndarray] = {}
         # Fetched up front in one batch: the real vectors the band will almost surely need
         # (texts with a candidate but none in the confident band, and their candidates
         # that are not themselves about to be dropped as confident). Whatever the in-order
