@@ -19,7 +19,6 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from personahub.cli.common import console, fail
-from personahub.distributed.options import EngineOpt, RayAddressOpt, RayWorkersOpt
 
 if TYPE_CHECKING:
     from personahub.store import Persona, PersonaFilter, PersonaStore
@@ -58,7 +57,7 @@ AttrOpt = Annotated[
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
+def user_errors() -> Iterator[None]:
     """Turn the errors a user can cause into one red line and exit code 2."""
     from personahub.rows import SourceError
     from personahub.store import StoreError
@@ -114,7 +113,8 @@ def persona_filter(
     )
 
 
-def _progress() -> Progress:
+def store_progress() -> Progress:
+    """The progress display of the store commands (spinner, bar, count, elapsed time)."""
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -126,7 +126,8 @@ def _progress() -> Progress:
     )
 
 
-def _advance(progress: Progress, description: str, total: int | None) -> Callable[[int], None]:
+def advance_by(progress: Progress, description: str, total: int | None) -> Callable[[int], None]:
+    """A new task on ``progress``, as a callback advancing it by n items."""
     task = progress.add_task(description, total=total)
     return lambda n: progress.advance(task, n)
 
@@ -147,16 +148,16 @@ def import_command(
     """Import personas (and edges) from a file into the store."""
     from personahub.store import PersonaStore, import_file
 
-    with _user_errors():
+    with user_errors():
         target = PersonaStore(store)
-        with _progress() as progress:
+        with store_progress() as progress:
             report = import_file(
                 target,
                 path,
                 fmt=fmt,
                 text_field=text_field,
                 edges_path=edges,
-                progress=_advance(progress, f"importing {path.name}", None),
+                progress=advance_by(progress, f"importing {path.name}", None),
             )
     table = Table(title=f"import {path.name} -> {target.url}")
     for column in ("read", "added", "duplicates", "malformed"):
@@ -198,159 +199,23 @@ def export_command(
     """Export personas (optionally a filtered slice) to JSONL or Parquet."""
     from personahub.store import PersonaStore, export_file
 
-    with _user_errors():
+    with user_errors():
         flt = persona_filter(
             contains, regex, origin, min_hop, max_hop, similar_to, min_similarity, top_k, attr
         )
         if fmt not in ("auto", "jsonl", "parquet"):
             fail(f"unknown export format {fmt!r} (use auto, jsonl or parquet)")
         source = PersonaStore(store)
-        with _progress() as progress:
+        with store_progress() as progress:
             written = export_file(
                 source,
                 path,
                 fmt=fmt,  # type: ignore[arg-type]
                 filter=None if flt.is_empty else flt,
                 edges_path=edges,
-                progress=_advance(progress, f"exporting to {path.name}", None),
+                progress=advance_by(progress, f"exporting to {path.name}", None),
             )
     console.print(f"wrote {written:,} personas to {path}")
-
-
-def _confident_band(value: str | None) -> float | None:
-    """The ``--confident-band`` value: None (off, the default), the calibrated cosine for
-    ``calibrated``, or a cosine."""
-    from personahub.dedup.two_stage import CONFIDENT_THRESHOLD
-
-    word = (value or "off").strip().lower()
-    if word == "off":
-        return None
-    if word == "calibrated":
-        return CONFIDENT_THRESHOLD
-    try:
-        band = float(word)
-    except ValueError:
-        band = float("nan")
-    if not 0.0 < band <= 1.0:
-        fail(f"--confident-band must be a cosine in (0, 1], 'calibrated' or 'off', not {value!r}")
-    return band
-
-
-def dedup_command(
-    store: StoreOpt = "personas.db",
-    stages: Annotated[
-        str, typer.Option("--stages", help="Comma-separated: minhash, embedding.")
-    ] = "minhash,embedding",
-    minhash_threshold: Annotated[
-        float, typer.Option("--minhash-threshold", help="Jaccard threshold.")
-    ] = 0.9,
-    embedding_threshold: Annotated[
-        float, typer.Option("--embedding-threshold", help="Cosine threshold.")
-    ] = 0.9,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, delete nothing.")] = False,
-    two_stage: Annotated[
-        bool,
-        typer.Option(
-            "--two-stage",
-            help="Embedding stage: static-model candidates re-scored with MiniLM "
-            "(embeds only personas with a candidate).",
-        ),
-    ] = False,
-    confident_band: Annotated[
-        str | None,
-        typer.Option(
-            "--confident-band",
-            help="With --two-stage: static cosine at or above which a candidate pair counts "
-            "as a near-duplicate without a MiniLM re-score: faster, and no longer exactly a "
-            "full pass's decisions. 'calibrated' is 0.985 (decisions agreed >= 99.75% with a "
-            "full pass on English-heavy personas; see docs/embeddings.md). Default 'off': "
-            "every candidate pair is re-scored.",
-            metavar="COSINE|calibrated|off",
-        ),
-    ] = None,
-    removed: Annotated[
-        Path | None,
-        typer.Option(
-            "--removed",
-            help="Write what was removed here (JSONL: id, text, the kept duplicate it "
-            "matched, stage, similarity); with --dry-run, what would be.",
-            dir_okay=False,
-        ),
-    ] = None,
-    engine: EngineOpt = "local",
-    ray_address: RayAddressOpt = None,
-    ray_workers: RayWorkersOpt = 2,
-) -> None:
-    """Remove near-duplicate personas from the store (the lowest id of each group stays).
-
-    With --engine ray, MinHash signatures and LSH banding run on Ray Data and the embedding
-    stage per shard with a merge; the MinHash decisions equal the local engine's.
-    """
-    from personahub.dedup import STAGES, dedup_personas, write_removed
-    from personahub.distributed.engine import EngineError, check_engine
-
-    band = _confident_band(confident_band)
-    chosen = [s.strip() for s in stages.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in STAGES]
-    if unknown or not chosen:
-        fail(f"unknown stage {(unknown or [''])[0]!r}; choose from {', '.join(STAGES)}")
-    try:
-        engine = check_engine(engine, ray_address, ray_workers)
-    except EngineError as exc:
-        fail(str(exc))
-    if removed is not None and engine == "ray":
-        fail("--removed works with --engine local only")
-    from personahub.store import PersonaStore
-
-    with _user_errors():
-        target = PersonaStore(store)
-        total = target.count()
-        if engine == "ray":
-            from personahub.distributed.engine import ray_session
-            from personahub.distributed.ray_dedup import dedup_store_ray
-
-            try:
-                with ray_session(ray_address, num_cpus=None if ray_address else ray_workers):
-                    report = dedup_store_ray(
-                        target,
-                        chosen,
-                        minhash_threshold,
-                        embedding_threshold,
-                        dry_run=dry_run,
-                        workers=ray_workers,
-                    )
-            except EngineError as exc:
-                fail(str(exc))
-        else:
-            with _progress() as progress:
-                report = dedup_personas(
-                    target,
-                    stages=chosen,
-                    minhash_threshold=minhash_threshold,
-                    embedding_threshold=embedding_threshold,
-                    dry_run=dry_run,
-                    progress=_advance(progress, "deduplicating", total),
-                    two_stage=two_stage,
-                    list_removed=removed is not None,
-                    confident_threshold=band,
-                )
-        if removed is not None:
-            try:
-                write_removed(removed, report.removed)
-            except OSError as exc:
-                fail(f"cannot write {removed}: {exc.strerror}")
-    table = Table(title="dedup" + (" (dry run)" if dry_run else ""))
-    table.add_column("stage")
-    table.add_column("dropped", justify="right")
-    for stage, dropped in report.dropped.items():
-        table.add_row(stage, f"{dropped:,}")
-    table.add_row("[bold]kept[/]", f"{report.kept:,} of {report.total:,}")
-    console.print(table)
-    if not dry_run:
-        console.print(f"deleted {report.deleted:,} personas")
-    if removed is not None:
-        what = "would be removed" if dry_run else "removed"
-        console.print(f"{len(report.removed):,} personas {what}: listed in {removed}")
 
 
 def embed_command(
@@ -369,12 +234,12 @@ def embed_command(
     """
     from personahub.store import PersonaStore, StoredVectors
 
-    with _user_errors():
+    with user_errors():
         target = PersonaStore(store)
         vectors = StoredVectors(target)
         missing = vectors.missing()
-        with _progress() as progress:
-            done = vectors.fill(batch, _advance(progress, "embedding personas", missing))
+        with store_progress() as progress:
+            done = vectors.fill(batch, advance_by(progress, "embedding personas", missing))
         pruned = vectors.delete_other_embedders() if prune else 0
     console.print(
         f"embedded {done:,} personas ({vectors.count():,} stored for {vectors.embedder_id})"
@@ -404,7 +269,7 @@ def stats_command(store: StoreOpt = "personas.db") -> None:
     coverage."""
     from personahub.store import PersonaStore
 
-    with _user_errors():
+    with user_errors():
         target = PersonaStore(store)
         stats = target.stats()
         console.print(
@@ -452,7 +317,7 @@ def sample_command(
         top_k = n
     from personahub.store import PersonaStore, similar_personas
 
-    with _user_errors():
+    with user_errors():
         flt = persona_filter(
             contains,
             regex,
@@ -469,9 +334,9 @@ def sample_command(
         target = PersonaStore(store)
         scored: list[tuple[Persona, float | None]]
         if flt.similar_to is not None:
-            with _progress() as progress:
+            with store_progress() as progress:
                 # Only the first search embeds the store (personas without a vector).
-                task = _advance(progress, "embedding personas (once)", None)
+                task = advance_by(progress, "embedding personas (once)", None)
                 scored = list(similar_personas(target, flt, progress=task))
         else:
             scored = [(row, None) for row in target.personas(flt)]
@@ -503,9 +368,11 @@ def sample_command(
 
 def register(app: typer.Typer) -> None:
     """Add the store commands to the ``personahub`` app."""
+    from personahub.cli.dedup import dedup_command
+
     app.command("import")(import_command)
     app.command("export")(export_command)
-    app.command("dedup")(dedup_command)
+    app.command("dedup")(dedup_command)  # its own module: the dedup options are many
     app.command("embed")(embed_command)
     app.command("stats")(stats_command)
     app.command("sample")(sample_command)
