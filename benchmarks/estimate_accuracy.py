@@ -41,8 +41,9 @@ from personahub.llm.testing.fake_app import DEFAULT_MODEL
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 from sandbox.estimate.dry import KnownAnswers
 from sandbox.estimate.scenario import estimate_scenario
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions, start_run
+from sandbox.runner import start_run
 from tests.support.estimates import FIXTURE_ANSWERS
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml"))

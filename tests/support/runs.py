@@ -28,7 +28,8 @@ from personahub.llm.backends import BackendCall
 from personahub.llm.seeds import request_seed
 from personahub.llm.testing import FunctionBackend
 from personahub.llm.testing.schema_instances import generate_instance
-from sandbox.runner import RunOptions, start_run
+from sandbox.run_options import RunOptions
+from sandbox.runner import start_run
 
 Responder = Callable[[dict[str, Any]], Any]
 Script = Callable[[int, int], Any]
