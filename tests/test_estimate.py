@@ -11,7 +11,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from personahub.llm.testing import FunctionBackend
-from personahub.llm.testing.fake_app import DEFAULT_MODEL
+from personahub.llm.testing.fake_config import DEFAULT_MODEL
 from personahub.llm.testing.fake_openai import FakeOpenAIServer
 from sandbox.cli.app import app
 from sandbox.estimate.run import Estimate
