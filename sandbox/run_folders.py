@@ -18,10 +18,12 @@ class RunError(RuntimeError):
 
 
 def new_run_id(name: str) -> str:
+    """A new run's id: the scenario name, the local start time and a random suffix."""
     return f"{name}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that is a file, before any run work starts."""
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out}: is a file; expected the folder that holds run folders")
 

@@ -33,6 +33,8 @@ from sandbox.scenario import ScenarioBase
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
+    """How a started or resumed run ended: its id, folder, database and final status."""
+
     run_id: str
     run_dir: Path
     database: str
