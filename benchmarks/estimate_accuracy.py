@@ -37,12 +37,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import result_line
-from personahub.llm.testing.fake_app import DEFAULT_MODEL
+from personahub.llm.testing.fake_config import DEFAULT_MODEL
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 from sandbox.estimate.dry import KnownAnswers
 from sandbox.estimate.scenario import estimate_scenario
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions, start_run
+from sandbox.runner import start_run
 from tests.support.estimates import FIXTURE_ANSWERS
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml"))

@@ -28,7 +28,7 @@ from personahub.llm import LLMClient, load_settings
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 from sandbox.experiment import execute
 from sandbox.forecast.model import ForecastModel
-from sandbox.runner import RunOptions
+from sandbox.run_options import RunOptions
 
 EXPERIMENT = """\
 name: experiment-overhead

@@ -36,7 +36,8 @@ from personahub.llm.backends import BackendCall
 from personahub.llm.testing import FunctionBackend
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 from sandbox.archetypes.model import ArchetypeModel
-from sandbox.runner import RunOptions, prepare_run
+from sandbox.run_options import RunOptions
+from sandbox.runner import prepare_run
 
 SCENARIO = """\
 name: million

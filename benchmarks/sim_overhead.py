@@ -27,7 +27,8 @@ from personahub.llm import LLMClient, LLMRequest, load_settings
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 from sandbox.forecast.answers import AgentResponse
 from sandbox.forecast.model import ForecastModel
-from sandbox.runner import RunOptions, prepare_run
+from sandbox.run_options import RunOptions
+from sandbox.runner import prepare_run
 
 SCENARIO = """\
 name: sim-overhead

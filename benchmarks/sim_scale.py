@@ -21,7 +21,8 @@ from benchmarks._common import grow, load_personas, peak_rss_mib, result_line
 from personahub.llm import LLMClient, load_settings
 from personahub.llm.testing.fake_openai import spawn_server_process, stop_server_process
 from sandbox.forecast.model import ForecastModel
-from sandbox.runner import RunOptions, prepare_run
+from sandbox.run_options import RunOptions
+from sandbox.runner import prepare_run
 
 SCENARIO = """\
 name: sim-scale

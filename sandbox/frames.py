@@ -18,8 +18,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from sandbox.run_folders import RunError, locate_run
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunError, locate_run
 
 if TYPE_CHECKING:
     import pandas as pd

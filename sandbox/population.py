@@ -13,11 +13,12 @@ from typing import Any
 
 from personahub.db.engine import DatabaseError
 from personahub.rows import SourceError, columns_of, detect_format
+from personahub.store.connection import StoreError
 from personahub.store.filters import PersonaFilter
 from personahub.store.io import AUTO_TEXT_FIELDS, import_file
 from personahub.store.models import stored_id
 from personahub.store.opening import STORE_SUFFIXES, open_personas
-from personahub.store.store import PersonaStore, StoreError
+from personahub.store.store import PersonaStore
 from sandbox.raking import JOINT, attribute_value
 from sandbox.scenario import Population, Problem
 

@@ -20,10 +20,10 @@ import jinja2
 from rich.console import Console
 
 from sandbox.modes import mode_of_run
+from sandbox.run_folders import RUN_DB
 from sandbox.rundb import RunDatabase
 
 REPORT_NAME = "report.html"
-RUN_DB = "run.db"  # the runner's name for it; not imported, to keep the runner's imports out
 
 
 def _open(db_path_or_url: str | Path) -> tuple[RunDatabase, Path | None]:

@@ -14,8 +14,9 @@ from sandbox.forecast.agent import Observation
 from sandbox.forecast.answer_modes import DISTRIBUTIONS_KEY, option_hint, option_request
 from sandbox.forecast.distributions import final_distributions
 from sandbox.forecast.scenario import ChoiceQuestion
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions, resume_run, start_run
+from sandbox.runner import resume_run, start_run
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.runs import DEFAULT_SCENARIO, make_run, request_schema, varied_responder
 from tests.test_sandbox_model import (

@@ -17,8 +17,9 @@ from sandbox.archetypes.model import ArchetypeModel
 from sandbox.archetypes.network import CSRGraph, watts_strogatz
 from sandbox.archetypes.population import from_marginals
 from sandbox.archetypes.state import PopulationState
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions, resume_run, start_run
+from sandbox.runner import resume_run, start_run
 from sandbox.scenario import ScenarioError
 from sandbox.scenario_loader import load_scenario
 

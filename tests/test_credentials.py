@@ -12,8 +12,9 @@ from personahub.cli.app import app as personahub_app
 from personahub.db.engine import safe_url
 from personahub.urls import mask_url, url_secrets
 from sandbox.report import write_report
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions, start_run
+from sandbox.runner import start_run
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.runs import DEFAULT_SCENARIO, personas
 

@@ -20,8 +20,9 @@ from personahub.llm import LLMClient, LLMRequest, LLMSettings
 from personahub.llm.backends.endpoints import Endpoint, EndpointPool
 from personahub.llm.meter import endpoint_lines
 from sandbox.report import print_summary
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions, start_run
+from sandbox.runner import start_run
 from tests.support.fake_openai import FakeOpenAIServer
 
 

@@ -11,15 +11,16 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from personahub.llm.testing import FunctionBackend
-from personahub.llm.testing.fake_app import DEFAULT_MODEL
+from personahub.llm.testing.fake_config import DEFAULT_MODEL
 from personahub.llm.testing.fake_openai import FakeOpenAIServer
 from sandbox.cli.app import app
 from sandbox.estimate.run import Estimate
 from sandbox.estimate.scenario import estimate_scenario
 from sandbox.npc.estimate import expected_lines
 from sandbox.report import print_summary
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions, start_run
+from sandbox.runner import start_run
 from tests.support.estimates import FIXTURE_ANSWERS
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -215,7 +216,7 @@ def test_a_big_population_is_estimated_on_a_sample_close_to_the_full_estimate(na
     from personahub.llm import load_settings
     from sandbox.estimate.run import estimate_cast
     from sandbox.estimate.tokens import RatioCounter
-    from sandbox.runner import load_inputs
+    from sandbox.run_options import load_inputs
 
     scenario, personas, graph = load_inputs(SCENARIOS / f"{name}.yaml", RunOptions(agents=150))
     settings = load_settings(None, backend="openai")

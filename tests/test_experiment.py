@@ -14,8 +14,8 @@ from sandbox.experiment.execute import resume_experiment, start_experiment
 from sandbox.experiment.report import build_view, groups_of
 from sandbox.experiment.spec import load_experiment
 from sandbox.forecast.model import ForecastModel
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions
 from sandbox.scenario import ScenarioError
 from tests.support.experiments import (
     EXPERIMENT,

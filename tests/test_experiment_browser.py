@@ -11,8 +11,8 @@ import pytest
 
 from sandbox.experiment.execute import start_experiment
 from sandbox.experiment.report import build_view, groups_of, write_experiment_report
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions
 from tests.support.experiments import client, experiment_in
 from tests.test_report_browser import driver, images_loaded, open_page, severe
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from sandbox import load_run
 from sandbox.cli import app
-from sandbox.runner import RunError
+from sandbox.run_folders import RunError
 from tests.support.runs import make_run, scripted
 
 

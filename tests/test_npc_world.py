@@ -12,8 +12,9 @@ import pytest
 
 from personahub.llm import LLMClient, load_settings
 from sandbox.export import export_run
+from sandbox.run_options import RunOptions
 from sandbox.rundb import PLAYER_ID, RunDatabase
-from sandbox.runner import RunOptions, resume_run, start_run
+from sandbox.runner import resume_run, start_run
 from sandbox.scenario_loader import ScenarioError, load_scenario
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.runs import make_run, personas, request_schema

@@ -10,8 +10,10 @@ import pytest
 import yaml
 
 from personahub.llm import LLMClient, load_settings
+from sandbox.run_folders import RunError
+from sandbox.run_options import RunOptions, effective_scenario
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunError, RunOptions, effective_scenario, start_run
+from sandbox.runner import start_run
 from sandbox.scenario_loader import load_scenario
 from tests.support.runs import responder_backend, varied_responder
 

@@ -17,8 +17,9 @@ from personahub.cli.app import app as personahub_app
 from personahub.llm import ConfigError, LLMClient, LLMRequest, LLMSettings
 from personahub.llm.backends import LOCAL_MODEL_NAME
 from personahub.llm.backends.local import LocalBackend, find_packaged_model
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions, start_run
+from sandbox.runner import start_run
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.runs import DEFAULT_SCENARIO, personas
 

@@ -20,8 +20,9 @@ from personahub.llm.testing import FunctionBackend
 from sandbox.cli.app import app as sandbox_app
 from sandbox.forecast.stats import SMALL_N, share_estimates
 from sandbox.report import print_summary, write_report
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions, start_run
+from sandbox.runner import start_run
 from tests.support.runs import (
     DEFAULT_SCENARIO,
     make_run,

@@ -12,9 +12,11 @@ from personahub.llm import ErrorKind, LLMClient, load_settings
 from personahub.llm.backends import BackendCall
 from personahub.llm.retry import TransportError
 from sandbox.forecast.model import ForecastModel
+from sandbox.run_folders import RunError
 from sandbox.run_llm import ModelSwitchError
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunError, RunOptions, resume_run, start_run
+from sandbox.runner import resume_run, start_run
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.runs import (
     DEFAULT_SCENARIO,

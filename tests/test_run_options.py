@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.population import load_cast
-from sandbox.runner import RunError, RunOptions, effective_scenario, start_run
+from sandbox.run_folders import RunError
+from sandbox.run_options import RunOptions, effective_scenario
+from sandbox.runner import start_run
 from sandbox.scenario import PersonaSelector, Population
 from sandbox.scenario_loader import load_scenario
 

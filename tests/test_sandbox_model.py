@@ -17,8 +17,10 @@ from personahub.llm import LLMClient, load_settings
 from sandbox.forecast.agent import Observation
 from sandbox.forecast.model import ForecastModel
 from sandbox.population import PersonaRecord
+from sandbox.run_folders import locate_run
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions, locate_run, resume_run, start_run
+from sandbox.runner import resume_run, start_run
 from sandbox.scenario_loader import parse_scenario
 from tests.support.fake_openai import FakeOpenAIServer
 

@@ -5,6 +5,7 @@ read-only connections, interviews and surveys stored apart from the forecast, th
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from sandbox.serve.app import ServeApp, build_app
 from sandbox.serve.security import BindError, check_bind
 from sandbox.serve.source import RunReader, RunSource
 from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.runs import make_run, responder_backend, varied_responder
+from tests.support.runs import make_run, responder_backend, set_run, varied_responder
 
 LOCAL = "http://127.0.0.1"
 WRITE = {"X-Sandbox": "1"}
@@ -72,6 +73,21 @@ def test_runs_list_and_live_snapshot(run: tuple[Path, str]) -> None:
     assert live["graph"]["note"] == "all 16 agents"
     assert all(d["c"] >= 0 for d in live["graph"]["dots"])  # everyone answered intent
     assert live["feed"] and live["failures"]["total"] == 0
+
+
+def test_a_completed_run_is_awaited_only_while_its_report_can_come(tmp_path: Path) -> None:
+    db_path, run_id = make_run(tmp_path)
+
+    def flags() -> tuple[bool, bool]:
+        live = client.get(f"/api/runs/{run_id}/live").json()
+        return live["report"], live["report_pending"]
+
+    with client_for(db_path) as client:
+        assert flags() == (False, True)  # just completed: `sandbox run` writes it next
+        set_run(db_path, run_id, updated=datetime.now(UTC) - timedelta(hours=1))
+        assert flags() == (False, False)  # nothing more will change: the page stops asking
+        (db_path.parent / "report.html").write_text("<p>report</p>", encoding="utf-8")
+        assert flags() == (True, False)
 
 
 def test_agent_page_shows_transcript(run: tuple[Path, str]) -> None:

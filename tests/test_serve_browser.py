@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from sandbox.rundb import AgentRow, InterviewRow, RunDatabase
 from sandbox.serve.app import ServeApp, build_app
 from sandbox.serve.source import RunSource
 from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.runs import DEFAULT_SCENARIO, make_run, personas, varied_responder
+from tests.support.runs import DEFAULT_SCENARIO, make_run, personas, set_run, varied_responder
 from tests.support.serve import serving
 from tests.test_report_browser import HOSTILE, driver, hostile_responder, severe
 
@@ -126,6 +127,31 @@ def test_live_run_page_agent_page_and_interview(driver: Any, tmp_path: Path) -> 
     assert [(r.kind, r.agent_id, r.reply) for r in rows] == [
         ("interview", 1, "echo: Why did you answer that way?")
     ]
+
+
+def live_requests(browser: Any) -> int:
+    """How many snapshots the open page has asked for."""
+    entries = "performance.getEntriesByType('resource')"
+    return int(
+        browser.execute_script(f"return {entries}.filter(e => e.name.endsWith('/live')).length")
+    )
+
+
+@pytest.mark.browser
+def test_a_finished_runs_page_stops_asking(driver: Any, tmp_path: Path) -> None:
+    db_path, run_id = make_run(tmp_path)
+    # Completed an hour ago, without a report: nothing on its page can change any more.
+    set_run(db_path, run_id, updated=datetime.now(UTC) - timedelta(hours=1))
+    with serving(build_app(ServeApp(RunSource(runs=db_path.parent.parent), poll_ms=100))) as base:
+        driver.get(f"{base}/runs/{run_id}")
+        wait_for(lambda: loaded(driver), what="the snapshot")
+        time.sleep(2)  # four times the idle poll interval
+        assert live_requests(driver) == 1
+        # An interrupted run may be resumed: its page keeps looking in.
+        set_run(db_path, run_id, status="interrupted")
+        driver.get(f"{base}/runs/{run_id}")
+        wait_for(lambda: live_requests(driver) >= 3, seconds=10, what="the page to ask again")
+        driver.get("about:blank")  # before the server stops: this page polls for good
 
 
 @pytest.mark.browser

@@ -15,8 +15,8 @@ from sandbox.experiment.report import (
     write_experiment_report,
     write_run_reports,
 )
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunOptions
 from sandbox.serve.app import ServeApp, build_app
 from sandbox.serve.source import RunSource
 from tests.support.experiments import EXPERIMENT, client, experiment_in

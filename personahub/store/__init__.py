@@ -9,6 +9,7 @@ Typical use::
     students = store.personas(PersonaFilter(contains_any=["student"], sample=50))
 """
 
+from personahub.store.connection import StoreError
 from personahub.store.filters import PersonaFilter, carve, carve_batches
 from personahub.store.io import ImportReport, export_file, import_file
 from personahub.store.models import (
@@ -24,8 +25,9 @@ from personahub.store.models import (
 )
 from personahub.store.opening import is_store, open_personas
 from personahub.store.similar import similar_personas
-from personahub.store.store import AddReport, PersonaStore, StoreError
+from personahub.store.store import PersonaStore
 from personahub.store.vectors import StoredVectors
+from personahub.store.writing import AddReport
 
 __all__ = [
     "AddReport",

@@ -30,9 +30,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from personahub.rows import SourceError, columns_of, detect_format, iter_rows
+from personahub.store.connection import StoreError
 from personahub.store.filters import PersonaFilter
 from personahub.store.models import ORIGINS, EdgeIn, Persona, PersonaIn, stored_id
-from personahub.store.store import PersonaStore, StoreError
+from personahub.store.store import PersonaStore
 
 AUTO_TEXT_FIELDS: tuple[str, ...] = ("persona", "input persona", "text")
 # Export columns that are store-internal and must not become attributes on re-import.

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from personahub.store.connection import StoreError
 from personahub.store.io import import_file
-from personahub.store.store import PersonaStore, StoreError
+from personahub.store.store import PersonaStore
 
 STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 

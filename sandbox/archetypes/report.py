@@ -56,7 +56,7 @@ class Loaded:
 
 
 def _load(database: RunDatabase, run: RunRow) -> Loaded:
-    from sandbox.runner import run_folder
+    from sandbox.run_folders import run_folder
 
     scenario = parse_scenario(run.scenario_yaml, Path(run.scenario_path or "run.db"))
     assert isinstance(scenario, ArchetypeScenario)

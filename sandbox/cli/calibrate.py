@@ -44,7 +44,7 @@ def calibrate(
     writes calibration.json and calibration.html beside the run's report."""
     # Imported here: they bring pandas, scikit-learn and the run machinery.
     from sandbox.report import write_report
-    from sandbox.runner import locate_run
+    from sandbox.run_folders import locate_run
     from sandbox.validation.calibrate import (
         AnswerMode,
         CalibrationOptions,

@@ -26,8 +26,8 @@ def input_errors(*more: type[Exception]) -> tuple[type[Exception], ...]:
     from personahub.llm import ConfigError
     from personahub.llm.backends.local import ModelUnavailableError
     from sandbox.population import PopulationError
+    from sandbox.run_folders import RunError
     from sandbox.run_llm import ModelSwitchError
-    from sandbox.runner import RunError
     from sandbox.scenario import ScenarioError
 
     return (

@@ -14,7 +14,7 @@ from personahub.cli.common import console
 from sandbox.cli.common import fail_input, input_errors
 
 if TYPE_CHECKING:  # the run machinery loads when a command runs, not for `--help`
-    from sandbox.runner import RunOptions
+    from sandbox.run_options import RunOptions
 
 ESTIMATE_FLAGS = ("backend", "base_url", "model", "model_path", "config", "price_in", "price_out")
 
@@ -68,6 +68,6 @@ def estimate(
 ) -> None:
     """Predict a run's model calls, prompt and completion tokens and (with prices) money,
     from the scenario, the population, the graph and the prompts, calling no model."""
-    from sandbox.runner import RunOptions
+    from sandbox.run_options import RunOptions
 
     print_estimate(scenario, RunOptions(agents=agents, steps=steps, seed=seed), llm)

@@ -35,7 +35,7 @@ def experiment(
     """Run every arm x seed x sweep point side by side, then write
     runs/<experiment-id>/experiment.html and print the effects."""
     from sandbox.experiment.execute import start_experiment
-    from sandbox.runner import RunOptions
+    from sandbox.run_options import RunOptions
 
     options = RunOptions(agents=agents, steps=steps, out=out)
     try:

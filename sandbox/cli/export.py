@@ -71,7 +71,7 @@ def export(
     """Turn a run's agent replies and NPC conversations into fine-tuning data."""
     # Here, not at the top: MinHash and Parquet libraries take seconds to import.
     from sandbox.export import ExportError, export_run, report_table
-    from sandbox.runner import locate_run
+    from sandbox.run_folders import locate_run
 
     try:
         path = locate_run(run_ref, runs)

@@ -30,8 +30,8 @@ def _with_interviewer(
 ) -> T:
     """Open the run for writing, build its gateway client and run ``work(interviewer)``."""
     from sandbox.interview import Interviewer, InterviewError, interview_client
+    from sandbox.run_folders import locate_run
     from sandbox.rundb import RunDatabase
-    from sandbox.runner import locate_run
 
     try:
         database = RunDatabase(locate_run(run_ref, out), must_exist=True)

@@ -44,8 +44,8 @@ def resolve(
     """Record a question's real outcome in the run database and score the run's forecast."""
     from sandbox.forecast.resolution import ResolutionError, scores_table
     from sandbox.forecast.resolution import resolve as record
+    from sandbox.run_folders import locate_run
     from sandbox.rundb import RunDatabase
-    from sandbox.runner import locate_run
 
     try:
         db = RunDatabase(locate_run(run_ref, out), must_exist=True)
@@ -68,8 +68,8 @@ def track(
 ) -> None:
     """List every resolved run under --runs with its forecast's scores against the outcome."""
     from sandbox.forecast.resolution import COLUMNS, cells, resolved, scores_table
+    from sandbox.run_folders import RUN_DB
     from sandbox.rundb import RunDatabase
-    from sandbox.runner import RUN_DB
 
     items: list[Resolved] = []
     for path in sorted(out.glob(f"*/{RUN_DB}")) if out.is_dir() else []:

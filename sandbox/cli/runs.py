@@ -59,7 +59,8 @@ def run(
     quiet: Quiet = False,
 ) -> None:
     """Run a scenario to the end, then write runs/<run-id>/report.html and print a summary."""
-    from sandbox.runner import RunOptions, start_run
+    from sandbox.run_options import RunOptions
+    from sandbox.runner import start_run
 
     options = RunOptions(
         agents=agents, steps=steps, seed=seed, out=out, database=database, population=population
@@ -94,8 +95,9 @@ def resume(
 ) -> None:
     """Continue a killed or interrupted run from its last committed step, on the LLM
     configuration it recorded; for an experiment's folder, every unfinished run of it."""
+    from sandbox.run_folders import locate_run
     from sandbox.rundb import RunDatabase
-    from sandbox.runner import locate_run, resume_run
+    from sandbox.runner import resume_run
 
     try:
         path = locate_run(run_ref, out)
@@ -137,8 +139,8 @@ def report(
     out: Out = Path("runs"),
 ) -> None:
     """(Re)write a run's report.html from its database and print the summary."""
+    from sandbox.run_folders import locate_run, run_folder
     from sandbox.rundb import RunDatabase
-    from sandbox.runner import locate_run, run_folder
 
     try:
         path = locate_run(run_ref, out)
@@ -161,7 +163,7 @@ def list_runs(
     ] = False,
 ) -> None:
     """List the runs under --runs with their status and progress."""
-    from sandbox.runner import RUN_DB
+    from sandbox.run_folders import RUN_DB
 
     found = sorted(out.glob(f"*/{RUN_DB}")) if out.is_dir() else []
     if not found:

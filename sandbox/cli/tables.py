@@ -38,7 +38,7 @@ def tables(
     (see docs/analysis.md).
     """
     from sandbox.frames import load_run
-    from sandbox.runner import run_folder
+    from sandbox.run_folders import run_folder
 
     try:
         run = load_run(run_ref, runs=out)

@@ -10,7 +10,7 @@ from personahub.llm import load_settings
 from sandbox.estimate.dry import KnownAnswers
 from sandbox.estimate.run import Estimate, estimate_cast
 from sandbox.estimate.tokens import counter_for
-from sandbox.runner import RunOptions, llm_overrides, load_inputs
+from sandbox.run_options import RunOptions, llm_overrides, load_inputs
 
 
 def estimate_scenario(

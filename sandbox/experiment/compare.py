@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox.experiment.report import ExperimentView, Group, build_view, write_experiment_report
+from sandbox.run_folders import RUN_DB, RunError, locate_run
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RUN_DB, RunError, locate_run
 
 
 def open_run(ref: str) -> tuple[RunDatabase, str]:

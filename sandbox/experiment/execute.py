@@ -28,22 +28,12 @@ from sandbox.experiment.spec import load_experiment
 from sandbox.graph import build_graph
 from sandbox.modes import RunModel, RunSetup
 from sandbox.population import load_cast
+from sandbox.run_folders import RUN_DB, RunError, check_out, new_run_id
 from sandbox.run_llm import check_model, client_for_resume
+from sandbox.run_options import RunOptions, effective_scenario, llm_overrides
+from sandbox.run_record import create_run, rebuild_run
 from sandbox.rundb import RunDatabase
-from sandbox.runner import (
-    RUN_DB,
-    RunError,
-    RunOptions,
-    check_out,
-    create_run,
-    effective_scenario,
-    llm_overrides,
-    new_run_id,
-    preflight_loop,
-    rebuild_run,
-    recording_status,
-    run_estimate,
-)
+from sandbox.runner import preflight_loop, recording_status, run_estimate
 
 
 @dataclass(frozen=True, slots=True)

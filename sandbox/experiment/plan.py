@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sandbox.experiment.spec import Condition, Experiment
+from sandbox.run_options import RunOptions, effective_scenario
 from sandbox.rundb import ExperimentRunRow
-from sandbox.runner import RunOptions, effective_scenario
 from sandbox.scenario import ScenarioBase
 
 

@@ -95,7 +95,8 @@ def export_run(
     """Export the latest run of ``database`` as training data.
 
     Args:
-        database: A run database path or SQLAlchemy URL (see :func:`sandbox.runner.locate_run`).
+        database: A run database path or SQLAlchemy URL
+            (see :func:`sandbox.run_folders.locate_run`).
         out: Output file; with ``split``, ``<stem>.train<suffix>`` and ``<stem>.val<suffix>``.
         fmt: ``openai``, ``sharegpt`` or ``parquet``.
         role: ``agent`` (forecast interactions), ``npc`` (conversation sides), ``interview``

@@ -34,7 +34,7 @@ from sandbox.rundb import RunRow
 from sandbox.serve.experiments import experiment_page, experiments_list
 from sandbox.serve.security import Guard
 from sandbox.serve.source import RunReader, RunSource
-from sandbox.serve.views import LiveViews, agent_page, run_summary, runs_list
+from sandbox.serve.views import LiveViews, agent_page, report_pending, run_summary, runs_list
 
 HERE = Path(__file__).resolve().parent
 ClientFactory = Callable[[RunRow], LLMClient]
@@ -116,9 +116,11 @@ class ServeApp:
     def _snapshot(self, request: Request) -> dict[str, Any]:
         reader, run = self._locate(request)
         # The report is written after the run's last commit, so it is not part of the cached
-        # snapshot (whose version would not change): the page learns of it from this flag.
+        # snapshot (whose version would not change): the page learns of it, and whether to keep
+        # waiting for it, from these flags.
         has_report = self.source.report_path(run.id) is not None
-        return {**self.views.snapshot(reader, run), "report": has_report}
+        pending = report_pending(run, has_report)
+        return {**self.views.snapshot(reader, run), "report": has_report, "report_pending": pending}
 
     async def report(self, request: Request) -> Response:
         _reader, run = await asyncio.to_thread(self._locate, request)

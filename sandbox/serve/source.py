@@ -22,8 +22,8 @@ from sqlmodel import Session, col
 
 from personahub.db import migrations
 from personahub.db.engine import DatabaseError, make_engine, safe_url
+from sandbox.run_folders import RUN_DB, run_folder
 from sandbox.rundb import RUN_SCHEMA, ExperimentRunRow, InteractionRow, RunDatabase, RunRow
-from sandbox.runner import RUN_DB, run_folder
 
 EXPERIMENT_REPORT = "experiment.html"
 """The experiment report's file name (``sandbox.experiment.report.REPORT_NAME``, which this
@@ -209,7 +209,7 @@ class RunSource:
     def report_path(self, run_id: str) -> Path | None:
         """The run's report.html, if it has been written: beside its SQLite file (in its
         ``<run-id>/`` there for a run of an experiment), or in ``runs/<run-id>/`` for a
-        database URL (:func:`sandbox.runner.run_folder`)."""
+        database URL (:func:`sandbox.run_folders.run_folder`)."""
         target = self._where.get(run_id)
         if target is None or ("://" in target and self.runs is None):
             return None  # a database URL, and no runs folder to look in

@@ -8,6 +8,7 @@ pages poll it. The graph's layout is computed once per run.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,6 +28,9 @@ from sandbox.serve.source import Listed, RunReader
 
 FEED = 30
 FAILURES = 20
+# How long after a run completes its report may still come: `sandbox run` writes it right
+# after the last step, but a first load of the report's models can take minutes.
+REPORT_WAIT = timedelta(minutes=10)
 
 
 def run_summary(run: RunRow) -> dict[str, Any]:
@@ -48,6 +52,16 @@ def run_summary(run: RunRow) -> dict[str, Any]:
         "started": f"{run.created:%Y-%m-%d %H:%M:%S}",
         "updated": f"{run.updated:%Y-%m-%d %H:%M:%S}",
     }
+
+
+def report_pending(run: RunRow, has_report: bool, now: datetime | None = None) -> bool:
+    """Whether a completed run's report can still come: it has none yet and completed less
+    than :data:`REPORT_WAIT` ago. Past that, nothing more will change on its page."""
+    if run.status != "completed" or has_report:
+        return False
+    # SQLite hands timestamps back without their zone; they are stored in UTC.
+    updated = run.updated if run.updated.tzinfo else run.updated.replace(tzinfo=UTC)
+    return (now or datetime.now(UTC)) - updated < REPORT_WAIT
 
 
 def runs_list(listing: list[Listed]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:

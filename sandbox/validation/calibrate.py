@@ -22,8 +22,10 @@ from typing import Any, Literal
 import yaml
 
 from personahub.llm import LLMClient
+from sandbox.run_folders import RunError, run_folder
+from sandbox.run_options import RunOptions
 from sandbox.rundb import RunDatabase
-from sandbox.runner import RunError, RunOptions, RunOutcome, run_folder, start_run
+from sandbox.runner import RunOutcome, start_run
 from sandbox.validation.data import load_frame
 from sandbox.validation.respondents import (
     Respondent,

@@ -5,7 +5,7 @@ tables, which only a real model can check (``benchmarks/estimate_accuracy.py``).
 from __future__ import annotations
 
 from personahub.llm.backends.base import BackendCall
-from personahub.llm.testing.fake_app import unscripted_reply
+from personahub.llm.testing.fake_replies import unscripted_reply
 from sandbox.estimate.dry import KnownAnswers
 
 

@@ -22,13 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from personahub.llm import LLMClient, load_settings
 from personahub.llm.backends import BackendCall
 from personahub.llm.seeds import request_seed
 from personahub.llm.testing import FunctionBackend
 from personahub.llm.testing.schema_instances import generate_instance
-from sandbox.runner import RunOptions, start_run
+from sandbox.run_options import RunOptions
+from sandbox.rundb import RunDatabase, RunRow
+from sandbox.runner import start_run
 
 Responder = Callable[[dict[str, Any]], Any]
 Script = Callable[[int, int], Any]
@@ -238,3 +242,14 @@ def make_run(
         llm=client,
     )
     return Path(outcome.database), outcome.run_id
+
+
+def set_run(db_path: Path, run_id: str, **values: Any) -> None:
+    """Change a recorded run's row (``status``, ``updated``, ...) as another process would."""
+    database = RunDatabase(db_path, must_exist=True)
+    try:
+        with Session(database.engine) as session:
+            session.execute(update(RunRow).where(col(RunRow.id) == run_id).values(**values))
+            session.commit()
+    finally:
+        database.close()

@@ -28,7 +28,7 @@ process:
   lists answer options, those options' first words with a spread hashed from the prompt).
 
 With nothing scripted the server answers as an instruction-following model would
-(:func:`~personahub.llm.testing.fake_app.unscripted_reply`): a request that carries a JSON
+(:func:`~personahub.llm.testing.fake_replies.unscripted_reply`): a request that carries a JSON
 schema gets a valid instance of that schema, varied by the prompt; a prompt that lists answer
 options (an option request) gets the first token of one of them, its top tokens spread over
 all of them; anything else gets an ``echo:`` of the last user turn.
@@ -36,7 +36,7 @@ all of them; anything else gets an ``echo:`` of the last user turn.
 Two ways to run it:
 
 * In-thread: ``with FakeOpenAIServer(latency_ms=5) as server: ...``.
-* Out-of-process (own GIL, for benchmarks): :func:`spawn_server_process`, or
+* Out-of-process (own GIL, for benchmarks; :mod:`.fake_process`): :func:`spawn_server_process`, or
   ``python -m personahub.llm.testing.fake_openai --port 0 --latency-ms 100``, which prints the
   base URL as its first stdout line. Attach to it with :meth:`FakeOpenAIServer.attach`.
 
@@ -47,33 +47,27 @@ the extra key ``queue_append`` appends to the queue), ``POST /_reset``,
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
-import selectors
-import signal
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from personahub.llm.testing.fake_app import (
-    BROKEN_JSON,
+from personahub.llm.testing.fake_app import ServerCore
+from personahub.llm.testing.fake_config import (
     CONFIG_DEFAULTS,
     CONFIG_KEYS,
     DEFAULT_MODEL,
     MAX_LOGGED_REQUESTS,
     Responder,
-    ServerCore,
 )
+from personahub.llm.testing.fake_process import main, spawn_server_process, stop_server_process
+from personahub.llm.testing.fake_replies import BROKEN_JSON
 from personahub.llm.testing.schema_instances import WORDS, generate_instance, vary_strings
 
 __all__ = [
@@ -301,104 +295,6 @@ class FakeOpenAIServer:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             raise ValueError(f"fake-openai {path}: {exc.read().decode(errors='replace')}") from exc
-
-
-def spawn_server_process(
-    latency_ms: float = 0,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    startup_timeout: float = 15.0,
-    **config: Any,
-) -> tuple[subprocess.Popen[str], str]:
-    """Run the server in a child process, so it does not share the client's GIL.
-
-    Args:
-        latency_ms: Delay before every chat answer.
-        host: Interface to bind.
-        port: Port to bind; 0 picks a free one.
-        startup_timeout: Seconds to wait for the child to report its URL.
-        **config: Initial JSON-serialisable config (no ``responder``).
-
-    Returns:
-        The process (stop it with :func:`stop_server_process` or ``kill()``) and its
-        base URL. Control it with ``FakeOpenAIServer.attach(base_url)``.
-    """
-    command = [
-        sys.executable,
-        "-m",
-        "personahub.llm.testing.fake_openai",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--latency-ms",
-        str(latency_ms),
-    ]
-    if config:
-        command += ["--config-json", json.dumps(config)]
-    repo_root = Path(__file__).resolve().parents[2]
-    # stderr is inherited: a pipe nobody drains could fill up and stall the server.
-    process = subprocess.Popen(command, cwd=repo_root, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        ready = selector.select(startup_timeout)
-    line = process.stdout.readline().strip() if ready else ""
-    if not line.startswith("http"):
-        stop_server_process(process)
-        raise RuntimeError(f"fake-openai process failed to start (first line: {line!r})")
-    return process, line
-
-
-def stop_server_process(process: subprocess.Popen[Any], timeout: float = 5.0) -> int:
-    """Terminate a process from :func:`spawn_server_process`, killing it if needed.
-
-    Returns:
-        The exit code.
-    """
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-    if process.stdout is not None:
-        process.stdout.close()
-    return process.returncode
-
-
-# --------------------------------------------------------------------------- __main__
-
-
-async def _serve_forever(host: str, port: int, config: dict[str, Any]) -> None:
-    core = ServerCore(config)
-    runner, bound = await core.start(host, port)
-    url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    print(f"http://{url_host}:{bound}/v1", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
-
-
-def main(argv: Iterable[str] | None = None) -> None:
-    """Command-line entry point; prints the base URL, then serves until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency-ms", type=float, default=None, help="overrides the config")
-    parser.add_argument("--config-json", default="{}", help="initial config as a JSON object")
-    args = parser.parse_args(None if argv is None else list(argv))
-    config = json.loads(args.config_json)
-    if not isinstance(config, dict):
-        parser.error("--config-json must be a JSON object")
-    if args.latency_ms is not None:
-        config["latency_ms"] = args.latency_ms
-    asyncio.run(_serve_forever(args.host, args.port, config))
 
 
 if __name__ == "__main__":

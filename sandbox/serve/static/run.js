@@ -4,7 +4,7 @@ const root = document.getElementById("run");
 const runId = root.dataset.run;
 const pollMs = Number(root.dataset.poll) || 1000;
 const base = "/api/runs/" + encodeURIComponent(runId);
-const IDLE = 5;  // a finished run's page asks this many times less often
+const IDLE = 5;  // a run that is not running is asked this many times less often
 let lastVersion = null;
 
 function fmt(n) { return Number(n || 0).toLocaleString("en"); }
@@ -143,10 +143,12 @@ async function poll() {
         root.dataset.loaded = "1";
       }
       document.getElementById("report-link").hidden = !snapshot.report;
-      if (snapshot.run.status !== "running") {
-        // Only the report can still come (it is written after the last step): wait for it,
-        // less often.
-        if (!snapshot.report) setTimeout(poll, pollMs * IDLE);
+      const status = snapshot.run.status;
+      if (status !== "running") {
+        // A completed run can only still get its report (written after the last step): wait
+        // for it, less often, while the server expects it, then stop. A failed or interrupted
+        // run may be resumed (`sandbox resume`): look in now and then, as the runs list does.
+        if (status !== "completed" || snapshot.report_pending) setTimeout(poll, pollMs * IDLE);
         return;
       }
     }
