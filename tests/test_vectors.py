@@ -79,6 +79,9 @@ def test_second_dedup_encodes_nothing(store: PersonaStore) -> None:
     assert first.dropped == {"embedding": 1} and embedder.calls == len(TEXTS)
     second = dedup_personas(store, stages=["embedding"], embedder=embedder, dry_run=True)
     assert second.dropped == first.dropped and embedder.calls == len(TEXTS)
+    # The reports say where the vectors came from.
+    assert (first.vectors_computed, first.vectors_read) == (len(TEXTS), 0)
+    assert (second.vectors_computed, second.vectors_read) == (0, len(TEXTS))
 
 
 def test_inserts_and_deletes_keep_vectors_in_step(store: PersonaStore) -> None:
@@ -142,6 +145,10 @@ def test_embed_command_and_stats_coverage(db_url: str, monkeypatch: pytest.Monke
     assert result.exit_code == 0 and "embedded 6" in result.output, result.output
     result = runner.invoke(app, ["embed", "--store", db_url])
     assert result.exit_code == 0 and "embedded 0" in result.output and embedder.calls == 6
+    # dedup reads what embed stored, and says so.
+    result = runner.invoke(app, ["dedup", "--store", db_url, "--stages", "embedding", "--dry-run"])
+    assert result.exit_code == 0 and embedder.calls == 6, result.output
+    assert "0 computed and stored, 6 read from the store" in result.output, result.output
     result = runner.invoke(app, ["stats", "--store", db_url])
     assert "6 of 6" in result.output, result.output
     result = runner.invoke(

@@ -144,6 +144,13 @@ def dedup_command(
         table.add_row(stage, f"{dropped:,}")
     table.add_row("[bold]kept[/]", f"{report.kept:,} of {report.total:,}")
     console.print(table)
+    if report.vectors_read or report.vectors_computed or report.confident:
+        # Shows the persisted vectors at work: a second dedup computes none.
+        line = (f"embedding vectors: {report.vectors_computed:,} computed and stored, "
+                f"{report.vectors_read:,} read from the store")  # fmt: skip
+        if report.confident:
+            line += f"; {report.confident:,} dropped in the confident band without one"
+        console.print(line)
     if not dry_run:
         console.print(f"deleted {report.deleted:,} personas")
     if removed is not None:

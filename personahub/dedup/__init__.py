@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from personahub.dedup.embedding import EmbeddingDeduper, VectorSource
@@ -46,6 +47,9 @@ class DedupReport(BaseModel):
         dry_run: Whether the store was left unchanged.
         removed: For a store with ``list_removed``, each dropped persona with the kept
             persona it duplicates, the stage and the similarity.
+        vectors_read: For a store, vectors the embedding stage read from the store.
+        vectors_computed: For a store, vectors the embedding stage computed (and stored).
+        confident: Texts the two-stage path dropped in its confident band, with no vector.
     """
 
     total: int = 0
@@ -55,6 +59,9 @@ class DedupReport(BaseModel):
     deleted: int = 0
     dry_run: bool = False
     removed: list[RemovedPersona] = []
+    vectors_read: int = 0
+    vectors_computed: int = 0
+    confident: int = 0
 
 
 class DedupPipeline:
@@ -128,6 +135,11 @@ class DedupPipeline:
         return keep
 
     @property
+    def confident(self) -> int:
+        """Texts the two-stage embedding stage dropped in its confident band."""
+        return sum(f.confident for f in self._filters.values() if isinstance(f, TwoStageDeduper))
+
+    @property
     def hasher(self) -> MinHasher | None:
         """The MinHash stage's hasher (None without that stage)."""
         deduper = self._filters.get("minhash")
@@ -181,12 +193,21 @@ def dedup_personas(
     """
     is_list = isinstance(source, Sequence) and not hasattr(source, "iter_personas")
     vectors: VectorSource | None = None
+    stored: Any = None
+    asked = 0  # vectors the embedding stage asked for: read or computed
     if not is_list and "embedding" in stages:
         # A store's personas are embedded once: stored vectors are read, missing ones
         # computed and stored for the next run.
         from personahub.store.vectors import StoredVectors
 
-        vectors = StoredVectors(source, embedder).vectors_for  # type: ignore[assignment]
+        stored = StoredVectors(source, embedder)
+
+        def counted(keys: Sequence[Hashable], texts: Sequence[str]) -> np.ndarray:
+            nonlocal asked
+            asked += len(texts)
+            return np.asarray(stored.vectors_for(keys, texts))
+
+        vectors = counted
     pipeline = DedupPipeline(
         stages, minhash_threshold, embedding_threshold, embedder, two_stage, confident_threshold
     )
@@ -212,6 +233,9 @@ def dedup_personas(
                 drops.extend(_drop(pipeline, p) for p in dropped)
             if progress is not None:
                 progress(len(batch))
+        # Counted before describing the drops, which may embed more for their similarities.
+        report.vectors_computed = stored.encoded if stored is not None else 0
+        report.vectors_read = asked - report.vectors_computed
         if drops:
             # Before deleting: the kept personas' texts are read from the store.
             report.removed = describe_drops(source, drops, pipeline.hasher, vectors)
@@ -219,6 +243,7 @@ def dedup_personas(
         if not dry_run and drop:
             report.deleted = source.delete_personas(drop)
     report.total = pipeline.total
+    report.confident = pipeline.confident
     report.dropped = dict(pipeline.dropped)
     report.kept = report.total - sum(report.dropped.values())
     return report
